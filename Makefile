@@ -1,0 +1,45 @@
+# Everything runs from a fresh clone: `make conformance` and `make test` set themselves up.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test lint typecheck unit conformance fuzz bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "wsconform needs Python 3.11+ (set PYTHON=python3.11)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check impl conformance fuzz bench
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest -q
+
+# What CI gates on: lint, types, unit + property + real-fuzzer tests.
+test: lint typecheck unit
+
+# The main job: the reference server through the full Autobahn suite under the strict gate.
+conformance: install
+	$(VENV)/bin/wsconform run --profile full --gate strict --agent reference \
+	  --outdir reports/reference
+
+fuzz: install
+	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q fuzz
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info \
+	  reports/*/raw

@@ -1,0 +1,363 @@
+"""The sans-I/O WebSocket connection: bytes in, events out; sends produce bytes.
+
+Invariants:
+- No I/O, no clock. The shell feeds ``receive_data`` / ``receive_eof``, pulls ``events()``
+  and writes ``data_to_send()``; it closes TCP when ``close_transport`` says so and applies
+  its own timeouts.
+- ``events()`` parses lazily, one event at a time: a shell that handles each event (and
+  writes its reply) before pulling the next keeps replies in order, so the echo of a valid
+  message that precedes a bad frame goes out before the Close that fails the connection.
+- Peer errors never escape: a protocol violation queues a Close with its code
+  (``errors.close_code_for``), records ``failure``, stops reading (RFC 6455 §7.1.7) and ends
+  the connection. Local misuse (sending after our Close) raises ``InvalidState``.
+- Nothing is delivered after ``Closed``; ``Closed`` is delivered exactly once.
+- Fragments are kept in lists and joined once: reassembly is linear in the message size.
+
+States and transitions (the shell's view)::
+
+    OPEN    --close() sends Close-------------------> CLOSING
+    OPEN    --Close received, answer queued---------> CLOSED
+    OPEN    --protocol violation, Close(code) sent--> CLOSED   (input discarded)
+    CLOSING --Close received------------------------> CLOSED
+    any     --EOF without a Close-------------------> CLOSED   (code 1006)
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from enum import Enum
+
+from .errors import (
+    CloseCode,
+    InvalidState,
+    MessageTooBig,
+    ProtocolError,
+    close_code_for,
+)
+from .events import BinaryMessage, Closed, CloseReceived, Event, Ping, Pong, TextMessage
+from .extensions import Extension
+from .frame import (
+    Frame,
+    FrameParser,
+    Opcode,
+    Role,
+    build_close_payload,
+    parse_close_payload,
+)
+from .utf8 import Utf8Validator, decode_text
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Connection", "State"]
+
+# A safe default for servers facing the internet (websockets uses 1 MiB as well); testees
+# that face the Autobahn fuzzer raise it, as its 9.x cases send 16 MiB messages.
+DEFAULT_MAX_MESSAGE_SIZE = 2**20
+
+
+class State(Enum):
+    OPEN = "OPEN"
+    CLOSING = "CLOSING"  # we sent Close and wait for the peer's
+    CLOSED = "CLOSED"
+
+
+class Connection:
+    """One WebSocket connection after its opening handshake, for either role."""
+
+    def __init__(
+        self,
+        role: int = Role.SERVER,
+        extensions: Sequence[Extension] = (),
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        subprotocol: str | None = None,
+    ) -> None:
+        self.role = Role(role)
+        self.extensions = list(extensions)
+        self.max_message_size = max_message_size
+        self.subprotocol = subprotocol
+        rsv_mask = 0
+        for extension in self.extensions:
+            rsv_mask |= extension.rsv_mask
+        max_frame_size = max_message_size
+        if max_message_size is not None and self.extensions:
+            # A compressed frame may be slightly larger than what it inflates to; deflate's
+            # worst case is 5 bytes per 16 KiB stored block, far below this headroom.
+            max_frame_size = max_message_size + max_message_size // 8 + 1024
+        self._parser = FrameParser(13, self.role, max_frame_size=max_frame_size, rsv_mask=rsv_mask)
+        self.state = State.OPEN
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.failure: ProtocolError | None = None
+        self.close_transport = False
+        self._events: deque[Event] = deque()
+        self._out: list[bytes] = []
+        self._reading = True  # False once a Close arrived or the connection failed
+        self._close_sent = False
+        # The message being reassembled.
+        self._message_opcode: Opcode | None = None
+        self._message_transformed = False  # its first frame had RSV bits: an extension owns it
+        self._message_size = 0
+        self._fragments: list[bytes] = []
+        self._text_parts: list[str] = []
+        self._validator: Utf8Validator | None = None
+        self._validated = 0  # payload bytes of the pending frame already validated as UTF-8
+
+    # -- input -------------------------------------------------------------------------------
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer bytes from the network; they are parsed as ``events()`` is iterated."""
+        if self._reading and data:
+            self._parser.feed(data)
+
+    def receive_eof(self) -> None:
+        """The peer closed TCP."""
+        self._reading = False
+        if self.role == Role.CLIENT or self.state == State.CLOSED:
+            self.close_transport = True
+        if self.state != State.CLOSED:
+            # RFC 6455 §7.1.5: no Close frame was received: the close code is 1006.
+            self._finish(CloseCode.ABNORMAL, "the connection ended without a Close frame")
+            self.close_transport = True
+
+    def events(self) -> Iterator[Event]:
+        """Yield events one at a time, parsing only as far as needed for the next one."""
+        while True:
+            if self._events:
+                yield self._events.popleft()
+                continue
+            if not self._reading:
+                return
+            try:
+                frame = self._parser.next_frame()
+                if frame is None:
+                    self._check_pending_frame()
+                    return
+                self._handle_frame(frame)
+            except ProtocolError as exc:
+                self._fail_on(exc)
+
+    # -- output ------------------------------------------------------------------------------
+    def data_to_send(self) -> bytes:
+        """Bytes queued for the network since the last call."""
+        if not self._out:
+            return b""
+        out = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def send(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Send one message: ``str`` as text, bytes-like as binary."""
+        if isinstance(data, str):
+            self.send_text(data)
+        else:
+            self.send_binary(data)
+
+    def send_text(self, text: str, fragment_size: int | None = None) -> None:
+        self._send_message(Opcode.TEXT, text.encode("utf-8"), fragment_size)
+
+    def send_binary(
+        self, data: bytes | bytearray | memoryview, fragment_size: int | None = None
+    ) -> None:
+        self._send_message(Opcode.BINARY, bytes(data), fragment_size)
+
+    def send_ping(self, payload: bytes | str = b"") -> None:
+        self._check_can_send("a Ping")
+        self._queue(Frame.ping(payload))
+
+    def send_pong(self, payload: bytes | str = b"") -> None:
+        self._check_can_send("a Pong")
+        self._queue(Frame.pong(payload))
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Start the closing handshake (RFC 6455 §7.1.2); a no-op once it has started."""
+        if self.state != State.OPEN:
+            return
+        self._send_close(code, reason)
+        self.state = State.CLOSING
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection (RFC 6455 §7.1.7): send Close with ``code`` and stop reading."""
+        if self.state == State.CLOSED:
+            return
+        if not self._close_sent:
+            self._send_close(code, reason)
+        self._reading = False
+        self.close_transport = True
+        self._finish(code, reason)
+
+    # -- frames ------------------------------------------------------------------------------
+    def _handle_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode == Opcode.CLOSE:
+            self._handle_close(frame.payload)
+        elif opcode == Opcode.PING:
+            if self.state == State.OPEN:
+                # RFC 6455 §5.5.2/§5.5.3: answer with a Pong carrying the same payload.
+                self._queue(Frame.pong(frame.payload))
+            self._events.append(Ping(frame.payload))
+        elif opcode == Opcode.PONG:
+            self._events.append(Pong(frame.payload))
+        else:
+            self._handle_data(frame)
+
+    def _handle_data(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        # RFC 6455 §5.4: a fragmented message is one TEXT/BINARY frame then CONTINUATION
+        # frames, the last with FIN; no other data frame may interleave.
+        if opcode == Opcode.CONTINUATION:
+            if self._message_opcode is None:
+                raise ProtocolError("a continuation frame with no message in progress")
+        else:
+            if self._message_opcode is not None:
+                raise ProtocolError(
+                    f"a new {opcode.name} frame while a fragmented message is in progress"
+                )
+            self._message_opcode = opcode
+            self._message_transformed = bool(frame.rsv1 or frame.rsv2 or frame.rsv3)
+        if self.extensions:
+            remaining = None
+            if self.max_message_size is not None:
+                remaining = self.max_message_size - self._message_size
+            for extension in reversed(self.extensions):
+                frame = extension.decode(frame, max_size=remaining)
+        payload = frame.payload
+        self._message_size += len(payload)
+        self._check_size()
+        if self._message_opcode == Opcode.TEXT:
+            self._handle_text_payload(payload, frame.final)
+        elif frame.final and not self._fragments:
+            self._end_message(BinaryMessage(payload))
+        else:
+            self._fragments.append(payload)
+            if frame.final:
+                self._end_message(BinaryMessage(b"".join(self._fragments)))
+
+    def _handle_text_payload(self, payload: bytes, final: bool) -> None:
+        validated, self._validated = self._validated, 0
+        if final and self._validator is None and not validated:
+            self._end_message(TextMessage(decode_text(payload)))  # the common, unfragmented case
+            return
+        if self._validator is None:
+            self._validator = Utf8Validator()
+        text = self._validator.feed(payload[validated:] if validated else payload, final)
+        if text:
+            self._text_parts.append(text)
+        if final:
+            self._end_message(TextMessage("".join(self._text_parts)))
+
+    def _check_pending_frame(self) -> None:
+        """Judge the frame whose payload is still arriving, as far as it can be judged.
+
+        Fail fast (Autobahn 6.4.3/6.4.4, 9.x): a text payload that is already invalid UTF-8
+        or a message already over the limit is refused before the rest of it arrives.
+        """
+        pending = self._parser.pending_frame()
+        if pending is None:
+            return
+        first, length = pending
+        opcode = first & 0x0F
+        if opcode >= 0x8:
+            return
+        if opcode == Opcode.CONTINUATION:
+            if self._message_opcode is None or self._message_transformed:
+                return  # the frame's own checks happen when it is complete
+        elif self._message_opcode is not None or first & 0x70:
+            return
+        limit = self.max_message_size
+        if limit is not None and not self.extensions and self._message_size + length > limit:
+            raise MessageTooBig(
+                f"a message of more than {limit} bytes ({self._message_size + length} announced)"
+            )
+        is_text = opcode == Opcode.TEXT or self._message_opcode == Opcode.TEXT
+        if not is_text:
+            return
+        chunk = self._parser.partial_payload(self._validated)
+        if not chunk:
+            return
+        if self._validator is None:
+            self._validator = Utf8Validator()
+        text = self._validator.feed(chunk, False)
+        if text:
+            self._text_parts.append(text)
+        self._validated += len(chunk)
+
+    def _check_size(self) -> None:
+        if self.max_message_size is not None and self._message_size > self.max_message_size:
+            raise MessageTooBig(
+                f"a message of more than {self.max_message_size} bytes "
+                f"({self._message_size} so far)"
+            )
+
+    def _end_message(self, event: TextMessage | BinaryMessage) -> None:
+        self._message_opcode = None
+        self._message_transformed = False
+        self._message_size = 0
+        self._fragments = []
+        self._text_parts = []
+        self._validator = None
+        self._events.append(event)
+
+    def _handle_close(self, payload: bytes) -> None:
+        code, reason = parse_close_payload(payload)  # ProtocolError / InvalidPayload fail it
+        received = CloseCode.NO_STATUS if code is None else code
+        self._reading = False  # RFC 6455 §5.5.1: nothing is processed after a Close
+        self._events.append(CloseReceived(int(received), reason))
+        if not self._close_sent:
+            # RFC 6455 §5.5.1: answer a Close with a Close, typically echoing its code.
+            self._send_close(CloseCode.NORMAL if code is None else code, "")
+        if self.role == Role.SERVER:
+            # RFC 6455 §7.1.1: the server closes TCP first once the handshake is done.
+            self.close_transport = True
+        self._finish(received, reason)
+
+    def _fail_on(self, exc: ProtocolError) -> None:
+        self.failure = exc
+        self.fail(close_code_for(exc), _close_reason(exc.reason))
+
+    def _finish(self, code: int, reason: str) -> None:
+        if self.state == State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self.close_code = int(code)
+        self.close_reason = reason
+        self._events.append(Closed(int(code), reason))
+
+    # -- sending -----------------------------------------------------------------------------
+    def _check_can_send(self, what: str) -> None:
+        if self.state != State.OPEN:
+            raise InvalidState(
+                f"cannot send {what}: the {self.role.name.lower()} connection is "
+                f"{self.state.value} (RFC 6455 §5.5.1: nothing follows a Close)"
+            )
+
+    def _send_message(self, opcode: Opcode, payload: bytes, fragment_size: int | None) -> None:
+        self._check_can_send(f"a {opcode.name.lower()} message")
+        if fragment_size is None or len(payload) <= fragment_size:
+            self._queue(Frame(payload, opcode, final=True))
+            return
+        if fragment_size < 1:
+            raise ValueError("fragment_size must be at least 1")
+        last = len(payload) - fragment_size
+        for start in range(0, len(payload), fragment_size):
+            frame_opcode = opcode if start == 0 else Opcode.CONTINUATION
+            chunk = payload[start : start + fragment_size]
+            self._queue(Frame(chunk, frame_opcode, final=start >= last))
+
+    def _send_close(self, code: int, reason: str) -> None:
+        self._close_sent = True
+        self._queue(Frame(build_close_payload(code, reason), Opcode.CLOSE, final=True))
+
+    def _queue(self, frame: Frame) -> None:
+        if not frame.opcode.is_control:
+            for extension in self.extensions:
+                frame = extension.encode(frame)
+        if self.role == Role.CLIENT:
+            frame.masking_key = os.urandom(4)  # RFC 6455 §5.3: unpredictable, per frame
+        self._out.append(frame.build_frame())
+
+
+def _close_reason(reason: str) -> str:
+    """``reason`` cut to fit a Close frame (123 bytes of UTF-8, RFC 6455 §5.5)."""
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= 123:
+        return reason
+    return encoded[:123].decode("utf-8", "ignore")

@@ -1,0 +1,500 @@
+"""The RFC 6455 §5 codec: frames, masking, and an incremental frame parser.
+
+Invariants:
+- No I/O here. ``FrameParser`` takes bytes in any chunking and hands out whole frames; it
+  never drops bytes that follow a frame in the same chunk, and it yields every valid frame
+  that precedes a bad one before raising for the bad one.
+- A parsed frame's payload is unmasked; the parser checks the frame header (RSV bits no
+  extension claims, reserved opcodes, control-frame rules, masking direction, the 64-bit
+  length's top bit, the size limit) as soon as the header bytes are there, before the payload.
+- Fragment sequencing, UTF-8 and close-payload semantics belong to the connection, which
+  knows the message in progress; helpers for close payloads live here so both roles share them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from enum import IntEnum
+
+from .errors import (
+    InvalidPayload,
+    MessageTooBig,
+    ProtocolError,
+    is_valid_close_code,
+)
+
+__all__ = [
+    "MAX_CONTROL_PAYLOAD",
+    "Frame",
+    "FrameParser",
+    "Opcode",
+    "Role",
+    "build_close_payload",
+    "mask",
+    "parse_close_payload",
+    "unmask",
+]
+
+
+class Opcode(IntEnum):
+    """Frame opcodes, RFC 6455 §5.2; every other value is reserved."""
+
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+    @property
+    def is_control(self) -> bool:
+        return self >= 0x8
+
+
+class Role(IntEnum):
+    """Which side of the connection we are; the pulsar API spells it ``kind=0`` or ``1``."""
+
+    SERVER = 0  # parses masked client frames, sends unmasked frames
+    CLIENT = 1  # parses unmasked server frames, sends masked frames
+
+
+# RFC 6455 §5.5: all control frames MUST have a payload length of 125 bytes or less.
+MAX_CONTROL_PAYLOAD = 125
+_KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
+# Versions whose framing is the one of RFC 6455 (hybi-07, hybi-08 and 13 share it).
+_SUPPORTED_VERSIONS = frozenset({None, 7, 8, 13})
+
+
+def mask(data: bytes | bytearray | memoryview, masking_key: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``masking_key`` (RFC 6455 §5.3).
+
+    Masking is its own inverse. The work is done on one big integer, not byte by byte: a
+    per-byte Python loop is a hundred times slower on large payloads.
+    """
+    if len(masking_key) != 4:
+        raise ValueError("a masking key is exactly 4 bytes")
+    length = len(data)
+    if length == 0:
+        return b""
+    repeats, rest = divmod(length, 4)
+    key_stream = masking_key * repeats + masking_key[:rest]
+    value = int.from_bytes(data, "little") ^ int.from_bytes(key_stream, "little")
+    return value.to_bytes(length, "little")
+
+
+unmask = mask
+
+
+def build_close_payload(code: int | None = None, reason: str = "") -> bytes:
+    """The payload of a Close frame: a 2-byte code then a UTF-8 reason (RFC 6455 §5.5.1)."""
+    if code is None:
+        if reason:
+            raise ValueError("a close reason needs a close code")
+        return b""
+    if not is_valid_close_code(code):
+        raise ValueError(f"{code} is not a close code that may be sent")
+    payload = code.to_bytes(2, "big") + reason.encode("utf-8")
+    if len(payload) > MAX_CONTROL_PAYLOAD:
+        raise ValueError("a close reason is at most 123 bytes of UTF-8")
+    return payload
+
+
+def parse_close_payload(payload: bytes) -> tuple[int | None, str]:
+    """The code and reason of a received Close frame, validated (RFC 6455 §5.5.1, §7.4).
+
+    An empty payload means no status (returned as ``None``; reported as 1005).
+    """
+    if not payload:
+        return None, ""
+    if len(payload) == 1:
+        raise ProtocolError("a close payload of one byte has no complete status code")
+    code = int.from_bytes(payload[:2], "big")
+    if not is_valid_close_code(code):
+        raise ProtocolError(f"close code {code} is not allowed on the wire")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload("the close reason is not valid UTF-8") from exc
+    return code, reason
+
+
+class Frame:
+    """One WebSocket frame, pulsar-style.
+
+    ``Frame(message, opcode=None, ...)``: ``message`` is ``str`` (text, encoded as UTF-8) or
+    bytes-like (binary); with no ``opcode`` it is inferred from the message's type. ``final``
+    defaults to ``False`` as in pulsar: a whole message is ``Frame(msg, final=True)``.
+    ``masking_key`` (4 bytes) masks the frame on the wire, as a client must.
+    """
+
+    __slots__ = ("final", "masking_key", "opcode", "payload", "rsv1", "rsv2", "rsv3", "version")
+
+    def __init__(
+        self,
+        message: str | bytes | bytearray | memoryview | None = None,
+        opcode: int | None = None,
+        version: int | None = None,
+        masking_key: bytes | None = None,
+        final: bool = False,
+        rsv1: int = 0,
+        rsv2: int = 0,
+        rsv3: int = 0,
+    ) -> None:
+        if version not in _SUPPORTED_VERSIONS:
+            raise ValueError(f"WebSocket version {version} is not supported (13 is)")
+        if isinstance(message, str):
+            payload = message.encode("utf-8")
+            inferred = Opcode.TEXT
+        elif message is None:
+            payload = b""
+            inferred = Opcode.BINARY
+        else:
+            payload = bytes(message)
+            inferred = Opcode.BINARY
+        op = inferred if opcode is None else opcode
+        if op not in _KNOWN_OPCODES:
+            raise ValueError(f"opcode {op:#x} is reserved (RFC 6455 §5.2)")
+        self.opcode = Opcode(op)
+        if self.opcode.is_control:
+            if len(payload) > MAX_CONTROL_PAYLOAD:
+                raise ValueError("control frames carry at most 125 bytes (RFC 6455 §5.5)")
+            final = True  # RFC 6455 §5.5: control frames are never fragmented
+        if masking_key is not None and len(masking_key) != 4:
+            raise ValueError("a masking key is exactly 4 bytes")
+        self.payload = payload
+        self.final = bool(final)
+        self.rsv1 = 1 if rsv1 else 0
+        self.rsv2 = 1 if rsv2 else 0
+        self.rsv3 = 1 if rsv3 else 0
+        self.masking_key = masking_key
+        self.version = version
+
+    # -- constructors for the frames every endpoint sends ----------------------------------
+    @classmethod
+    def ping(cls, payload: bytes | str = b"", masking_key: bytes | None = None) -> Frame:
+        return cls(_as_bytes(payload), Opcode.PING, masking_key=masking_key, final=True)
+
+    @classmethod
+    def pong(cls, payload: bytes | str = b"", masking_key: bytes | None = None) -> Frame:
+        return cls(_as_bytes(payload), Opcode.PONG, masking_key=masking_key, final=True)
+
+    @classmethod
+    def close(
+        cls, code: int | None = None, reason: str = "", masking_key: bytes | None = None
+    ) -> Frame:
+        payload = build_close_payload(code, reason)
+        return cls(payload, Opcode.CLOSE, masking_key=masking_key, final=True)
+
+    @classmethod
+    def continuation(
+        cls,
+        data: bytes | str,
+        final: bool = False,
+        masking_key: bytes | None = None,
+    ) -> Frame:
+        return cls(_as_bytes(data), Opcode.CONTINUATION, masking_key=masking_key, final=final)
+
+    # -- pulsar names ----------------------------------------------------------------------
+    @property
+    def body(self) -> bytes:
+        """The (unmasked) payload."""
+        return self.payload
+
+    @property
+    def msg(self) -> bytes:
+        """The frame as it goes on the wire."""
+        return self.build_frame()
+
+    @property
+    def is_control(self) -> bool:
+        return self.opcode.is_control
+
+    @property
+    def is_data(self) -> bool:
+        return not self.opcode.is_control
+
+    @property
+    def is_close(self) -> bool:
+        return self.opcode == Opcode.CLOSE
+
+    @property
+    def is_ping(self) -> bool:
+        return self.opcode == Opcode.PING
+
+    @property
+    def is_pong(self) -> bool:
+        return self.opcode == Opcode.PONG
+
+    @property
+    def is_message(self) -> bool:
+        """A data frame (text, binary or continuation)."""
+        return not self.opcode.is_control
+
+    def mask(self, data: bytes) -> bytes:
+        """``data`` XOR this frame's masking key (RFC 6455 §5.3)."""
+        if self.masking_key is None:
+            raise ValueError("this frame has no masking key")
+        return mask(data, self.masking_key)
+
+    unmask = mask
+
+    def build_frame(self) -> bytes:
+        """The wire bytes: header (RFC 6455 §5.2), optional masking key, (masked) payload."""
+        payload = self.payload
+        length = len(payload)
+        first = (
+            (0x80 if self.final else 0)
+            | (self.rsv1 << 6)
+            | (self.rsv2 << 5)
+            | (self.rsv3 << 4)
+            | self.opcode
+        )
+        mask_bit = 0x80 if self.masking_key is not None else 0
+        # RFC 6455 §5.2: the minimal number of bytes MUST be used to encode the length.
+        if length < 126:
+            header = bytes((first, mask_bit | length))
+        elif length < 0x10000:
+            header = bytes((first, mask_bit | 126)) + length.to_bytes(2, "big")
+        else:
+            header = bytes((first, mask_bit | 127)) + length.to_bytes(8, "big")
+        if self.masking_key is None:
+            return header + payload
+        return header + self.masking_key + mask(payload, self.masking_key)
+
+    def __bytes__(self) -> bytes:
+        return self.build_frame()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return (
+            self.opcode == other.opcode
+            and self.payload == other.payload
+            and self.final == other.final
+            and (self.rsv1, self.rsv2, self.rsv3) == (other.rsv1, other.rsv2, other.rsv3)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        rsv = f"{self.rsv1}{self.rsv2}{self.rsv3}"
+        shown = self.payload[:32]
+        more = "..." if len(self.payload) > 32 else ""
+        return (
+            f"Frame({self.opcode.name}, final={self.final}, rsv={rsv}, "
+            f"len={len(self.payload)}, {shown!r}{more})"
+        )
+
+
+def _as_bytes(data: bytes | str | bytearray | memoryview) -> bytes:
+    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+
+class FrameParser:
+    """Incremental frame parser (and encoder) for one direction of one connection.
+
+    ``kind=0`` (``Role.SERVER``) parses client frames, which must be masked, and encodes
+    unmasked server frames; ``kind=1`` (``Role.CLIENT``) the reverse. ``rsv_mask`` holds the
+    RSV bits negotiated extensions claim (0b100 for RSV1); frames using any other RSV bit are
+    rejected. ``max_frame_size`` bounds a single frame's payload (``None``: no bound).
+
+    Use: ``parser.feed(data)``, then ``for frame in parser.frames(): ...``.
+    """
+
+    def __init__(
+        self,
+        version: int | None = None,
+        kind: int = Role.SERVER,
+        *,
+        max_frame_size: int | None = None,
+        rsv_mask: int = 0,
+    ) -> None:
+        if version not in _SUPPORTED_VERSIONS:
+            raise ValueError(f"WebSocket version {version} is not supported (13 is)")
+        self.version = version
+        self.role = Role(kind)
+        self.max_frame_size = max_frame_size
+        self.rsv_mask = rsv_mask
+        self._buffer = bytearray()
+        self._pos = 0
+        # A frame whose header passed validation but whose payload has not fully arrived.
+        self._pending_header: tuple[int, int, int, bytes | None] | None = None
+
+    @property
+    def kind(self) -> int:
+        return int(self.role)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet handed out as frames."""
+        return len(self._buffer) - self._pos
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Add received bytes; nothing is parsed until frames are asked for."""
+        if self._pos:
+            del self._buffer[: self._pos]
+            self._pos = 0
+        self._buffer += data
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield each complete frame in order; raise ``ProtocolError`` at the first bad one."""
+        while True:
+            frame = self.next_frame()
+            if frame is None:
+                return
+            yield frame
+
+    def decode(self, data: bytes = b"") -> Frame | None:
+        """pulsar's call: feed ``data`` and return the next complete frame, or ``None``."""
+        if data:
+            self.feed(data)
+        return self.next_frame()
+
+    def next_frame(self) -> Frame | None:
+        """The next complete frame, or ``None`` until more bytes arrive."""
+        if self._pending_header is None:
+            header = self._read_header()
+            if header is None:
+                return None
+            self._pending_header = header
+        first, length, start, masking_key = self._pending_header
+        end = start + length
+        if len(self._buffer) < end:
+            return None
+        self._pending_header = None
+        payload = bytes(self._buffer[start:end])
+        if len(self._buffer) == end:
+            self._buffer.clear()
+            self._pos = 0
+        else:
+            self._pos = end
+        if masking_key is not None:
+            payload = mask(payload, masking_key)
+        frame = Frame.__new__(Frame)
+        frame.opcode = Opcode(first & 0x0F)
+        frame.payload = payload
+        frame.final = bool(first & 0x80)
+        frame.rsv1 = (first >> 6) & 1
+        frame.rsv2 = (first >> 5) & 1
+        frame.rsv3 = (first >> 4) & 1
+        frame.masking_key = masking_key
+        frame.version = self.version
+        return frame
+
+    def pending_frame(self) -> tuple[int, int] | None:
+        """(first header byte, payload length) of a frame whose header has arrived and whose
+        payload has not, validating that header now; ``None`` if there is no such frame.
+
+        Lets the connection fail fast on a frame it can already judge (too big, or text
+        that is already invalid) before the whole payload arrives.
+        """
+        if self._pending_header is None:
+            header = self._read_header()
+            if header is None:
+                return None
+            self._pending_header = header
+        first, length, _, _ = self._pending_header
+        return first, length
+
+    def partial_payload(self, start: int) -> bytes:
+        """The unmasked payload bytes of the pending frame that have arrived, from ``start``."""
+        if self._pending_header is None:
+            return b""
+        _, length, payload_start, masking_key = self._pending_header
+        end = min(len(self._buffer), payload_start + length)
+        begin = payload_start + start
+        if begin >= end:
+            return b""
+        chunk = bytes(self._buffer[begin:end])
+        if masking_key is None:
+            return chunk
+        shift = start % 4
+        return mask(chunk, masking_key[shift:] + masking_key[:shift])
+
+    def _read_header(self) -> tuple[int, int, int, bytes | None] | None:
+        """Validate and consume a frame header: (first byte, length, payload start, key)."""
+        buf = self._buffer
+        pos = self._pos
+        available = len(buf) - pos
+        if available < 2:
+            return None
+        first, second = buf[pos], buf[pos + 1]
+        self._check_first_byte(first)
+        opcode = first & 0x0F
+        masked = bool(second & 0x80)
+        # RFC 6455 §5.1: a server MUST close the connection upon receiving an unmasked frame;
+        # a client MUST close it upon receiving a masked frame.
+        if self.role == Role.SERVER and not masked:
+            raise ProtocolError("client frames must be masked (RFC 6455 §5.1)")
+        if self.role == Role.CLIENT and masked:
+            raise ProtocolError("server frames must not be masked (RFC 6455 §5.1)")
+        length = second & 0x7F
+        header_size = 2
+        if opcode >= 0x8 and length > MAX_CONTROL_PAYLOAD:
+            raise ProtocolError("control frames carry at most 125 bytes (RFC 6455 §5.5)")
+        if length == 126:
+            header_size = 4
+            if available < header_size:
+                return None
+            length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+        elif length == 127:
+            header_size = 10
+            if available < header_size:
+                return None
+            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            # RFC 6455 §5.2: the most significant bit of the 64-bit length MUST be 0.
+            if length >> 63:
+                raise ProtocolError("the 64-bit payload length has its top bit set")
+        if self.max_frame_size is not None and length > self.max_frame_size:
+            raise MessageTooBig(
+                f"a frame of {length} bytes is over the limit of {self.max_frame_size}"
+            )
+        masking_key: bytes | None = None
+        if masked:
+            if available < header_size + 4:
+                return None
+            masking_key = bytes(buf[pos + header_size : pos + header_size + 4])
+            header_size += 4
+        return first, length, pos + header_size, masking_key
+
+    def _check_first_byte(self, first: int) -> None:
+        opcode = first & 0x0F
+        if opcode not in _KNOWN_OPCODES:
+            raise ProtocolError(f"opcode {opcode:#x} is reserved (RFC 6455 §5.2)")
+        rsv = (first >> 4) & 0x07
+        if opcode >= 0x8:
+            # RFC 6455 §5.5: control frames MUST NOT be fragmented. No extension here defines
+            # RSV bits on control frames (RFC 7692 §6.1 forbids compressing them).
+            if not first & 0x80:
+                raise ProtocolError("control frames must not be fragmented (RFC 6455 §5.5)")
+            if rsv:
+                raise ProtocolError("RSV bits set on a control frame")
+        elif rsv & ~self.rsv_mask:
+            # RFC 6455 §5.2: a nonzero RSV bit no negotiated extension defines fails the
+            # connection.
+            raise ProtocolError(f"RSV bits {rsv:03b} set without an extension that defines them")
+
+    # -- encoding ----------------------------------------------------------------------------
+    def encode(
+        self,
+        message: str | bytes | bytearray | memoryview | None,
+        opcode: int | None = None,
+        final: bool = True,
+        rsv1: int = 0,
+        rsv2: int = 0,
+        rsv3: int = 0,
+    ) -> bytes:
+        """Wire bytes of one outgoing frame, masked with a fresh random key when we are a
+        client (RFC 6455 §5.3: the key must be unpredictable)."""
+        masking_key = os.urandom(4) if self.role == Role.CLIENT else None
+        return Frame(
+            message,
+            opcode,
+            version=self.version,
+            masking_key=masking_key,
+            final=final,
+            rsv1=rsv1,
+            rsv2=rsv2,
+            rsv3=rsv3,
+        ).build_frame()
