@@ -1,0 +1,465 @@
+"""The ``wsconform`` command: run the Autobahn fuzzer against a server, gate, report.
+
+Each command maps its outcome onto the documented exit codes (see `EXIT_CODES`); results go to
+stdout, progress and diagnostics to stderr, so ``wsconform run ... > summary.txt`` keeps the
+verdict alone.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from wsconform import (
+    __version__,
+    backends,
+    catalog,
+    gate,
+    progress,
+    render,
+    results,
+    runner,
+    testee,
+)
+
+EXIT_CODES = """\
+Exit codes:
+
+\b
+  0  passed
+  1  conformance failures (cases outside the gate and the expectations), or a partial
+     (interrupted) run; a testee that died mid-run fails the cases it never answered
+  2  usage or configuration error (bad option, expectations file, malformed index.json,
+     run directory in use)
+  3  the fuzzer or the testee could not run (no result at all)
+  4  regression against a baseline run
+"""
+
+MAX_LISTED_FAILURES = 25
+_AGENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def _consoles() -> tuple[Console, Console]:
+    """stdout for results, stderr for progress and diagnostics."""
+    return Console(highlight=False, soft_wrap=True), Console(
+        stderr=True, highlight=False, soft_wrap=True
+    )
+
+
+def _patterns(values: Sequence[str]) -> list[str]:
+    """Patterns from repeated options, each also split on commas (case ids hold none)."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _selection(
+    profile: str, cases: Sequence[str], exclude: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """--cases replaces the profile's cases; --exclude adds to the profile's exclusions."""
+    profile_cases, profile_exclude = catalog.PROFILES[profile]
+    chosen = _patterns(cases) or list(profile_cases)
+    return chosen, list(profile_exclude) + _patterns(exclude)
+
+
+def _fail(err: Console, code: int, message: str) -> None:
+    """Print an error and leave with `code`."""
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    sys.exit(code)
+
+
+def _load_expectations(err: Console, path: Path | None) -> list[gate.Expectation]:
+    if path is None:
+        return []
+    try:
+        return list(gate.load_expectations(path))
+    except gate.GateConfigError as exc:
+        _fail(err, gate.EXIT_USAGE, str(exc))
+        raise AssertionError("unreachable") from exc
+
+
+def _load_run(err: Console, path: Path, agent: str | None) -> results.RunResults:
+    try:
+        return runner.load_run(path, agent)
+    except results.ResultsError as exc:
+        _fail(err, gate.EXIT_USAGE, f"cannot read the run in {path}: {exc}")
+        raise AssertionError("unreachable") from exc
+
+
+def _print_verdict(
+    out: Console,
+    run: results.RunResults,
+    report: gate.GateReport,
+    written: dict[str, Path] | None = None,
+) -> None:
+    """Failures, notes, where the reports are, the summary line, and what to do next."""
+    failures = [v for v in report.verdicts if v.failing or v.outcome == "unexpected-pass"]
+    for verdict in failures[:MAX_LISTED_FAILURES]:
+        result = verdict.result
+        verdicts = f"{result.behavior}/{result.behavior_close}" if result is not None else "-"
+        reason = " ".join(verdict.reason.split())[:160]
+        out.print(f"{verdict.outcome:>16}  {verdict.case_id:<9} {verdicts:<24} {escape(reason)}")
+    if len(failures) > MAX_LISTED_FAILURES:
+        out.print(f"{'':>16}  ... and {len(failures) - MAX_LISTED_FAILURES} more")
+    for note in [*run.notes, *report.notes]:
+        out.print(f"note: {escape(note)}")
+    if written:
+        out.print(
+            f"reports: {written['html']} ({written['markdown'].name}, {written['junit'].name},"
+            f" {written['json'].name})"
+        )
+    out.print(render.summary_line(report))
+    if report.partial:
+        out.print("next: the run is partial; run it again to completion")
+    elif not report.passed:
+        where = written["markdown"] if written else "the fuzzer's case reports"
+        out.print(
+            f"next: read each failure in {where}; accept known ones with reasons in an "
+            "expectations file (--expectations)"
+        )
+
+
+@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wsconform")
+def main() -> None:
+    """Drive a WebSocket server through the Autobahn|Testsuite fuzzer, gate CI on the result,
+    and write reports (Markdown, JUnit XML, JSON, HTML)."""
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option("--url", help="Fuzz a server that is already running at this ws:// URL.")
+@click.option(
+    "--server-cmd",
+    metavar="CMD",
+    help="Start the testee with this command; {port} (and {host}) are filled in. "
+    "Default (no --url either): the reference server, python -m rfc6455 serve.",
+)
+@click.option(
+    "--agent", help="Name of the implementation under test (default: reference, or testee)."
+)
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(catalog.PROFILES)),
+    default="full",
+    show_default=True,
+    help="Case selection: quick (1-7, 10), no-deflate (all but 12, 13), full.",
+)
+@click.option(
+    "--cases",
+    multiple=True,
+    metavar="PATTERN",
+    help="Cases to run (replaces the profile's); repeatable or comma-separated; "
+    "wstest pattern semantics.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Cases to leave out (added to the profile's).",
+)
+@click.option(
+    "--gate",
+    "preset",
+    type=click.Choice(gate.PRESETS),
+    default="strict",
+    show_default=True,
+    help="Pass rule.",
+)
+@click.option(
+    "--expectations",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file of accepted verdicts, with reasons.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="An earlier run: exit 4 when a case regressed against it.",
+)
+@click.option(
+    "--allow-unimplemented",
+    is_flag=True,
+    help="Do not fail on UNIMPLEMENTED (e.g. no permessage-deflate).",
+)
+@click.option(
+    "--outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default: reports/<agent>).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(backends.BACKENDS),
+    default="auto",
+    show_default=True,
+    help="Where the fuzzer runs: docker when an engine answers, else local Python 2.7.",
+)
+@click.option(
+    "--python2",
+    metavar="PATH",
+    help=f"Python 2.7 for the local backend (or ${backends.PYTHON2_ENV}).",
+)
+@click.option(
+    "--docker-image",
+    default=backends.DOCKER_IMAGE,
+    show_default=True,
+    help="Fuzzer image for the docker backend.",
+)
+@click.option(
+    "--startup-timeout",
+    type=click.FloatRange(min=0.1),
+    default=testee.STARTUP_TIMEOUT,
+    show_default=True,
+    help="Seconds the testee gets to accept connections.",
+)
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="One line per finished category instead of the live bar "
+    "(also when $CI is set or not on a terminal).",
+)
+def run(
+    url: str | None,
+    server_cmd: str | None,
+    agent: str | None,
+    profile: str,
+    cases: tuple[str, ...],
+    exclude: tuple[str, ...],
+    preset: str,
+    expectations: Path | None,
+    baseline: Path | None,
+    allow_unimplemented: bool,
+    outdir: Path | None,
+    backend: str,
+    python2: str | None,
+    docker_image: str,
+    startup_timeout: float,
+    quiet: bool,
+) -> None:
+    """Run the fuzzer against a server, gate the verdicts, write the reports."""
+    out, err = _consoles()
+    if url is not None and server_cmd is not None:
+        raise click.UsageError("give --url or --server-cmd, not both")
+    if server_cmd is not None and "{port}" not in server_cmd:
+        raise click.BadParameter("must contain {port}", param_hint="--server-cmd")
+    if agent is None:
+        agent = "testee" if url is not None or server_cmd is not None else "reference"
+    if not _AGENT.fullmatch(agent):
+        raise click.BadParameter(
+            "letters, digits and . _ + - only (it names the report directory)",
+            param_hint="--agent",
+        )
+    chosen, excluded = _selection(profile, cases, exclude)
+    config = runner.RunConfig(
+        agent=agent,
+        outdir=outdir if outdir is not None else Path("reports") / agent,
+        cases=chosen,
+        exclude=excluded,
+        url=url,
+        server_cmd=server_cmd,
+        preset=preset,
+        expectations=_load_expectations(err, expectations),
+        allow_unimplemented=allow_unimplemented,
+        baseline=baseline,
+        startup_timeout=startup_timeout,
+    )
+    step = _step_printer(err)
+    try:
+        fuzzer = backends.choose(backend, python2=python2 or None, image=docker_image, step=step)
+        outcome = runner.execute(config, fuzzer, progress.make_view(err, quiet), err.print)
+    except runner.RunError as exc:
+        _fail(err, exc.exit_code, str(exc))
+        return
+    except backends.BackendError as exc:
+        _fail(err, gate.EXIT_RUN_ERROR, f"the fuzzer cannot run: {exc}")
+        return
+    except KeyboardInterrupt:
+        _fail(err, gate.EXIT_RUN_ERROR, "interrupted before the fuzzer started; nothing written")
+        return
+    if outcome.interrupted:
+        err.print("interrupted: the partial report is kept and marked partial")
+    _print_verdict(out, outcome.results, outcome.report, outcome.paths)
+    if outcome.regressions is not None and outcome.regressions.regressions:
+        out.print(
+            f"{len(outcome.regressions.regressions)} regressions against {baseline}:"
+            f" see {config.outdir / runner.BASELINE_DIFF}"
+        )
+    sys.exit(outcome.exit_code)
+
+
+def _step_printer(err: Console) -> backends.Step:
+    """Provisioning progress: each new step on its own line (pip's chatter folded away)."""
+    last = ""
+
+    def step(message: str) -> None:
+        nonlocal last
+        head = message.split(":", 1)[0]
+        if head != last:
+            last = head
+            err.print(f"[dim]{escape(message)}[/]")
+
+    return step
+
+
+@main.command("gate", epilog=EXIT_CODES)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--agent", help="The agent to gate when the run holds several.")
+@click.option(
+    "--gate", "preset", type=click.Choice(gate.PRESETS), default="strict", show_default=True
+)
+@click.option("--expectations", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--allow-unimplemented", is_flag=True)
+@click.option(
+    "--baseline",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Exit 4 when a case regressed against this run.",
+)
+@click.option(
+    "--outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the reports here.",
+)
+def gate_command(
+    directory: Path,
+    agent: str | None,
+    preset: str,
+    expectations: Path | None,
+    allow_unimplemented: bool,
+    baseline: Path | None,
+    outdir: Path | None,
+) -> None:
+    """Gate an existing run: ours (reports/<agent>) or a directory wstest wrote elsewhere."""
+    out, err = _consoles()
+    expected = _load_expectations(err, expectations)
+    run_results = _load_run(err, directory, agent)
+    base = _load_run(err, baseline, None) if baseline is not None else None
+    report = gate.evaluate(run_results, preset, expected, allow_unimplemented)
+    written = render.write_reports(run_results, report, outdir) if outdir is not None else None
+    _print_verdict(out, run_results, report, written)
+    code = report.exit_code
+    if base is not None:
+        changes = gate.diff(base, run_results)
+        if changes.regressions:
+            out.print(render.diff_markdown(changes))
+            code = gate.EXIT_REGRESSION
+    sys.exit(code)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("base", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--base-agent", help="The agent to read from BASE when it holds several.")
+@click.option("--new-agent", help="The agent to read from NEW when it holds several.")
+@click.option("--fail-on-regression", is_flag=True, help="Exit 4 when a case regressed.")
+def diff(
+    base: Path, new: Path, base_agent: str | None, new_agent: str | None, fail_on_regression: bool
+) -> None:
+    """List regressions and fixes between two runs (durations ignored)."""
+    out, err = _consoles()
+    changes = gate.diff(_load_run(err, base, base_agent), _load_run(err, new, new_agent))
+    out.print(escape(render.diff_markdown(changes)))
+    if fail_on_regression and changes.regressions:
+        sys.exit(gate.EXIT_REGRESSION)
+
+
+@main.command("cases")
+@click.argument("patterns", nargs=-1)
+@click.option("--exclude", multiple=True, metavar="PATTERN")
+@click.option(
+    "--profile", type=click.Choice(sorted(catalog.PROFILES)), default="full", show_default=True
+)
+def cases_command(patterns: tuple[str, ...], exclude: tuple[str, ...], profile: str) -> None:
+    """List the cases a selection means (wstest's pattern semantics: '*' is a wildcard
+    anchored at the start; '12.*.1' also selects 12.1.10)."""
+    out, err = _consoles()
+    chosen, excluded = _selection(profile, patterns, exclude)
+    try:
+        selected = catalog.select(chosen, excluded)
+    except catalog.CaseSelectionError as exc:
+        _fail(err, gate.EXIT_USAGE, str(exc))
+        return
+    width = max((len(case) for case in selected), default=0)
+    for case in selected:
+        description = " ".join(catalog.describe(case).description.split())
+        out.print(f"{case:<{width}}  {escape(description[:110])}")
+    summary = f"{len(selected)} cases"
+    if excluded:
+        summary += f" (excluding {', '.join(excluded)})"
+    out.print(summary)
+    if not selected:
+        _fail(err, gate.EXIT_USAGE, f"no case matches {' '.join(chosen)}")
+
+
+@main.command()
+@click.option("--python2", metavar="PATH", help="Python 2.7 to check.")
+def doctor(python2: str | None) -> None:
+    """What can run the fuzzer here, its versions, and what to do about what is missing."""
+    out, _ = _consoles()
+    usable = []
+
+    def report(name: str, ok: bool, detail: str) -> None:
+        mark = "[green]ok[/]  " if ok else "[red]no[/]  "
+        out.print(f"{mark}{name}: {escape(detail)}")
+
+    report("python", True, f"{sys.version.split()[0]} ({sys.executable})")
+    venv = backends.cache_root() / f"autobahn-{backends.FUZZER_VERSION}"
+    try:
+        python2_path = backends.find_python2(python2)
+        version = backends.python_version(python2_path) or ()
+        report("python 2.7", True, f"{'.'.join(map(str, version))} ({python2_path})")
+    except backends.BackendError as exc:
+        python2_path = None
+        report("python 2.7", False, f"{exc.args[0]}; {exc.hint}")
+    if (venv / "bin" / "wstest").exists():
+        try:
+            report(
+                "local fuzzer", True, f"autobahntestsuite {backends.wstest_version(venv)} ({venv})"
+            )
+            usable.append("local")
+        except backends.BackendError as exc:
+            report("local fuzzer", False, str(exc))
+    elif python2_path is not None:
+        report(
+            "local fuzzer",
+            True,
+            f"not provisioned yet: the first `wsconform run` installs it into {venv}",
+        )
+        usable.append("local")
+    else:
+        report("local fuzzer", False, f"not provisioned ({venv}) and no Python 2.7 to provision it")
+    try:
+        client = backends.docker_client()
+        version = client.version().get("Version", "?")
+        report("docker", True, f"engine {version}; image {backends.DOCKER_IMAGE}")
+        usable.append("docker")
+    except backends.BackendError as exc:
+        report("docker", False, f"{exc.args[0]}; {exc.hint}")
+    reference = shutil.which(sys.executable) is not None and _module_exists("rfc6455.__main__")
+    report(
+        "reference server",
+        reference,
+        "python -m rfc6455 serve"
+        if reference
+        else "rfc6455.__main__ is missing: install wsconform",
+    )
+    if usable:
+        choice = "docker" if "docker" in usable else "local"
+        out.print(f"next: `wsconform run` will use the {choice} backend")
+    else:
+        out.print(
+            "next: install Python 2.7 or start a Docker engine, then run `wsconform doctor` again"
+        )
+        sys.exit(gate.EXIT_RUN_ERROR)
+
+
+def _module_exists(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
