@@ -1,0 +1,100 @@
+"""``python -m rfc6455``: command-line entry points.
+
+``serve`` runs the echo testee that the Autobahn fuzzer drives: every text message is sent
+back as text, every binary message as binary, on any path; permessage-deflate (RFC 7692) is
+accepted unless ``--no-deflate`` is given. It prints one line,
+``serving on ws://HOST:PORT``, once it listens (``--port 0`` picks a free port), and shuts
+down gracefully on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import MutableMapping, Sequence
+from typing import Any
+
+from . import __version__
+from .extensions import ServerExtensionFactory, ServerPerMessageDeflate
+from .handler import WS
+from .middleware import WebSocket
+from .server import Server, WsgiHandler, run
+
+__all__ = ["EchoWS", "echo_app", "main"]
+
+#: The echo testee's default message limit: above Autobahn's largest message (16 MiB).
+DEFAULT_SERVE_MAX_SIZE = 64 * 2**20
+
+
+class EchoWS(WS):
+    """Sends every message back as it came: text as text, binary as binary."""
+
+    def on_message(self, environ: MutableMapping[str, Any], message: str | bytes) -> str | bytes:
+        return message
+
+
+def echo_app(max_size: int | None = DEFAULT_SERVE_MAX_SIZE, *, deflate: bool = True) -> WsgiHandler:
+    """The echo testee's WSGI chain: WebSocket upgrades on any path, 404 for the rest."""
+    extensions: list[ServerExtensionFactory] = [ServerPerMessageDeflate()] if deflate else []
+    return WsgiHandler(middleware=[WebSocket(EchoWS(), extensions, max_message_size=max_size)])
+
+
+def _size(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("a size is a number of bytes, 0 for no limit")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rfc6455", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument("--version", action="version", version=f"rfc6455 {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the echo server (the Autobahn testee)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=9001, help="port; 0 picks a free one")
+    serve.add_argument(
+        "--max-size",
+        type=_size,
+        default=DEFAULT_SERVE_MAX_SIZE,
+        help=f"largest message in bytes, 0 for no limit (default {DEFAULT_SERVE_MAX_SIZE})",
+    )
+    serve.add_argument(
+        "--deflate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="accept permessage-deflate offers (default: yes)",
+    )
+    serve.add_argument(
+        "--closing-timeout",
+        type=float,
+        default=5.0,
+        help="seconds the peer has to finish the closing handshake (default 5)",
+    )
+    serve.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+
+        def ready(server: Server) -> None:
+            print(f"serving on {server.url}", flush=True)
+
+        run(
+            echo_app(args.max_size or None, deflate=args.deflate),
+            args.host,
+            args.port,
+            ready=ready,
+            closing_timeout=args.closing_timeout,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

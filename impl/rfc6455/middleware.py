@@ -1,0 +1,117 @@
+"""``WebSocket``: the WSGI middleware that performs the opening handshake for a ``WS`` handler.
+
+Invariants:
+- Middleware follows pulsar's chain protocol: called as a WSGI app, it returns a response
+  iterable, or ``None`` to let the next middleware of the chain handle the request.
+- A request that does not ask for the websocket upgrade, or that the handler does not
+  ``match``, falls through (``None``). A request that asks for it is answered here: an HTTP
+  error with the reason as a ``text/plain`` body when the handshake is invalid or refused
+  (400, 405, 426, or what the handler chose), else ``101 Switching Protocols``.
+- On a 101 the live connection, a ``WebSocketSession``, is placed at
+  ``environ["rfc6455.websocket"]``; the server writes the 101, then runs that session on
+  the raw connection. This middleware does no I/O of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from .errors import HandshakeError
+from .extensions import ServerExtensionFactory
+from .handler import WEBSOCKET_KEY, WS
+from .handshake import is_websocket_request, server_handshake
+from .session import WebSocketSession
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "WebSocket", "error_response"]
+
+#: Largest message (after reassembly and decompression) a connection accepts by default;
+#: a bigger one fails the connection with 1009 (RFC 6455 §7.4.1). 16 MiB is the largest
+#: message the Autobahn suite sends (case 9.1.6).
+DEFAULT_MAX_MESSAGE_SIZE = 2**24
+
+StartResponse = Callable[..., Any]
+
+
+def error_response(
+    start_response: StartResponse,
+    status: int,
+    reason: str,
+    headers: Sequence[tuple[str, str]] = (),
+) -> list[bytes]:
+    """Answer with ``status`` and ``reason`` as a short plain-text body."""
+    body = (reason + "\n").encode("utf-8")
+    phrase = _phrase(status)
+    start_response(
+        f"{status} {phrase}",
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            *headers,
+        ],
+    )
+    return [body]
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class WebSocket:
+    """WSGI middleware that upgrades matching requests and hands them to ``handle``.
+
+    ``handle`` is the ``WS`` handler; ``extensions`` the server extension factories to
+    negotiate, in order of preference (``None``: no extension); ``max_message_size`` the
+    largest message accepted (``None``: no limit). Subprotocols come from
+    ``handle.subprotocols``.
+    """
+
+    def __init__(
+        self,
+        handle: WS,
+        extensions: Sequence[ServerExtensionFactory] | None = None,
+        *,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        if not isinstance(handle, WS):
+            raise TypeError(f"handle must be a WS instance, got {type(handle).__name__}")
+        self.handle = handle
+        self.extensions: list[ServerExtensionFactory] = list(extensions or ())
+        self.max_message_size = max_message_size
+
+    def __call__(
+        self, environ: MutableMapping[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes] | None:
+        """Answer a WebSocket upgrade request, or return ``None`` to pass the request on."""
+        if not is_websocket_request(environ) or not self.handle.match(environ):
+            return None
+        try:
+            handshake = server_handshake(environ, self.handle.subprotocols, self.extensions)
+            headers = list(handshake.headers)
+            edited = self.handle.on_handshake(environ, headers)
+            if edited is not None:
+                headers = list(edited)
+        except HandshakeError as exc:
+            return error_response(start_response, exc.status, exc.reason, exc.headers)
+        session = WebSocketSession(
+            self.handle,
+            environ,
+            extensions=handshake.extensions,
+            # The handler may have rewritten Sec-WebSocket-Protocol: what the 101 says wins.
+            subprotocol=_header(headers, "sec-websocket-protocol"),
+            max_message_size=self.max_message_size,
+        )
+        environ[WEBSOCKET_KEY] = session
+        start_response("101 Switching Protocols", headers)
+        return []
+
+
+def _header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None

@@ -1,0 +1,545 @@
+"""An asyncio HTTP/1.1 server (on h11) that runs WSGI apps and upgraded WebSocket connections.
+
+Invariants:
+- h11 owns HTTP parsing and framing (keep-alive, chunked bodies, HEAD, ``Expect:
+  100-continue``); this module only moves bytes between asyncio streams and h11.
+- The WSGI app runs in the event loop's thread, so it must not block: the handshake it does
+  is fast, and the ``WS`` hooks it sets up run on this same loop. Request bodies are read in
+  full (up to ``max_body_size``) before the app is called.
+- A response of status 101 is an upgrade only when the request proposed one and the app
+  put a ``WebSocketSession`` at ``environ["rfc6455.websocket"]`` (the ``WebSocket``
+  middleware does); any other 101 is answered with 500. After the 101 the bytes h11 had
+  already buffered (``trailing_data``) are handed to the session, then the raw stream.
+- Every response carries ``Server: rfc6455/<version>`` and a ``Date`` (RFC 7231 §7.1.1.2).
+- ``close()`` stops listening, closes idle keep-alive connections, lets requests in progress
+  finish, sends Close 1001 ("going away", RFC 6455 §7.4.1) to every open WebSocket, waits at
+  most ``shutdown_timeout`` seconds, then drops whatever is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import signal
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from email.utils import formatdate
+from typing import Any
+
+import h11
+
+from . import __version__
+from .handler import WEBSOCKET_KEY
+from .middleware import error_response
+from .session import READ_SIZE, WebSocketSession
+
+__all__ = [
+    "SERVER_SOFTWARE",
+    "Server",
+    "WSGIApp",
+    "WsgiHandler",
+    "run",
+    "serve",
+]
+
+logger = logging.getLogger("rfc6455.server")
+
+#: The ``Server`` header of every response (RFC 7231 §7.4.2).
+SERVER_SOFTWARE = f"rfc6455/{__version__}"
+
+#: A WSGI application (PEP 3333), or a middleware of a ``WsgiHandler`` chain, which may
+#: also return ``None`` to pass the request on.
+WSGIApp = Callable[[MutableMapping[str, Any], Callable[..., Any]], Iterable[bytes] | None]
+
+# The client's state after a request that proposed a protocol switch (h11 does not list it
+# in ``__all__``): a 101 is only valid then.
+_MIGHT_SWITCH: Any = h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]
+
+#: Largest request head (request line and headers) accepted; h11's default is 16 KiB too.
+MAX_HEAD_SIZE = 16 * 1024
+#: Largest request body read before calling the app; bigger ones get 413.
+DEFAULT_MAX_BODY_SIZE = 16 * 2**20
+#: Bytes the stream reader may buffer before it stops reading the socket.
+STREAM_LIMIT = 4 * 2**20
+
+
+class WsgiHandler:
+    """A chain of middleware, pulsar style: the first non-``None`` response wins, else 404.
+
+    Each middleware is called as a WSGI app; it returns a response iterable to answer the
+    request, or ``None`` to let the next one try.
+    """
+
+    def __init__(self, middleware: Sequence[WSGIApp] = ()) -> None:
+        self.middleware: list[WSGIApp] = list(middleware)
+
+    def __call__(
+        self, environ: MutableMapping[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        for middleware in self.middleware:
+            response = middleware(environ, start_response)
+            if response is not None:
+                return response
+        return error_response(start_response, 404, f"nothing here: {environ.get('PATH_INFO')}")
+
+
+class _Response:
+    """What a WSGI app answered: status, headers, and the body still to iterate."""
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.headers_sent = False
+        self.written: list[bytes] = []  # PEP 3333's legacy ``write()`` callable
+
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: Any = None,
+    ) -> Callable[[bytes], None]:
+        # PEP 3333: a second call is only allowed with exc_info, and re-raises once the
+        # headers are out.
+        if exc_info is not None:
+            if self.headers_sent:
+                raise exc_info[1].with_traceback(exc_info[2])
+        elif self.status is not None:
+            raise RuntimeError("start_response was already called")
+        self.status = status
+        self.headers = list(headers)
+        return self.written.append
+
+
+class Server:
+    """The HTTP/1.1 + WebSocket server.
+
+    ``app`` is any WSGI app or ``WsgiHandler`` chain; a chain returning ``None`` gets 404.
+    ``port=0`` picks a free port (read ``port`` or ``url`` after ``start()``).
+    ``closing_timeout`` bounds each WebSocket closing handshake; ``shutdown_timeout`` bounds
+    ``close()``. Use as ``async with Server(app) as server: ...`` or ``start()``/``close()``.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        closing_timeout: float = 5.0,
+        shutdown_timeout: float = 5.0,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.closing_timeout = closing_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.max_body_size = max_body_size
+        self.closing = False
+        self._server: asyncio.Server | None = None
+        self._connections: set[_HTTPConnection] = set()
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` of the listening socket."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+    @property
+    def sessions(self) -> list[WebSocketSession]:
+        """The WebSocket connections currently running."""
+        return [conn.session for conn in self._connections if conn.session is not None]
+
+    async def start(self) -> None:
+        """Start listening; ``port`` is the bound port afterwards."""
+        if self._server is not None:
+            raise RuntimeError("the server is already started")
+        self._server = await asyncio.start_server(
+            self._handle_client, self.host, self.port, limit=STREAM_LIMIT
+        )
+        sockets = self._server.sockets
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+
+    async def serve_forever(self) -> None:
+        """Start if needed, then serve until cancelled or closed."""
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._server.serve_forever()
+
+    async def close(self) -> None:
+        """Shut down gracefully (see the module docstring); idempotent."""
+        if self.closing:
+            return
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._connections):
+            conn.shut_down()
+        tasks = [conn.task for conn in self._connections if conn.task is not None]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
+            for conn in list(self._connections):
+                conn.writer.transport.abort()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _handle_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        conn = _HTTPConnection(self, reader, writer)
+        conn.task = asyncio.current_task()
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        except ConnectionError as exc:
+            logger.debug("connection from %s lost: %s", conn.peer, exc)
+        except Exception:
+            logger.exception("connection from %s failed", conn.peer)
+        finally:
+            self._connections.discard(conn)
+            if not writer.is_closing():
+                writer.close()
+
+
+class _HTTPConnection:
+    """One TCP connection: HTTP requests until it closes or is upgraded to a WebSocket."""
+
+    def __init__(
+        self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.task: asyncio.Task[Any] | None = None
+        self.session: WebSocketSession | None = None
+        self.idle = True  # waiting for the first byte of a request
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self.peer = writer.get_extra_info("peername")
+
+    def shut_down(self) -> None:
+        """Begin this connection's part of a graceful server shutdown."""
+        if self.session is not None:
+            with contextlib.suppress(Exception):
+                # RFC 6455 §7.4.1: 1001 "indicates that an endpoint is "going away", such
+                # as a server going down".
+                self.session.close(1001, "server shutting down")
+        elif self.idle:
+            self.writer.close()  # the read in progress sees EOF and the loop ends
+
+    async def run(self) -> None:
+        h = self.h11
+        while True:
+            try:
+                event = await self._next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._send_error(exc.error_status_hint, f"bad request: {exc}")
+                return
+            if not isinstance(event, h11.Request):
+                return  # ConnectionClosed, or EOF between requests
+            if await self._handle_request(event):
+                return  # upgraded: the session ran to its end
+            if self.server.closing or h.our_state is not h11.DONE:
+                return
+            if h.their_state is not h11.DONE:
+                return
+            h.start_next_cycle()
+
+    async def _next_event(self) -> Any:
+        """The next h11 event, reading from the socket as needed."""
+        h = self.h11
+        while True:
+            event = h.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            if h.they_are_waiting_for_100_continue:
+                self.writer.write(
+                    h.send(h11.InformationalResponse(status_code=100, headers=_base_headers()))
+                )
+            self.idle = h.their_state is h11.IDLE
+            if self.idle and self.server.closing:
+                return h11.ConnectionClosed()
+            try:
+                data = await self.reader.read(READ_SIZE)
+            except ConnectionError:
+                data = b""
+            self.idle = False
+            h.receive_data(data)
+
+    async def _handle_request(self, request: h11.Request) -> bool:
+        """Answer one request; ``True`` when it was upgraded to a WebSocket."""
+        body = bytearray()
+        length = _header_value(request.headers, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.server.max_body_size:
+            await self._send_error(413, "request body too large")
+            return False
+        while True:
+            try:
+                event = await self._next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._send_error(exc.error_status_hint, f"bad request: {exc}")
+                return False
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.server.max_body_size:
+                    await self._send_error(413, "request body too large")
+                    return False
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            else:
+                return False  # the client went away mid-body
+        environ = self._environ(request, bytes(body))
+        response = _Response()
+        try:
+            result = self.server.app(environ, response.start_response)
+            if result is None:  # a bare middleware passed the request on
+                result = error_response(response.start_response, 404, "nothing here")
+            chunks = _body_chunks(result, response)
+        except Exception:
+            logger.exception("the WSGI app failed on %s %s", request.method, request.target)
+            await self._send_error(500, "internal server error", close=False)
+            return False
+        if response.status is not None and response.status.startswith("101"):
+            _close_iterable(result)
+            return await self._upgrade(environ, response)
+        try:
+            await self._send_response(request, response, chunks)
+        except (h11.LocalProtocolError, ValueError, TypeError):
+            logger.exception("the WSGI app's response to %s is invalid", request.target)
+            if response.headers_sent:
+                self.writer.transport.abort()
+            else:
+                await self._send_error(500, "internal server error", close=False)
+        finally:
+            _close_iterable(result)
+        return False
+
+    async def _upgrade(self, environ: MutableMapping[str, Any], response: _Response) -> bool:
+        """Write the 101 and run the session the middleware created."""
+        session = environ.get(WEBSOCKET_KEY)
+        h = self.h11
+        if not isinstance(session, WebSocketSession) or h.their_state is not _MIGHT_SWITCH:
+            logger.error("a 101 response without a WebSocket upgrade from rfc6455's middleware")
+            await self._send_error(500, "internal server error", close=False)
+            return False
+        headers = _encode_headers(response.headers)
+        self.writer.write(
+            h.send(
+                h11.InformationalResponse(
+                    status_code=101, headers=headers, reason=b"Switching Protocols"
+                )
+            )
+        )
+        trailing, _closed = h.trailing_data
+        self.session = session
+        await session.run(
+            self.reader, self.writer, bytes(trailing), closing_timeout=self.server.closing_timeout
+        )
+        return True
+
+    async def _send_response(
+        self, request: h11.Request, response: _Response, chunks: Iterator[bytes]
+    ) -> None:
+        assert response.status is not None
+        code, _, phrase = response.status.partition(" ")
+        status_code = int(code)
+        if status_code < 200:
+            raise ValueError(f"a WSGI app may not answer with status {response.status}")
+        headers = _encode_headers(response.headers)
+        if self.server.closing:
+            headers.append((b"Connection", b"close"))
+        h = self.h11
+        response.headers_sent = True
+        write = self.writer.write
+        write(h.send(h11.Response(status_code=status_code, headers=headers, reason=phrase)))
+        if request.method != b"HEAD":
+            for chunk in chunks:
+                if chunk:
+                    write(h.send(h11.Data(data=chunk)))
+                    await self.writer.drain()
+        write(h.send(h11.EndOfMessage()))
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+    async def _send_error(self, status: int, reason: str, *, close: bool = True) -> None:
+        """Answer with an error if a response can still be started; close if asked to."""
+        h = self.h11
+        if h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            response = _Response()
+            body = error_response(response.start_response, status, reason)
+            headers = _encode_headers(response.headers)
+            if close:
+                headers.append((b"Connection", b"close"))
+            assert response.status is not None
+            try:
+                self.writer.write(h.send(h11.Response(status_code=status, headers=headers)))
+                for chunk in body:
+                    self.writer.write(h.send(h11.Data(data=chunk)))
+                self.writer.write(h.send(h11.EndOfMessage()))
+                await self.writer.drain()
+            except (h11.LocalProtocolError, ConnectionError):
+                close = True
+        else:
+            close = True
+        if close:
+            self.writer.close()
+
+    def _environ(self, request: h11.Request, body: bytes) -> dict[str, Any]:
+        """The PEP 3333 environ of ``request``."""
+        target = request.target.decode("latin-1")
+        if target.startswith(("http://", "https://")):  # absolute-form, RFC 7230 §5.3.2
+            parts = urllib.parse.urlsplit(target)
+            path, query = parts.path or "/", parts.query
+        else:
+            path, _, query = target.partition("?")
+        sockname = self.writer.get_extra_info("sockname") or ("", 0)
+        peer = self.peer or ("", 0)
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": request.method.decode("ascii"),
+            "SCRIPT_NAME": "",
+            # PEP 3333: the path is url-decoded and carried as latin-1 "bytes in a str".
+            "PATH_INFO": urllib.parse.unquote(path, encoding="latin-1"),
+            "QUERY_STRING": query,
+            "SERVER_NAME": str(sockname[0]),
+            "SERVER_PORT": str(sockname[1]),
+            "SERVER_PROTOCOL": "HTTP/" + request.http_version.decode("ascii"),
+            "SERVER_SOFTWARE": SERVER_SOFTWARE,
+            "REMOTE_ADDR": str(peer[0]),
+            "REMOTE_PORT": str(peer[1]),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for raw_name, raw_value in request.headers:
+            name = raw_name.decode("latin-1")
+            value = raw_value.decode("latin-1")
+            if "_" in name:
+                # "Sec_WebSocket_Key" would land on the same key as "Sec-WebSocket-Key":
+                # drop such names rather than let them smuggle a header in.
+                continue
+            if name == "content-type":
+                key = "CONTENT_TYPE"
+            elif name == "content-length":
+                key = "CONTENT_LENGTH"
+            else:
+                key = "HTTP_" + name.upper().replace("-", "_")
+            if key in environ:
+                # RFC 7230 §3.2.2: repeated fields combine as a comma-separated list;
+                # RFC 6265 §5.4: cookies with "; ".
+                separator = "; " if name == "cookie" else ", "
+                environ[key] = f"{environ[key]}{separator}{value}"
+            else:
+                environ[key] = value
+        return environ
+
+
+def _body_chunks(result: Iterable[bytes], response: _Response) -> Iterator[bytes]:
+    """The body's chunks, with ``start_response`` guaranteed to have been called.
+
+    PEP 3333 lets an app call ``start_response`` as late as its first yielded chunk, so
+    that chunk is pulled here, before the headers are built.
+    """
+    iterator = iter(result)
+    if response.status is not None:
+        return _chain(response.written, iterator)
+    first = next(iterator, None)
+    if response.status is None:
+        raise RuntimeError("the WSGI app returned without calling start_response")
+    head = [*response.written, first] if first is not None else list(response.written)
+    return _chain(head, iterator)
+
+
+def _chain(head: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield from head
+    yield from rest
+
+
+def _close_iterable(result: Iterable[bytes]) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            logger.exception("closing the WSGI response failed")
+
+
+def _base_headers() -> list[tuple[bytes, bytes]]:
+    return [(b"Server", SERVER_SOFTWARE.encode("ascii")), (b"Date", _http_date())]
+
+
+def _http_date() -> bytes:
+    return formatdate(usegmt=True).encode("ascii")
+
+
+def _encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """The app's headers as bytes, plus ``Server`` and ``Date`` unless it set them."""
+    encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    present = {name.lower() for name, _ in encoded}
+    if b"server" not in present:
+        encoded.append((b"Server", SERVER_SOFTWARE.encode("ascii")))
+    if b"date" not in present:
+        encoded.append((b"Date", _http_date()))
+    return encoded
+
+
+def _header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 0, **options: Any) -> Server:
+    """Start a ``Server`` for ``app`` and return it (already listening)."""
+    server = Server(app, host, port, **options)
+    await server.start()
+    return server
+
+
+def run(
+    app: WSGIApp,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    ready: Callable[[Server], None] | None = None,
+    **options: Any,
+) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully.
+
+    ``ready`` is called once the server listens (the CLI prints the URL there).
+    """
+
+    async def main() -> None:
+        server = await serve(app, host, port, **options)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            if ready is not None:
+                ready(server)
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await server.close()
+
+    asyncio.run(main())

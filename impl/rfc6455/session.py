@@ -1,0 +1,272 @@
+"""``WebSocketSession``: one upgraded connection, run on asyncio streams with the ``WS`` hooks.
+
+Invariants:
+- The session is the thin asyncio shell around the sans-I/O ``Connection``: bytes read from
+  the stream go to ``receive_data`` / ``receive_eof``, events go to the handler's hooks one
+  at a time, and everything queued on the connection leaves through ``data_to_send``. It
+  parses nothing itself.
+- Replies keep the order of the frames that caused them: events are pulled one by one and
+  each hook (awaited when it is a coroutine) runs before the next event is parsed.
+- Writes happen once per batch of events read together, then the session awaits the
+  writer's ``drain()`` (backpressure) before reading again.
+- After our Close is sent the peer has ``closing_timeout`` seconds to finish the closing
+  handshake; then TCP is dropped (RFC 6455 §7.1.1: the server closes the TCP connection
+  once the closing handshake is done).
+- Every method is for the event loop's thread; from another thread use
+  ``loop.call_soon_threadsafe(session.send, data)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from .connection import Connection, State
+from .errors import CloseCode
+from .events import BinaryMessage, Closed, Ping, Pong, TextMessage
+from .extensions import Extension
+from .frame import Role
+from .handler import WS
+
+__all__ = ["READ_SIZE", "WebSocketSession"]
+
+logger = logging.getLogger("rfc6455.session")
+
+#: Bytes asked of the stream per read. Large reads keep the per-read cost low when the peer
+#: streams big messages (Autobahn 9.x sends 16 MiB); a read returns what is there, so small
+#: messages are not delayed.
+READ_SIZE = 2**20
+
+
+class WebSocketSession:
+    """A live server-side WebSocket connection; ``environ["rfc6455.websocket"]``.
+
+    Created by the ``WebSocket`` middleware once the handshake is accepted, run by the server
+    after it has written the 101. Use ``send`` / ``ping`` / ``close`` at any time from the
+    event loop; they queue frames and write them at once (``drain()`` waits for a slow peer).
+    ``send`` after the closing handshake started raises ``rfc6455.errors.InvalidState``.
+    """
+
+    def __init__(
+        self,
+        handler: WS,
+        environ: MutableMapping[str, Any],
+        *,
+        extensions: Sequence[Extension] = (),
+        subprotocol: str | None = None,
+        max_message_size: int | None = None,
+    ) -> None:
+        self.handler = handler
+        self.environ = environ
+        self.subprotocol = subprotocol
+        self.extensions = list(extensions)
+        self.connection = Connection(
+            Role.SERVER, extensions=self.extensions, max_message_size=max_message_size
+        )
+        self.connection.subprotocol = subprotocol
+        self._writer: asyncio.StreamWriter | None = None
+        self._closing_timeout = 5.0
+        self._closing_timer: asyncio.TimerHandle | None = None
+        self._on_close_called = False
+        self._done = asyncio.Event()
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """``State.OPEN``, ``State.CLOSING`` or ``State.CLOSED``."""
+        return self.connection.state
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is over (``on_close`` has run or is running)."""
+        return self.connection.state is State.CLOSED
+
+    @property
+    def close_code(self) -> int | None:
+        """How the connection ended (RFC 6455 §7.1.5; 1006 if TCP dropped), else ``None``."""
+        return self.connection.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason that came with ``close_code`` (RFC 6455 §7.1.6)."""
+        return self.connection.close_reason
+
+    def send(self, data: str | bytes | bytearray | memoryview) -> None:
+        """Send one message: ``str`` as a text message, bytes-like as a binary message."""
+        if isinstance(data, str):
+            self.connection.send_text(data)
+        else:
+            self.connection.send_binary(bytes(data))
+        self._flush()
+
+    def ping(self, payload: bytes = b"") -> None:
+        """Send a Ping; the answer arrives as ``WS.on_pong`` (RFC 6455 §5.5.2)."""
+        self.connection.send_ping(payload)
+        self._flush()
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Start the closing handshake (idempotent); ``on_close`` runs once it is over."""
+        if self.connection.state is State.OPEN:
+            self.connection.close(code, reason)
+        self._flush()
+
+    async def drain(self) -> None:
+        """Wait until the writer's buffer is below its high-water mark."""
+        if self._writer is not None:
+            with contextlib.suppress(ConnectionError):
+                await self._writer.drain()
+
+    async def wait_closed(self) -> None:
+        """Wait until the session has finished (TCP closed, ``on_close`` done)."""
+        await self._done.wait()
+
+    # -- the server's side ---------------------------------------------------------------------
+
+    async def run(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        initial: bytes = b"",
+        *,
+        closing_timeout: float = 5.0,
+    ) -> None:
+        """Run the connection until it is closed; the server has written the 101.
+
+        ``initial`` holds the bytes the client sent after its request that the HTTP parser
+        had already read (h11's ``trailing_data``): they are the start of the WebSocket
+        stream. Returns once TCP is closed and ``on_close`` has run.
+        """
+        if self._writer is not None:
+            raise RuntimeError("this session is already running")
+        self._writer = writer
+        self._closing_timeout = closing_timeout
+        connection = self.connection
+        try:
+            await self._call_hook("on_open", self.handler.on_open, self.environ)
+            if initial:
+                connection.receive_data(initial)
+            await self._process_events()
+            self._flush()
+            while not connection.close_transport and not self._on_close_called:
+                try:
+                    data = await reader.read(READ_SIZE)
+                except ConnectionError:
+                    data = b""
+                if data:
+                    connection.receive_data(data)
+                else:
+                    connection.receive_eof()
+                await self._process_events()
+                self._flush()
+                if not data or connection.close_transport:
+                    break
+                await self.drain()
+        finally:
+            await self._finish(writer)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    async def _process_events(self) -> None:
+        """Hand each pending event to its hook, in order, before parsing the next one."""
+        connection = self.connection
+        handler = self.handler
+        environ = self.environ
+        for event in connection.events():
+            if isinstance(event, TextMessage | BinaryMessage):
+                await self._deliver(event.data)
+            elif isinstance(event, Ping):
+                await self._call_hook("on_ping", handler.on_ping, environ, event.payload)
+            elif isinstance(event, Pong):
+                await self._call_hook("on_pong", handler.on_pong, environ, event.payload)
+            elif isinstance(event, Closed):
+                await self._call_on_close()
+            # CloseReceived needs nothing from us: the connection already queued the answer.
+
+    async def _deliver(self, message: str | bytes) -> None:
+        """Run ``on_message`` and send its reply, if any, while the connection is open."""
+        try:
+            reply = self.handler.on_message(self.environ, message)
+            if inspect.isawaitable(reply):
+                self._flush()  # what earlier events produced goes out before we wait
+                reply = await reply
+        except Exception:
+            self._hook_failed("on_message")
+            return
+        if reply is None or self.connection.state is not State.OPEN:
+            return
+        if isinstance(reply, str):
+            self.connection.send_text(reply)
+        else:
+            self.connection.send_binary(bytes(reply))
+
+    async def _call_hook(
+        self, name: str, hook: Callable[..., Awaitable[None] | None], *args: Any
+    ) -> None:
+        try:
+            result = hook(*args)
+            if inspect.isawaitable(result):
+                self._flush()
+                await result
+        except Exception:
+            self._hook_failed(name)
+
+    async def _call_on_close(self) -> None:
+        if self._on_close_called:
+            return
+        self._on_close_called = True
+        await self._call_hook("on_close", self.handler.on_close, self.environ)
+
+    def _hook_failed(self, name: str) -> None:
+        """A hook raised: log it and close with 1011, telling the peer nothing more."""
+        logger.exception("WS.%s raised; closing the connection with 1011", name)
+        if self.connection.state is State.OPEN:
+            # RFC 6455 §7.4.1: 1011, "an unexpected condition that prevented it from
+            # fulfilling the request".
+            self.connection.close(CloseCode.INTERNAL_ERROR, "")
+
+    def _flush(self) -> None:
+        """Write what the connection has queued; arm the closing timer once we are closing."""
+        writer = self._writer
+        if writer is None:
+            return  # not running yet: the bytes stay queued until ``run`` starts
+        data = self.connection.data_to_send()
+        if data and not writer.is_closing():
+            writer.write(data)
+        if self.connection.state is State.CLOSING and self._closing_timer is None:
+            loop = asyncio.get_running_loop()
+            self._closing_timer = loop.call_later(self._closing_timeout, self._closing_timed_out)
+
+    def _closing_timed_out(self) -> None:
+        """The peer did not finish the closing handshake in time: drop TCP."""
+        if self._writer is not None:
+            logger.info("closing handshake timed out; dropping the TCP connection")
+            self._writer.transport.abort()
+
+    async def _finish(self, writer: asyncio.StreamWriter) -> None:
+        """Close TCP, make sure the connection knows it ended, run ``on_close`` once."""
+        if self._closing_timer is not None:
+            self._closing_timer.cancel()
+        try:
+            if self.connection.state is not State.CLOSED:
+                self.connection.receive_eof()  # e.g. cancelled at shutdown: 1006
+                for event in self.connection.events():
+                    if isinstance(event, Closed):
+                        break
+            if not writer.is_closing():
+                data = self.connection.data_to_send()
+                if data:
+                    writer.write(data)
+                writer.close()
+            await self._call_on_close()
+            try:
+                async with asyncio.timeout(self._closing_timeout):
+                    await writer.wait_closed()
+            except (TimeoutError, ConnectionError):
+                writer.transport.abort()
+        finally:
+            self._done.set()
