@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit conformance fuzz bench clean
+.PHONY: install fuzzer test lint typecheck unit conformance fuzz bench clean
 
 install: $(STAMP)
 
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The Autobahn fuzzer (Python 2.7) provisioned once into the user's cache, as `wsconform run`
+# would do on first use; done up front so the test suite never skips for want of it.
+fuzzer: install
+	$(PY) -c 'from wsconform.backends import LocalBackend; print(LocalBackend().check())'
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check impl conformance fuzz bench
@@ -23,7 +28,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install
+unit: install fuzzer
 	$(VENV)/bin/pytest -q
 
 # What CI gates on: lint, types, unit + property + real-fuzzer tests.

@@ -1,3 +1,71 @@
-"""rfc6455: a strict reference implementation of RFC 6455 (and RFC 7692)."""
+"""rfc6455: a strict reference implementation of RFC 6455 (WebSocket) and RFC 7692
+(permessage-deflate), shaped after the ``pulsar.apps.ws`` API.
 
-__version__ = "0.1.0"
+Layers, bottom up: ``frame`` (codec), ``utf8``, ``extensions`` (negotiation and
+permessage-deflate), ``handshake``, ``connection`` (sans-I/O state machine), ``handler``
+(``WS`` hooks), ``middleware`` (``WebSocket`` WSGI middleware), ``session`` and ``server``
+(asyncio on h11). Nothing below ``handler`` does I/O.
+
+A server in a few lines::
+
+    from rfc6455 import WS, WebSocket, WsgiHandler, run
+
+    class Echo(WS):
+        def on_message(self, environ, message):
+            return message          # str goes back as text, bytes as binary
+
+    run(WsgiHandler(middleware=[WebSocket(handle=Echo())]), port=8000)
+"""
+
+__version__ = "0.1.0"  # before the imports: server.py reads it for its Server header
+
+from .connection import Connection, State
+from .errors import (
+    CloseCode,
+    ConnectionClosed,
+    HandshakeError,
+    InvalidPayload,
+    InvalidState,
+    MessageTooBig,
+    ProtocolError,
+    WebSocketError,
+)
+from .events import BinaryMessage, Closed, CloseReceived, Ping, Pong, TextMessage
+from .extensions import ClientPerMessageDeflate, ServerPerMessageDeflate
+from .frame import Frame, FrameParser, Opcode, Role, mask, unmask
+from .handler import WS
+from .middleware import WebSocket
+from .server import Server, WsgiHandler, run, serve
+
+__all__ = [
+    "WS",
+    "BinaryMessage",
+    "ClientPerMessageDeflate",
+    "CloseCode",
+    "CloseReceived",
+    "Closed",
+    "Connection",
+    "ConnectionClosed",
+    "Frame",
+    "FrameParser",
+    "HandshakeError",
+    "InvalidPayload",
+    "InvalidState",
+    "MessageTooBig",
+    "Opcode",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Role",
+    "Server",
+    "ServerPerMessageDeflate",
+    "State",
+    "TextMessage",
+    "WebSocket",
+    "WebSocketError",
+    "WsgiHandler",
+    "mask",
+    "run",
+    "serve",
+    "unmask",
+]
