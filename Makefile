@@ -30,6 +30,8 @@ typecheck: install
 
 unit: install fuzzer
 	$(VENV)/bin/pytest -q
+	# The codec again on its pure-Python path, as on a machine without a compiler.
+	RFC6455_NO_SPEEDUPS=1 $(VENV)/bin/pytest -q -p no:cacheprovider impl/tests fuzz
 
 # What CI gates on: lint, types, unit + property + real-fuzzer tests.
 test: lint typecheck unit

@@ -1,0 +1,194 @@
+"""Parsing masked client frames (what a server reads) of 10 B and 1 KiB, frames per second.
+
+Every candidate parses the same frames, handed over in reads of up to 64 KiB as a socket
+would, into a fresh parser per pass. Two levels are compared:
+- frame level: ``rfc6455.FrameParser``, websockets' ``Frame.parse`` generator over its
+  ``StreamReader`` (the parser its protocol runs), wsproto's ``FrameProtocol``;
+- message level (frames become messages, as a server needs): ``rfc6455.Connection``,
+  websockets' sans-I/O ``Protocol``, aiohttp's compiled ``WebSocketReader``.
+Goal (issue 7): at least 2 times websockets' parser, aiming for aiohttp's compiled reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import types
+from collections.abc import Callable, Iterator
+
+from measure import Comparison, compare
+
+from rfc6455.connection import Connection
+from rfc6455.frame import Frame, FrameParser, Opcode, Role
+
+SIZES = (10, 1024)
+CHUNK = 64 * 1024
+BASELINE = "websockets Frame.parse"
+
+
+def masked_frames(size: int, count: int) -> list[bytes]:
+    """``count`` masked binary frames of ``size`` bytes, each with its own key."""
+    return [
+        Frame(os.urandom(size), Opcode.BINARY, masking_key=os.urandom(4), final=True).msg
+        for _ in range(count)
+    ]
+
+
+def chunked(frames: list[bytes]) -> list[bytes]:
+    """The frames joined into reads of at most ``CHUNK`` bytes, each ending on a frame
+    boundary, so that every pass parses exactly the same frames in every parser."""
+    chunks: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for frame in frames:
+        if current and size + len(frame) > CHUNK:
+            chunks.append(b"".join(current))
+            current, size = [], 0
+        current.append(frame)
+        size += len(frame)
+    chunks.append(b"".join(current))
+    return chunks
+
+
+def ours_frames(chunks: list[bytes], count: int) -> Callable[[], object]:
+    def parse() -> None:
+        parser = FrameParser(13, Role.SERVER)
+        seen = 0
+        for chunk in chunks:
+            parser.feed(chunk)
+            for _ in parser.frames():
+                seen += 1
+        assert seen == count
+
+    return parse
+
+
+def ours_messages(chunks: list[bytes], count: int) -> Callable[[], object]:
+    def parse() -> None:
+        connection = Connection(Role.SERVER, max_message_size=None)
+        seen = 0
+        for chunk in chunks:
+            connection.receive_data(chunk)
+            for _ in connection.events():
+                seen += 1
+        assert seen == count
+
+    return parse
+
+
+def websockets_frames(chunks: list[bytes], count: int) -> Callable[[], object] | None:
+    try:
+        from websockets.frames import Frame as WsFrame
+        from websockets.streams import StreamReader
+    except ImportError:
+        return None
+
+    def parse() -> None:
+        reader = StreamReader()
+        pending: Iterator[None] | None = None
+        seen = 0
+        for chunk in chunks:
+            reader.feed_data(chunk)
+            while True:
+                if pending is None:
+                    pending = WsFrame.parse(reader.read_exact, mask=True, max_size=None)
+                try:
+                    next(pending)
+                except StopIteration:
+                    seen += 1
+                    pending = None
+                else:
+                    break  # waiting for more bytes
+        assert seen == count
+
+    return parse
+
+
+def websockets_messages(chunks: list[bytes], count: int) -> Callable[[], object] | None:
+    try:
+        from websockets.protocol import Protocol, Side
+    except ImportError:
+        return None
+
+    def parse() -> None:
+        protocol = Protocol(Side.SERVER, max_size=None)
+        seen = 0
+        for chunk in chunks:
+            protocol.receive_data(chunk)
+            seen += len(protocol.events_received())
+        assert seen == count
+
+    return parse
+
+
+def wsproto_frames(chunks: list[bytes], count: int) -> Callable[[], object] | None:
+    try:
+        from wsproto.frame_protocol import FrameProtocol
+    except ImportError:
+        return None
+
+    def parse() -> None:
+        protocol = FrameProtocol(client=False, extensions=[])
+        seen = 0
+        for chunk in chunks:
+            protocol.receive_bytes(chunk)
+            for _ in protocol.received_frames():
+                seen += 1
+        assert seen == count
+
+    return parse
+
+
+def aiohttp_messages(chunks: list[bytes], count: int) -> Callable[[], object] | None:
+    try:
+        from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+    except ImportError:
+        return None
+    loop = asyncio.new_event_loop()  # only stored by the queue; never run
+    flow = types.SimpleNamespace(
+        _reading_paused=False, pause_reading=lambda: None, resume_reading=lambda: None
+    )
+
+    def parse() -> None:
+        queue = WebSocketDataQueue(flow, 2**30, loop=loop)
+        reader = WebSocketReader(queue, 0, False, False)
+        seen = 0
+        for chunk in chunks:
+            reader.feed_data(chunk)
+            seen += len(queue._buffer)
+            queue._buffer.clear()
+        assert seen == count
+
+    return parse
+
+
+def run(repeats: int, budget: float) -> list[Comparison]:
+    results = []
+    for size in SIZES:
+        count = 2000 if size < 100 else 400
+        chunks = chunked(masked_frames(size, count))
+        builders = {
+            "rfc6455 FrameParser": ours_frames,
+            BASELINE: websockets_frames,
+            "wsproto FrameProtocol": wsproto_frames,
+            "rfc6455 Connection": ours_messages,
+            "websockets Protocol": websockets_messages,
+            "aiohttp WebSocketReader (Cython)": aiohttp_messages,
+        }
+        candidates = {}
+        for name, build in builders.items():
+            function = build(chunks, count)
+            if function is not None:
+                candidates[name] = function
+        results.append(
+            compare(
+                f"Parsing masked {size} B client frames (frames/s)",
+                candidates,
+                baseline=BASELINE,
+                unit="frames/s",
+                work=count,
+                repeats=repeats,
+                budget=budget,
+            )
+        )
+    return results
