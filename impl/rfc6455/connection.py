@@ -129,7 +129,8 @@ class Connection:
             try:
                 frame = self._parser.next_frame()
                 if frame is None:
-                    self._check_pending_frame()
+                    if self._parser.buffered:
+                        self._check_pending_frame()
                     return
                 self._handle_frame(frame)
             except ProtocolError as exc:
@@ -323,14 +324,15 @@ class Connection:
 
     # -- sending -----------------------------------------------------------------------------
     def _check_can_send(self, what: str) -> None:
-        if self.state != State.OPEN:
+        if self.state is not State.OPEN:
             raise InvalidState(
                 f"cannot send {what}: the {self.role.name.lower()} connection is "
                 f"{self.state.value} (RFC 6455 §5.5.1: nothing follows a Close)"
             )
 
     def _send_message(self, opcode: Opcode, payload: bytes, fragment_size: int | None) -> None:
-        self._check_can_send(f"a {opcode.name.lower()} message")
+        if self.state is not State.OPEN:
+            self._check_can_send(f"a {opcode.name.lower()} message")
         if fragment_size is None or len(payload) <= fragment_size:
             self._queue(Frame(payload, opcode, final=True))
             return

@@ -63,6 +63,9 @@ class Role(IntEnum):
 # RFC 6455 §5.5: all control frames MUST have a payload length of 125 bytes or less.
 MAX_CONTROL_PAYLOAD = 125
 _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
+# Opcode members by value, for the parser's hot path (calling the enum is slower).
+_OPCODES: dict[int, Opcode] = {int(op): op for op in Opcode}
+_new_frame = object.__new__
 # Versions whose framing is the one of RFC 6455 (hybi-07, hybi-08 and 13 share it).
 _SUPPORTED_VERSIONS = frozenset({None, 7, 8, 13})
 
@@ -339,6 +342,7 @@ class FrameParser:
             raise ValueError(f"WebSocket version {version} is not supported (13 is)")
         self.version = version
         self.role = Role(kind)
+        self._expect_masked = self.role == Role.SERVER
         self.max_frame_size = max_frame_size
         self.rsv_mask = rsv_mask
         self._buffer = bytearray()
@@ -383,30 +387,32 @@ class FrameParser:
 
     def next_frame(self) -> Frame | None:
         """The next complete frame, or ``None`` until more bytes arrive."""
-        if self._pending_header is None:
+        header = self._pending_header
+        if header is None:
             header = self._read_header()
             if header is None:
                 return None
-            self._pending_header = header
-        first, length, start, masking_key = self._pending_header
+        first, length, start, masking_key = header
         end = start + length
-        if len(self._buffer) < end:
+        buffer = self._buffer
+        if len(buffer) < end:
+            self._pending_header = header
             return None
         self._pending_header = None
         if masking_key is not None:
             # RFC 6455 §5.3: unmask straight out of the receive buffer (one copy, not three).
-            payload = _mask_slice(self._buffer, masking_key, start, end)
+            payload = _mask_slice(buffer, masking_key, start, end)
         else:
-            payload = bytes(self._buffer[start:end])
-        if len(self._buffer) == end:
-            self._buffer.clear()
+            payload = bytes(buffer[start:end])
+        if len(buffer) == end:
+            buffer.clear()
             self._pos = 0
         else:
             self._pos = end
-        frame = Frame.__new__(Frame)
-        frame.opcode = Opcode(first & 0x0F)
+        frame = _new_frame(Frame)
+        frame.opcode = _OPCODES[first & 0x0F]
         frame.payload = payload
-        frame.final = bool(first & 0x80)
+        frame.final = first >= 0x80
         frame.rsv1 = (first >> 6) & 1
         frame.rsv2 = (first >> 5) & 1
         frame.rsv3 = (first >> 4) & 1
@@ -452,15 +458,17 @@ class FrameParser:
         if available < 2:
             return None
         first, second = buf[pos], buf[pos + 1]
-        self._check_first_byte(first)
         opcode = first & 0x0F
-        masked = bool(second & 0x80)
+        if first & 0x70 or opcode > 0x2:
+            # The common data frame without RSV bits needs no further look at its first byte.
+            self._check_first_byte(first)
+        masked = second >= 0x80
         # RFC 6455 §5.1: a server MUST close the connection upon receiving an unmasked frame;
         # a client MUST close it upon receiving a masked frame.
-        if self.role == Role.SERVER and not masked:
+        if masked is not self._expect_masked:
+            if masked:
+                raise ProtocolError("server frames must not be masked (RFC 6455 §5.1)")
             raise ProtocolError("client frames must be masked (RFC 6455 §5.1)")
-        if self.role == Role.CLIENT and masked:
-            raise ProtocolError("server frames must not be masked (RFC 6455 §5.1)")
         length = second & 0x7F
         header_size = 2
         if opcode >= 0x8 and length > MAX_CONTROL_PAYLOAD:
