@@ -76,7 +76,8 @@ class ServerExtensionFactory(ABC):
         """Pick the first acceptable offer (RFC 7692 §5: offers are in preference order).
 
         Returns the parameters for the response and the extension, or ``None`` to decline
-        every offer. Raises ``HandshakeError`` when an offer is malformed.
+        every offer. An offer with invalid parameters is declined (RFC 7692 §7: the server
+        "MUST decline" it); only a header that breaks RFC 6455 §9.1's grammar is a 400.
         """
 
 

@@ -16,6 +16,13 @@ import zlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory as WsClientFactory,
+)
+
 from rfc6455.__main__ import EchoWS
 from rfc6455.connection import Connection
 from rfc6455.errors import CloseCode, ExtensionError, HandshakeError, MessageTooBig, ProtocolError
@@ -33,12 +40,6 @@ from rfc6455.frame import Frame, Opcode, Role
 from rfc6455.handshake import client_request, validate_response
 from rfc6455.middleware import WebSocket
 from rfc6455.server import Server, WsgiHandler
-from websockets.asyncio.client import connect as ws_connect
-from websockets.asyncio.server import ServerConnection
-from websockets.asyncio.server import serve as ws_serve
-from websockets.extensions.permessage_deflate import (
-    ClientPerMessageDeflateFactory as WsClientFactory,
-)
 
 TAIL = b"\x00\x00\xff\xff"
 
