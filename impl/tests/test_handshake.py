@@ -8,6 +8,9 @@ from typing import Any
 
 import h11
 import pytest
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request
+
 from rfc6455.errors import HandshakeError, VersionMismatch
 from rfc6455.extensions import (
     ClientExtensionFactory,
@@ -25,8 +28,6 @@ from rfc6455.handshake import (
     server_handshake,
     validate_response,
 )
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, Request
 
 # RFC 6455 §1.3: the worked example of a key and its accept value.
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
