@@ -41,8 +41,16 @@ conformance: install
 	$(VENV)/bin/wsconform run --profile full --gate strict --agent reference \
 	  --outdir reports/reference
 
+# Properties with many more examples, then each coverage-guided target for a bounded time
+# (libFuzzer exits non-zero on a crash, so a crash fails the target).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := frame handshake inflate connection
 fuzz: install
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q fuzz
+	$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install --quiet atheris
+	set -e; for target in $(FUZZ_TARGETS); do \
+	  $(PY) fuzz/atheris_targets.py $$target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1; \
+	done
 
 bench: install
 	$(PY) bench/run.py

@@ -4,7 +4,11 @@
 back as text, every binary message as binary, on any path; permessage-deflate (RFC 7692) is
 accepted unless ``--no-deflate`` is given. It prints one line,
 ``serving on ws://HOST:PORT``, once it listens (``--port 0`` picks a free port), and shuts
-down gracefully on SIGINT or SIGTERM.
+down gracefully on SIGINT or SIGTERM. The ``--max-connections``, ``--handshake-timeout``,
+``--ping-interval`` and ``--ping-timeout`` options set the server's ``Limits``.
+
+``client-testee --url URL --agent NAME`` runs our client (``rfc6455.client``) through the
+Autobahn fuzzing server's case loop (``rfc6455.client_testee``).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import sys
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
-from . import __version__
+from . import __version__, client_testee
 from .extensions import ServerExtensionFactory, ServerPerMessageDeflate
 from .handler import WS
+from .limits import DEFAULT_LIMITS, Limits
 from .middleware import WebSocket
 from .server import Server, WsgiHandler, run
 
@@ -47,6 +52,24 @@ def _size(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("a time is a number of seconds, 0 for none")
+    return value
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    """The server's ``Limits`` from the command line; 0 means "no limit" / "off"."""
+    return Limits(
+        max_connections=args.max_connections or None,
+        handshake_timeout=args.handshake_timeout or None,
+        closing_timeout=args.closing_timeout or DEFAULT_LIMITS.closing_timeout,
+        ping_interval=args.ping_interval or None,
+        ping_timeout=args.ping_timeout or None,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rfc6455", description=(__doc__ or "").split("\n")[0]
@@ -74,13 +97,44 @@ def _parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds the peer has to finish the closing handshake (default 5)",
     )
+    serve.add_argument(
+        "--max-connections",
+        type=_size,
+        default=DEFAULT_LIMITS.max_connections,
+        help="connections served at once, more get 503; 0 for no limit "
+        f"(default {DEFAULT_LIMITS.max_connections})",
+    )
+    serve.add_argument(
+        "--handshake-timeout",
+        type=_seconds,
+        default=DEFAULT_LIMITS.handshake_timeout,
+        help="seconds a request may take to arrive, then 408; 0 for none "
+        f"(default {DEFAULT_LIMITS.handshake_timeout:g})",
+    )
+    serve.add_argument(
+        "--ping-interval",
+        type=_seconds,
+        default=DEFAULT_LIMITS.ping_interval,
+        help="seconds between keepalive Pings; 0 for none "
+        f"(default {DEFAULT_LIMITS.ping_interval:g})",
+    )
+    serve.add_argument(
+        "--ping-timeout",
+        type=_seconds,
+        default=DEFAULT_LIMITS.ping_timeout,
+        help="seconds the Pong may take, then Close 1011; 0 for no limit "
+        f"(default {DEFAULT_LIMITS.ping_timeout:g})",
+    )
     serve.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    client_testee.add_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "client-testee":
+        return client_testee.command(args)
     if args.command == "serve":
 
         def ready(server: Server) -> None:
@@ -91,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.host,
             args.port,
             ready=ready,
-            closing_timeout=args.closing_timeout,
+            limits=_limits(args),
         )
     return 0
 

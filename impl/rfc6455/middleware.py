@@ -9,12 +9,15 @@ Invariants:
   (400, 405, 426, or what the handler chose), else ``101 Switching Protocols``.
 - On a 101 the live connection, a ``WebSocketSession``, is placed at
   ``environ["rfc6455.websocket"]``; the server writes the 101, then runs that session on
-  the raw connection. This middleware does no I/O of its own.
+  the raw connection. Under another WSGI server that exposes the client socket (gunicorn,
+  Werkzeug) the middleware writes the 101 and runs the session itself, in the worker
+  thread (``rfc6455.takeover``); otherwise it does no I/O of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from enum import Enum
 from http import HTTPStatus
 from typing import Any
 
@@ -22,14 +25,25 @@ from .errors import HandshakeError
 from .extensions import ServerExtensionFactory
 from .handler import WEBSOCKET_KEY, WS
 from .handshake import is_websocket_request, server_handshake
+from .limits import DEFAULT_LIMITS, LIMITS_KEY, Limits
 from .session import WebSocketSession
+from .takeover import response_head, server_socket, take_over
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "WebSocket", "error_response"]
 
 #: Largest message (after reassembly and decompression) a connection accepts by default;
-#: a bigger one fails the connection with 1009 (RFC 6455 §7.4.1). 16 MiB is the largest
-#: message the Autobahn suite sends (case 9.1.6).
-DEFAULT_MAX_MESSAGE_SIZE = 2**24
+#: a bigger one fails the connection with 1009 (RFC 6455 §7.4.1). It is the default
+#: ``Limits``' (see there why); the Autobahn testee raises it (case 9.1.6 sends 16 MiB).
+DEFAULT_MAX_MESSAGE_SIZE = DEFAULT_LIMITS.max_message_size
+
+
+class _FromLimits(Enum):
+    LIMITS = "limits"
+
+
+#: ``max_message_size``'s default: the running server's ``Limits.max_message_size``
+#: (``environ["rfc6455.limits"]``), else ``DEFAULT_MAX_MESSAGE_SIZE``.
+FROM_LIMITS = _FromLimits.LIMITS
 
 StartResponse = Callable[..., Any]
 
@@ -66,8 +80,8 @@ class WebSocket:
 
     ``handle`` is the ``WS`` handler; ``extensions`` the server extension factories to
     negotiate, in order of preference (``None``: no extension); ``max_message_size`` the
-    largest message accepted (``None``: no limit). Subprotocols come from
-    ``handle.subprotocols``.
+    largest message accepted (``None``: no limit; by default the server's ``Limits``, which
+    also give the frame limit). Subprotocols come from ``handle.subprotocols``.
     """
 
     def __init__(
@@ -75,7 +89,7 @@ class WebSocket:
         handle: WS,
         extensions: Sequence[ServerExtensionFactory] | None = None,
         *,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_message_size: int | _FromLimits | None = FROM_LIMITS,
     ) -> None:
         if not isinstance(handle, WS):
             raise TypeError(f"handle must be a WS instance, got {type(handle).__name__}")
@@ -90,22 +104,37 @@ class WebSocket:
         if not is_websocket_request(environ) or not self.handle.match(environ):
             return None
         try:
+            # Under gunicorn or Werkzeug the client socket, taken over below; None under ours.
+            sock = server_socket(environ)
             handshake = server_handshake(environ, self.handle.subprotocols, self.extensions)
             headers = list(handshake.headers)
             edited = self.handle.on_handshake(environ, headers)
             if edited is not None:
                 headers = list(edited)
+            head = response_head(headers) if sock is not None else b""
         except HandshakeError as exc:
             return error_response(start_response, exc.status, exc.reason, exc.headers)
+        limits = environ.get(LIMITS_KEY)
+        if not isinstance(limits, Limits):
+            limits = DEFAULT_LIMITS
         session = WebSocketSession(
             self.handle,
             environ,
             extensions=handshake.extensions,
             # The handler may have rewritten Sec-WebSocket-Protocol: what the 101 says wins.
             subprotocol=_header(headers, "sec-websocket-protocol"),
-            max_message_size=self.max_message_size,
+            max_message_size=(
+                limits.max_message_size
+                if self.max_message_size is FROM_LIMITS
+                else self.max_message_size
+            ),
+            max_frame_size=limits.max_frame_size,
         )
         environ[WEBSOCKET_KEY] = session
+        if sock is not None:
+            # Blocks this worker until the connection is over; the server's own write of
+            # the 101 below then fails on the shut-down socket (see rfc6455.takeover).
+            take_over(sock, head, session)
         start_response("101 Switching Protocols", headers)
         return []
 

@@ -11,6 +11,18 @@ Invariants:
   middleware does); any other 101 is answered with 500. After the 101 the bytes h11 had
   already buffered (``trailing_data``) are handed to the session, then the raw stream.
 - Every response carries ``Server: rfc6455/<version>`` and a ``Date`` (RFC 7231 §7.1.1.2).
+- ``Limits`` bound what a peer costs (see ``rfc6455.limits``): a request head over
+  ``max_head_size`` or with too many or too big header fields gets 431 (RFC 6585 §5); a
+  request (head and body) not in within ``handshake_timeout`` gets 408 (RFC 7231 §6.5.7),
+  an idle keep-alive connection is just closed then (slowloris cannot hold a connection
+  longer than that). Beyond ``max_connections`` a connection is still accepted and its
+  request read (within the same timeout), but it is answered ``503`` with ``Retry-After``
+  and closed without reaching the app: the client learns why, and an excess connection
+  costs one request head for at most ``handshake_timeout`` seconds. A client that leaves
+  a response unread for ``send_timeout`` seconds is dropped.
+- Answers to a peer's mistakes are 4xx with the reason as a plain-text body; the only 5xx
+  are the app's own failures (500) and those h11 hints at (501 for a transfer coding it does
+  not implement, RFC 7230 §3.3.1).
 - ``close()`` stops listening, closes idle keep-alive connections, lets requests in progress
   finish, sends Close 1001 ("going away", RFC 6455 §7.4.1) to every open WebSocket, waits at
   most ``shutdown_timeout`` seconds, then drops whatever is left.
@@ -22,10 +34,12 @@ import asyncio
 import contextlib
 import io
 import logging
+import re
 import signal
 import sys
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from dataclasses import replace
 from email.utils import formatdate
 from typing import Any
 
@@ -33,6 +47,7 @@ import h11
 
 from . import __version__
 from .handler import WEBSOCKET_KEY
+from .limits import DEFAULT_LIMITS, LIMITS_KEY, Limits
 from .middleware import error_response
 from .session import READ_SIZE, WebSocketSession
 
@@ -58,12 +73,9 @@ WSGIApp = Callable[[MutableMapping[str, Any], Callable[..., Any]], Iterable[byte
 # in ``__all__``): a 101 is only valid then.
 _MIGHT_SWITCH: Any = h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]
 
-#: Largest request head (request line and headers) accepted; h11's default is 16 KiB too.
-MAX_HEAD_SIZE = 16 * 1024
-#: Largest request body read before calling the app; bigger ones get 413.
-DEFAULT_MAX_BODY_SIZE = 16 * 2**20
-#: Bytes the stream reader may buffer before it stops reading the socket.
-STREAM_LIMIT = 4 * 2**20
+#: Seconds a client over ``max_connections`` is told to wait before retrying (RFC 7231
+#: §7.1.3).
+RETRY_AFTER = 1
 
 
 class WsgiHandler:
@@ -118,8 +130,10 @@ class Server:
 
     ``app`` is any WSGI app or ``WsgiHandler`` chain; a chain returning ``None`` gets 404.
     ``port=0`` picks a free port (read ``port`` or ``url`` after ``start()``).
-    ``closing_timeout`` bounds each WebSocket closing handshake; ``shutdown_timeout`` bounds
-    ``close()``. Use as ``async with Server(app) as server: ...`` or ``start()``/``close()``.
+    ``limits`` bounds sizes, timeouts and connections (``rfc6455.limits.Limits``);
+    ``closing_timeout`` and ``max_body_size``, when given, override those fields.
+    ``shutdown_timeout`` bounds ``close()``. Use as ``async with Server(app) as server:
+    ...`` or ``start()``/``close()``.
     """
 
     def __init__(
@@ -128,19 +142,24 @@ class Server:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        closing_timeout: float = 5.0,
+        limits: Limits = DEFAULT_LIMITS,
+        closing_timeout: float | None = None,
         shutdown_timeout: float = 5.0,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        max_body_size: int | None = None,
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
-        self.closing_timeout = closing_timeout
+        if closing_timeout is not None:
+            limits = replace(limits, closing_timeout=closing_timeout)
+        if max_body_size is not None:
+            limits = replace(limits, max_body_size=max_body_size)
+        self.limits = limits
         self.shutdown_timeout = shutdown_timeout
-        self.max_body_size = max_body_size
         self.closing = False
         self._server: asyncio.Server | None = None
         self._connections: set[_HTTPConnection] = set()
+        self._admitted = 0  # connections within max_connections
 
     @property
     def url(self) -> str:
@@ -157,8 +176,13 @@ class Server:
         """Start listening; ``port`` is the bound port afterwards."""
         if self._server is not None:
             raise RuntimeError("the server is already started")
+        # The stream reader stops reading the socket once it holds twice its limit: that is
+        # the bound on incoming data read ahead of the handler.
         self._server = await asyncio.start_server(
-            self._handle_client, self.host, self.port, limit=STREAM_LIMIT
+            self._handle_client,
+            self.host,
+            self.port,
+            limit=max(1, self.limits.max_read_buffer // 2),
         )
         sockets = self._server.sockets
         if sockets:
@@ -203,8 +227,15 @@ class Server:
     ) -> None:
         conn = _HTTPConnection(self, reader, writer)
         conn.task = asyncio.current_task()
+        limit = self.limits.max_connections
+        conn.over_capacity = limit is not None and self._admitted >= limit
+        if not conn.over_capacity:
+            self._admitted += 1
         self._connections.add(conn)
         try:
+            # Above the high-water mark ``drain()`` blocks: the bound on what a peer that
+            # does not read can make the server buffer.
+            writer.transport.set_write_buffer_limits(high=self.limits.write_buffer_size)
             await conn.run()
         except ConnectionError as exc:
             logger.debug("connection from %s lost: %s", conn.peer, exc)
@@ -212,6 +243,8 @@ class Server:
             logger.exception("connection from %s failed", conn.peer)
         finally:
             self._connections.discard(conn)
+            if not conn.over_capacity:
+                self._admitted -= 1
             if not writer.is_closing():
                 writer.close()
 
@@ -228,8 +261,12 @@ class _HTTPConnection:
         self.task: asyncio.Task[Any] | None = None
         self.session: WebSocketSession | None = None
         self.idle = True  # waiting for the first byte of a request
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self.over_capacity = False  # beyond max_connections: answer 503
+        limits = server.limits
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head_size)
         self.peer = writer.get_extra_info("peername")
+        self.deadline: float | None = None  # when the request being read must be complete
+        self.received = 0  # bytes of the request being read, to tell idle from slow
 
     def shut_down(self) -> None:
         """Begin this connection's part of a graceful server shutdown."""
@@ -243,11 +280,18 @@ class _HTTPConnection:
 
     async def run(self) -> None:
         h = self.h11
+        loop = asyncio.get_running_loop()
         while True:
+            timeout = self.server.limits.handshake_timeout
+            self.deadline = None if timeout is None else loop.time() + timeout
+            self.received = 0
             try:
                 event = await self._next_event()
             except h11.RemoteProtocolError as exc:
                 await self._send_error(exc.error_status_hint, f"bad request: {exc}")
+                return
+            except TimeoutError:
+                await self._timed_out()
                 return
             if not isinstance(event, h11.Request):
                 return  # ConnectionClosed, or EOF between requests
@@ -274,18 +318,68 @@ class _HTTPConnection:
             if self.idle and self.server.closing:
                 return h11.ConnectionClosed()
             try:
-                data = await self.reader.read(READ_SIZE)
+                async with asyncio.timeout_at(self.deadline):
+                    data = await self.reader.read(READ_SIZE)
             except ConnectionError:
                 data = b""
             self.idle = False
+            self.received += len(data)
             h.receive_data(data)
+
+    async def _timed_out(self) -> None:
+        """The request did not arrive within ``handshake_timeout``."""
+        if self.received == 0 and self.h11.their_state is h11.IDLE:
+            self.writer.close()  # an idle keep-alive connection, or one that never spoke
+            return
+        timeout = self.server.limits.handshake_timeout
+        logger.info("request from %s timed out after %s s", self.peer, timeout)
+        # RFC 7231 §6.5.7: 408, the server "did not receive a complete request message
+        # within the time that it was prepared to wait".
+        await self._send_error(408, f"request timeout: the request took longer than {timeout} s")
+
+    def _refusal(self, request: h11.Request) -> tuple[int, str] | None:
+        """The status and reason to refuse ``request`` with before reading its body, if any."""
+        limits = self.server.limits
+        if self.over_capacity:
+            # RFC 7231 §6.6.4: 503, "temporarily overloaded"; Retry-After says when to retry.
+            return 503, f"server at capacity ({limits.max_connections} connections); retry later"
+        problem = _target_problem(request.method, request.target)
+        if problem is not None:
+            return 400, problem
+        # RFC 6585 §5: 431 when "one or more of its header fields are too large". h11 only
+        # bounds a head still arriving; one that came in a single read is measured here.
+        items = request.headers.raw_items()
+        head_size = len(request.method) + len(request.target) + 12  # "M T HTTP/1.1\r\n"
+        head_size += sum(len(name) + len(value) + 4 for name, value in items)  # "N: V\r\n"
+        if head_size > limits.max_head_size:
+            return 431, (
+                f"request head too large: {head_size} bytes (at most {limits.max_head_size})"
+            )
+        if len(request.headers) > limits.max_header_count:
+            return 431, (
+                f"too many header fields: {len(request.headers)} (at most "
+                f"{limits.max_header_count})"
+            )
+        for name, value in items:
+            if len(name) + len(value) > limits.max_header_field_size:
+                shown = name.decode("latin-1")[:64]
+                return 431, (
+                    f"header field {shown!r} is too large: {len(name) + len(value)} bytes "
+                    f"(at most {limits.max_header_field_size})"
+                )
+        length = _header_value(request.headers, b"content-length")
+        if length is not None and length.isdigit() and int(length) > limits.max_body_size:
+            return 413, f"request body too large (at most {limits.max_body_size} bytes)"
+        return None
 
     async def _handle_request(self, request: h11.Request) -> bool:
         """Answer one request; ``True`` when it was upgraded to a WebSocket."""
         body = bytearray()
-        length = _header_value(request.headers, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.server.max_body_size:
-            await self._send_error(413, "request body too large")
+        refusal = self._refusal(request)
+        if refusal is not None:
+            status, reason = refusal
+            extra = [("Retry-After", str(RETRY_AFTER))] if status == 503 else []
+            await self._send_error(status, reason, extra_headers=extra)
             return False
         while True:
             try:
@@ -293,9 +387,12 @@ class _HTTPConnection:
             except h11.RemoteProtocolError as exc:
                 await self._send_error(exc.error_status_hint, f"bad request: {exc}")
                 return False
+            except TimeoutError:
+                await self._timed_out()
+                return False
             if isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > self.server.max_body_size:
+                if len(body) > self.server.limits.max_body_size:
                     await self._send_error(413, "request body too large")
                     return False
             elif isinstance(event, h11.EndOfMessage):
@@ -346,9 +443,7 @@ class _HTTPConnection:
         )
         trailing, _closed = h.trailing_data
         self.session = session
-        await session.run(
-            self.reader, self.writer, bytes(trailing), closing_timeout=self.server.closing_timeout
-        )
+        await session.run(self.reader, self.writer, bytes(trailing), limits=self.server.limits)
         return True
 
     async def _send_response(
@@ -370,17 +465,34 @@ class _HTTPConnection:
             for chunk in chunks:
                 if chunk:
                     write(h.send(h11.Data(data=chunk)))
-                    await self.writer.drain()
+                    await self._drain()
         write(h.send(h11.EndOfMessage()))
         with contextlib.suppress(ConnectionError):
-            await self.writer.drain()
+            await self._drain()
 
-    async def _send_error(self, status: int, reason: str, *, close: bool = True) -> None:
+    async def _drain(self) -> None:
+        """Wait for the peer to take our bytes; one that stalls ``send_timeout`` is dropped."""
+        try:
+            async with asyncio.timeout(self.server.limits.send_timeout):
+                await self.writer.drain()
+        except TimeoutError:
+            self.writer.transport.abort()
+            timeout = self.server.limits.send_timeout
+            raise ConnectionResetError(f"the peer read nothing for {timeout} s") from None
+
+    async def _send_error(
+        self,
+        status: int,
+        reason: str,
+        *,
+        close: bool = True,
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
         """Answer with an error if a response can still be started; close if asked to."""
         h = self.h11
         if h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             response = _Response()
-            body = error_response(response.start_response, status, reason)
+            body = error_response(response.start_response, status, reason, extra_headers)
             headers = _encode_headers(response.headers)
             if close:
                 headers.append((b"Connection", b"close"))
@@ -390,7 +502,7 @@ class _HTTPConnection:
                 for chunk in body:
                     self.writer.write(h.send(h11.Data(data=chunk)))
                 self.writer.write(h.send(h11.EndOfMessage()))
-                await self.writer.drain()
+                await self._drain()
             except (h11.LocalProtocolError, ConnectionError):
                 close = True
         else:
@@ -427,6 +539,7 @@ class _HTTPConnection:
             "wsgi.multithread": False,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
+            LIMITS_KEY: self.server.limits,
         }
         for raw_name, raw_value in request.headers:
             name = raw_name.decode("latin-1")
@@ -498,6 +611,29 @@ def _encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, byt
     if b"date" not in present:
         encoded.append((b"Date", _http_date()))
     return encoded
+
+
+# RFC 7230 §5.3.2: absolute-form starts with a scheme (RFC 3986 §3.1) and "://".
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def _target_problem(method: bytes, target: bytes) -> str | None:
+    """Why ``target`` is not a request-target for ``method`` (RFC 7230 §5.3), or ``None``."""
+    shown = target.decode("latin-1")[:200]
+    if b"#" in target:
+        # RFC 7230 §5.1: the request-target carries no fragment (RFC 6455 §3: nor does a
+        # WebSocket URI).
+        return f"request target {shown!r} has a fragment ('#'), which is not allowed"
+    if target.startswith(b"/") or _ABSOLUTE_FORM.match(target):
+        return None  # origin-form or absolute-form
+    if target == b"*" and method == b"OPTIONS":
+        return None  # RFC 7230 §5.3.4: asterisk-form, for a server-wide OPTIONS only
+    if method == b"CONNECT":
+        return None  # RFC 7230 §5.3.3: authority-form, for CONNECT only
+    return (
+        f"request target {shown!r} is not a path starting with '/' or an absolute URI "
+        "(RFC 7230 §5.3)"
+    )
 
 
 def _header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:

@@ -12,6 +12,13 @@ Invariants:
 - After our Close is sent the peer has ``closing_timeout`` seconds to finish the closing
   handshake; then TCP is dropped (RFC 6455 §7.1.1: the server closes the TCP connection
   once the closing handshake is done).
+- What a peer can make the session hold is bounded by its ``Limits``: at most
+  ``max_read_buffer`` bytes are read ahead of the handler (the server's stream reader stops
+  reading the socket beyond it), and the write buffer is drained before reading more, so a
+  peer that does not read stops being read; one that reads nothing for ``send_timeout``
+  is dropped. With ``ping_interval`` set, a Ping goes out
+  every ``ping_interval`` seconds; no Pong within ``ping_timeout`` closes with 1011, except
+  while a hook is busy (its Pong may be waiting, unread, behind the message being handled).
 - Every method is for the event loop's thread; from another thread use
   ``loop.call_soon_threadsafe(session.send, data)``.
 """
@@ -22,6 +29,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
@@ -31,6 +39,7 @@ from .events import BinaryMessage, Closed, Ping, Pong, TextMessage
 from .extensions import Extension
 from .frame import Role
 from .handler import WS
+from .limits import DEFAULT_LIMITS, Limits
 
 __all__ = ["READ_SIZE", "WebSocketSession"]
 
@@ -59,6 +68,7 @@ class WebSocketSession:
         extensions: Sequence[Extension] = (),
         subprotocol: str | None = None,
         max_message_size: int | None = None,
+        max_frame_size: int | None = None,
     ) -> None:
         self.handler = handler
         self.environ = environ
@@ -68,9 +78,24 @@ class WebSocketSession:
             Role.SERVER, extensions=self.extensions, max_message_size=max_message_size
         )
         self.connection.subprotocol = subprotocol
+        if max_frame_size is not None:
+            # ``Connection`` derives its parser's frame limit from ``max_message_size``
+            # alone; a smaller frame limit is applied to that parser here.
+            parser = self.connection._parser
+            if parser.max_frame_size is None or max_frame_size < parser.max_frame_size:
+                parser.max_frame_size = max_frame_size
         self._writer: asyncio.StreamWriter | None = None
-        self._closing_timeout = 5.0
+        self._limits = DEFAULT_LIMITS
+        self._closing_timeout = DEFAULT_LIMITS.closing_timeout
         self._closing_timer: asyncio.TimerHandle | None = None
+        # Keepalive (RFC 6455 §5.5.2: a Ping "may serve either as a keepalive or as a means
+        # to verify that the remote endpoint is still responsive").
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self._ping_payload: bytes | None = None  # the keepalive Ping awaiting its Pong
+        self._hooks_waiting = 0  # hooks suspended in an ``await``
+        self._draining = 0  # of which, or the read loop, waiting in ``drain()``
+        self._abort_timer: asyncio.TimerHandle | None = None
         self._on_close_called = False
         self._done = asyncio.Event()
 
@@ -116,10 +141,34 @@ class WebSocketSession:
         self._flush()
 
     async def drain(self) -> None:
-        """Wait until the writer's buffer is below its high-water mark."""
-        if self._writer is not None:
-            with contextlib.suppress(ConnectionError):
-                await self._writer.drain()
+        """Wait until the writer's buffer is below its high-water mark.
+
+        A handler that sends a lot awaits this between sends: it blocks while the peer is
+        not reading, so the server's buffer stays near ``Limits.write_buffer_size``. A peer
+        that reads nothing for ``Limits.send_timeout`` seconds is dropped (the connection
+        then ends with 1006).
+        """
+        writer = self._writer
+        if writer is not None:
+            self._draining += 1
+            try:
+                async with asyncio.timeout(self._limits.send_timeout):
+                    with contextlib.suppress(ConnectionError):
+                        await writer.drain()
+            except TimeoutError:
+                timeout = self._limits.send_timeout
+                logger.info("the peer read nothing for %s s; dropping TCP", timeout)
+                writer.transport.abort()
+            finally:
+                self._draining -= 1
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The running connection's transport (write buffer size, reading state), or ``None``."""
+        if self._writer is None:
+            return None
+        transport = self._writer.transport
+        return transport if isinstance(transport, asyncio.Transport) else None
 
     async def wait_closed(self) -> None:
         """Wait until the session has finished (TCP closed, ``on_close`` done)."""
@@ -133,19 +182,27 @@ class WebSocketSession:
         writer: asyncio.StreamWriter,
         initial: bytes = b"",
         *,
-        closing_timeout: float = 5.0,
+        limits: Limits = DEFAULT_LIMITS,
+        closing_timeout: float | None = None,
     ) -> None:
         """Run the connection until it is closed; the server has written the 101.
 
         ``initial`` holds the bytes the client sent after its request that the HTTP parser
         had already read (h11's ``trailing_data``): they are the start of the WebSocket
-        stream. Returns once TCP is closed and ``on_close`` has run.
+        stream. ``limits`` gives the timeouts, the keepalive and the read size
+        (``closing_timeout``, if given, overrides its field). Returns once TCP is closed and
+        ``on_close`` has run.
         """
         if self._writer is not None:
             raise RuntimeError("this session is already running")
         self._writer = writer
-        self._closing_timeout = closing_timeout
+        self._limits = limits
+        self._closing_timeout = (
+            limits.closing_timeout if closing_timeout is None else closing_timeout
+        )
+        read_size = min(READ_SIZE, limits.max_read_buffer)
         connection = self.connection
+        self._schedule_ping()
         try:
             await self._call_hook("on_open", self.handler.on_open, self.environ)
             if initial:
@@ -154,7 +211,7 @@ class WebSocketSession:
             self._flush()
             while not connection.close_transport and not self._on_close_called:
                 try:
-                    data = await reader.read(READ_SIZE)
+                    data = await reader.read(read_size)
                 except ConnectionError:
                     data = b""
                 if data:
@@ -182,6 +239,8 @@ class WebSocketSession:
             elif isinstance(event, Ping):
                 await self._call_hook("on_ping", handler.on_ping, environ, event.payload)
             elif isinstance(event, Pong):
+                if event.payload == self._ping_payload:
+                    self._keepalive_answered()
                 await self._call_hook("on_pong", handler.on_pong, environ, event.payload)
             elif isinstance(event, Closed):
                 await self._call_on_close()
@@ -193,7 +252,11 @@ class WebSocketSession:
             reply = self.handler.on_message(self.environ, message)
             if inspect.isawaitable(reply):
                 self._flush()  # what earlier events produced goes out before we wait
-                reply = await reply
+                self._hooks_waiting += 1
+                try:
+                    reply = await reply
+                finally:
+                    self._hooks_waiting -= 1
         except Exception:
             self._hook_failed("on_message")
             return
@@ -211,7 +274,11 @@ class WebSocketSession:
             result = hook(*args)
             if inspect.isawaitable(result):
                 self._flush()
-                await result
+                self._hooks_waiting += 1
+                try:
+                    await result
+                finally:
+                    self._hooks_waiting -= 1
         except Exception:
             self._hook_failed(name)
 
@@ -241,6 +308,60 @@ class WebSocketSession:
             loop = asyncio.get_running_loop()
             self._closing_timer = loop.call_later(self._closing_timeout, self._closing_timed_out)
 
+    def _schedule_ping(self) -> None:
+        interval = self._limits.ping_interval
+        if interval is not None:
+            loop = asyncio.get_running_loop()
+            self._ping_timer = loop.call_later(interval, self._send_keepalive_ping)
+
+    def _send_keepalive_ping(self) -> None:
+        """Ping the peer, unless an earlier keepalive Ping is still unanswered; re-arm."""
+        if self.connection.state is not State.OPEN:
+            return
+        if self._ping_payload is None:
+            # RFC 6455 §5.5.3: the Pong echoes the Ping's "Application data"; a random
+            # payload tells the answer apart from unsolicited Pongs.
+            self._ping_payload = os.urandom(4)
+            self.connection.send_ping(self._ping_payload)
+            self._flush()
+            timeout = self._limits.ping_timeout
+            if timeout is not None:
+                loop = asyncio.get_running_loop()
+                self._pong_timer = loop.call_later(timeout, self._keepalive_timed_out)
+        self._schedule_ping()
+
+    def _keepalive_answered(self) -> None:
+        self._ping_payload = None
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()
+            self._pong_timer = None
+
+    def _keepalive_timed_out(self) -> None:
+        """No Pong in time: close with 1011, unless a hook holds up reading the Pong."""
+        self._pong_timer = None
+        if self.connection.state is not State.OPEN or self._writer is None:
+            return
+        if self._hooks_waiting > self._draining:
+            # A hook is awaiting something other than the peer: the Pong may be sitting
+            # unread behind the message it is handling. Judge again later.
+            timeout = self._limits.ping_timeout or self._limits.closing_timeout
+            self._pong_timer = asyncio.get_running_loop().call_later(
+                timeout, self._keepalive_timed_out
+            )
+            return
+        logger.info("keepalive ping timed out; closing the connection with 1011")
+        # RFC 6455 §7.4.1: 1011, the server "encountered an unexpected condition that
+        # prevented it from fulfilling the request" (websockets sends the same code and
+        # reason). The peer is unresponsive, so TCP is closed without waiting for its Close.
+        self.connection.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        self._flush()
+        writer = self._writer
+        writer.close()
+        # A peer that does not read keeps the Close in our buffer: drop TCP after a grace.
+        self._abort_timer = asyncio.get_running_loop().call_later(
+            self._closing_timeout, writer.transport.abort
+        )
+
     def _closing_timed_out(self) -> None:
         """The peer did not finish the closing handshake in time: drop TCP."""
         if self._writer is not None:
@@ -249,8 +370,9 @@ class WebSocketSession:
 
     async def _finish(self, writer: asyncio.StreamWriter) -> None:
         """Close TCP, make sure the connection knows it ended, run ``on_close`` once."""
-        if self._closing_timer is not None:
-            self._closing_timer.cancel()
+        for timer in (self._closing_timer, self._ping_timer, self._pong_timer):
+            if timer is not None:
+                timer.cancel()
         try:
             if self.connection.state is not State.CLOSED:
                 self.connection.receive_eof()  # e.g. cancelled at shutdown: 1006
@@ -269,4 +391,6 @@ class WebSocketSession:
             except (TimeoutError, ConnectionError):
                 writer.transport.abort()
         finally:
+            if self._abort_timer is not None:
+                self._abort_timer.cancel()
             self._done.set()

@@ -1,0 +1,148 @@
+"""Running a WebSocket session on another WSGI server's raw socket (gunicorn, Werkzeug).
+
+Invariants:
+- Our own server writes the 101 and runs the session itself; other WSGI servers cannot, so
+  the middleware takes the connection over from them when the environ exposes the client
+  socket: ``environ["gunicorn.socket"]`` (gunicorn's sync and gthread workers) or
+  ``environ["werkzeug.socket"]`` (Werkzeug's development server).
+- The takeover runs in the server's worker thread and blocks it until the connection is
+  over: it writes the 101 by hand, then runs the same ``WebSocketSession`` our server runs,
+  on an event loop of that thread (``asyncio.run``), so hooks behave alike everywhere:
+  coroutine hooks are awaited, a raising hook closes with 1011, the closing handshake is
+  bounded by ``closing_timeout``.
+- The session gets a duplicate of the socket's descriptor, so the server's socket object
+  stays valid (servers inspect it after the app returns). Once the session ends, the socket
+  is shut down both ways (the TCP FIN; RFC 6455 §7.1.1: the server closes first) and its
+  blocking mode restored; the server then closes it.
+- After the takeover the app still answers the server with the 101 it sent; the server's
+  attempt to write it fails with ``EPIPE`` on the shut-down socket, which gunicorn and
+  Werkzeug treat as a client that went away: nothing more reaches the peer and the socket
+  is not reused for another request (no keep-alive).
+- Bytes the server read past the request head are not recovered: RFC 6455 §4.1 says the
+  client waits for the server's response before sending anything else, so there are none.
+- The worker is busy for the connection's lifetime: prefer gunicorn's gthread worker (each
+  connection holds one thread) to the sync worker, whose arbiter kills a worker that stays
+  silent longer than ``--timeout``; run Werkzeug's server with ``threaded=True``.
+- TLS sockets (``ssl.SSLSocket``) and non-standard socket objects (gevent, eventlet) cannot
+  be handed to asyncio: they are refused before the handshake with 501.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import ssl
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import HandshakeError
+from .session import WebSocketSession
+
+__all__ = ["SOCKET_KEYS", "response_head", "server_socket", "take_over"]
+
+#: Environ keys under which WSGI servers expose the client connection, in lookup order.
+SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
+
+#: Bytes the stream reader may buffer before it stops reading the socket (as in our server).
+_STREAM_LIMIT = 4 * 2**20
+
+# RFC 7230 §3.2: field-name = token; field-value excludes CR, LF (and NUL, which no
+# server accepts).
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
+
+
+def server_socket(environ: Mapping[str, Any]) -> socket.socket | None:
+    """The client socket the WSGI server exposes for a takeover; ``None`` under our server.
+
+    Raises ``HandshakeError`` (501) when the server exposes a socket that cannot be taken
+    over, so the client gets an HTTP answer rather than a 101 that leads nowhere.
+    """
+    for key in SOCKET_KEYS:
+        sock = environ.get(key)
+        if sock is not None:
+            break
+    else:
+        return None
+    if isinstance(sock, ssl.SSLSocket):
+        raise HandshakeError(
+            f"cannot run a WebSocket on the TLS socket of {key}; terminate TLS in front of "
+            "this server or serve WebSockets with rfc6455's server",
+            status=501,
+        )
+    if _event_loop_running():
+        raise HandshakeError(
+            "cannot take the connection over from a thread that runs an event loop", status=501
+        )
+    if type(sock) is not socket.socket:
+        raise HandshakeError(
+            f"cannot run a WebSocket on {key}, a {type(sock).__name__}; a plain socket is "
+            "needed (gunicorn's sync or gthread workers, Werkzeug's threaded server)",
+            status=501,
+        )
+    return sock
+
+
+def _event_loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def response_head(headers: Sequence[tuple[str, str]]) -> bytes:
+    """The 101 response's head, as the server would have written it (RFC 6455 §4.2.2).
+
+    Raises ``HandshakeError`` (500) when a header (perhaps added by ``on_handshake``) could
+    not go on the wire as given: a name that is not a token, a CR, LF or NUL in a value, or
+    text outside latin-1.
+    """
+    lines = ["HTTP/1.1 101 Switching Protocols"]
+    for name, value in headers:
+        if not _TOKEN_RE.fullmatch(name) or _BAD_VALUE_RE.search(value):
+            raise HandshakeError(f"the 101 response has an invalid header {name!r}", status=500)
+        lines.append(f"{name}: {value}")
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise HandshakeError("a header of the 101 response is not latin-1", status=500) from exc
+
+
+def take_over(
+    sock: socket.socket,
+    head: bytes,
+    session: WebSocketSession,
+    *,
+    closing_timeout: float = 5.0,
+) -> None:
+    """Write ``head`` (the 101) to ``sock``, run ``session`` on it, then shut ``sock`` down.
+
+    Blocks the calling worker thread until the connection is over and ``on_close`` has
+    run. Must not be called from a thread whose event loop is running.
+    """
+    timeout = sock.gettimeout()
+    try:
+        try:
+            sock.sendall(head)
+        except OSError:
+            return  # the client left before the 101: there is no connection to run
+        asyncio.run(_run(sock, session, closing_timeout))
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)  # the duplicate shared the descriptor's blocking mode
+        with contextlib.suppress(OSError):  # ENOTCONN: the peer is already gone
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+async def _run(sock: socket.socket, session: WebSocketSession, closing_timeout: float) -> None:
+    """Run ``session`` over asyncio streams on a duplicate of ``sock``'s descriptor."""
+    duplicate = sock.dup()
+    try:
+        reader, writer = await asyncio.open_connection(sock=duplicate, limit=_STREAM_LIMIT)
+    except BaseException:
+        duplicate.close()
+        raise
+    await session.run(reader, writer, closing_timeout=closing_timeout)
