@@ -36,10 +36,13 @@ unit: install fuzzer
 # What CI gates on: lint, types, unit + property + real-fuzzer tests.
 test: lint typecheck unit
 
-# The main job: the reference server through the full Autobahn suite under the strict gate.
+# The main job: the reference server, then the reference client, through the full Autobahn
+# suite under the strict gate; refreshes reports/reference/ and reports/clients/reference/.
 conformance: install
 	$(VENV)/bin/wsconform run --profile full --gate strict --agent reference \
 	  --outdir reports/reference
+	$(VENV)/bin/wsconform run-client --profile full --gate strict --agent reference \
+	  --outdir reports/clients/reference
 
 # Properties with many more examples, then each coverage-guided target for a bounded time
 # (libFuzzer exits non-zero on a crash, so a crash fails the target).

@@ -19,6 +19,7 @@ A server in a few lines::
 
 __version__ = "0.1.0"  # before the imports: server.py reads it for its Server header
 
+from .client import ClientConnection, connect
 from .connection import Connection, State
 from .errors import (
     CloseCode,
@@ -40,6 +41,7 @@ from .server import Server, WsgiHandler, run, serve
 __all__ = [
     "WS",
     "BinaryMessage",
+    "ClientConnection",
     "ClientPerMessageDeflate",
     "CloseCode",
     "CloseReceived",
@@ -64,6 +66,7 @@ __all__ = [
     "WebSocket",
     "WebSocketError",
     "WsgiHandler",
+    "connect",
     "mask",
     "run",
     "serve",
