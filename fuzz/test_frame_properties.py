@@ -280,9 +280,10 @@ def reference_messages(
             if sent.non_minimal_length:
                 return units, 1002  # documented difference: wsproto rejects, we accept
             if frame.opcode == Opcode.CLOSE:
+                if int.from_bytes(frame.payload[:2], "big") in WSPROTO_ONLY_CLOSE_CODES:
+                    # Documented difference, and wsproto judges the code before the reason.
+                    return units, 1002
                 code, reason = parse_close_payload(frame.payload)
-                if code in WSPROTO_ONLY_CLOSE_CODES:
-                    return units, 1002  # documented difference
                 units.append(("close", 1005 if code is None else code, reason))
                 return units, None
             if frame.opcode.is_control:

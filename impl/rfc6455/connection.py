@@ -25,7 +25,6 @@ States and transitions (the shell's view)::
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Iterator, Sequence
 from enum import Enum
 
@@ -89,7 +88,10 @@ class Connection:
         self.close_reason = ""
         self.failure: ProtocolError | None = None
         self.close_transport = False
-        self._events: deque[Event] = deque()
+        # Pending events, oldest first, read from ``_event_index``: an empty list costs 56
+        # bytes where an empty deque costs 760, for every idle connection.
+        self._events: list[Event] = []
+        self._event_index = 0
         self._out: list[bytes] = []
         self._reading = True  # False once a Close arrived or the connection failed
         self._close_sent = False
@@ -121,8 +123,16 @@ class Connection:
     def events(self) -> Iterator[Event]:
         """Yield events one at a time, parsing only as far as needed for the next one."""
         while True:
-            if self._events:
-                yield self._events.popleft()
+            events = self._events
+            index = self._event_index
+            if index < len(events):
+                event = events[index]
+                if index + 1 == len(events):
+                    events.clear()  # all taken: the list starts over, its index at 0
+                    self._event_index = 0
+                else:
+                    self._event_index = index + 1
+                yield event
                 continue
             if not self._reading:
                 return

@@ -31,6 +31,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import io
 import logging
@@ -236,6 +237,7 @@ class Server:
             # Above the high-water mark ``drain()`` blocks: the bound on what a peer that
             # does not read can make the server buffer.
             writer.transport.set_write_buffer_limits(high=self.limits.write_buffer_size)
+            _slim_stream_protocol(writer)
             await conn.run()
         except ConnectionError as exc:
             logger.debug("connection from %s lost: %s", conn.peer, exc)
@@ -267,6 +269,7 @@ class _HTTPConnection:
         self.peer = writer.get_extra_info("peername")
         self.deadline: float | None = None  # when the request being read must be complete
         self.received = 0  # bytes of the request being read, to tell idle from slow
+        self._trailing = b""  # bytes after an upgrade request, the session's first bytes
 
     def shut_down(self) -> None:
         """Begin this connection's part of a graceful server shutdown."""
@@ -295,8 +298,16 @@ class _HTTPConnection:
                 return
             if not isinstance(event, h11.Request):
                 return  # ConnectionClosed, or EOF between requests
-            if await self._handle_request(event):
-                return  # upgraded: the session ran to its end
+            session = await self._handle_request(event)
+            if session is not None:
+                # Upgraded: what served the request (it, h11 and its buffers, the
+                # response) is dropped before the session runs, rather than live as long
+                # as the session in this frame.
+                initial = self._trailing
+                self._trailing = b""
+                del event, h, self.h11
+                await session.run(self.reader, self.writer, initial, limits=self.server.limits)
+                return
             if self.server.closing or h.our_state is not h11.DONE:
                 return
             if h.their_state is not h11.DONE:
@@ -372,33 +383,33 @@ class _HTTPConnection:
             return 413, f"request body too large (at most {limits.max_body_size} bytes)"
         return None
 
-    async def _handle_request(self, request: h11.Request) -> bool:
-        """Answer one request; ``True`` when it was upgraded to a WebSocket."""
+    async def _handle_request(self, request: h11.Request) -> WebSocketSession | None:
+        """Answer one request; the session to run when it was upgraded to a WebSocket."""
         body = bytearray()
         refusal = self._refusal(request)
         if refusal is not None:
             status, reason = refusal
             extra = [("Retry-After", str(RETRY_AFTER))] if status == 503 else []
             await self._send_error(status, reason, extra_headers=extra)
-            return False
+            return None
         while True:
             try:
                 event = await self._next_event()
             except h11.RemoteProtocolError as exc:
                 await self._send_error(exc.error_status_hint, f"bad request: {exc}")
-                return False
+                return None
             except TimeoutError:
                 await self._timed_out()
-                return False
+                return None
             if isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > self.server.limits.max_body_size:
                     await self._send_error(413, "request body too large")
-                    return False
+                    return None
             elif isinstance(event, h11.EndOfMessage):
                 break
             else:
-                return False  # the client went away mid-body
+                return None  # the client went away mid-body
         environ = self._environ(request, bytes(body))
         response = _Response()
         try:
@@ -409,7 +420,7 @@ class _HTTPConnection:
         except Exception:
             logger.exception("the WSGI app failed on %s %s", request.method, request.target)
             await self._send_error(500, "internal server error", close=False)
-            return False
+            return None
         if response.status is not None and response.status.startswith("101"):
             _close_iterable(result)
             return await self._upgrade(environ, response)
@@ -423,16 +434,18 @@ class _HTTPConnection:
                 await self._send_error(500, "internal server error", close=False)
         finally:
             _close_iterable(result)
-        return False
+        return None
 
-    async def _upgrade(self, environ: MutableMapping[str, Any], response: _Response) -> bool:
-        """Write the 101 and run the session the middleware created."""
+    async def _upgrade(
+        self, environ: MutableMapping[str, Any], response: _Response
+    ) -> WebSocketSession | None:
+        """Write the 101; return the session the middleware created, for ``run`` to run."""
         session = environ.get(WEBSOCKET_KEY)
         h = self.h11
         if not isinstance(session, WebSocketSession) or h.their_state is not _MIGHT_SWITCH:
             logger.error("a 101 response without a WebSocket upgrade from rfc6455's middleware")
             await self._send_error(500, "internal server error", close=False)
-            return False
+            return None
         headers = _encode_headers(response.headers)
         self.writer.write(
             h.send(
@@ -442,9 +455,9 @@ class _HTTPConnection:
             )
         )
         trailing, _closed = h.trailing_data
+        self._trailing = bytes(trailing)
         self.session = session
-        await session.run(self.reader, self.writer, bytes(trailing), limits=self.server.limits)
-        return True
+        return session
 
     async def _send_response(
         self, request: h11.Request, response: _Response, chunks: Iterator[bytes]
@@ -521,16 +534,16 @@ class _HTTPConnection:
         sockname = self.writer.get_extra_info("sockname") or ("", 0)
         peer = self.peer or ("", 0)
         environ: dict[str, Any] = {
-            "REQUEST_METHOD": request.method.decode("ascii"),
+            "REQUEST_METHOD": _shared(request.method.decode("ascii")),
             "SCRIPT_NAME": "",
             # PEP 3333: the path is url-decoded and carried as latin-1 "bytes in a str".
             "PATH_INFO": urllib.parse.unquote(path, encoding="latin-1"),
             "QUERY_STRING": query,
-            "SERVER_NAME": str(sockname[0]),
-            "SERVER_PORT": str(sockname[1]),
-            "SERVER_PROTOCOL": "HTTP/" + request.http_version.decode("ascii"),
+            "SERVER_NAME": _shared(str(sockname[0])),
+            "SERVER_PORT": _shared(str(sockname[1])),
+            "SERVER_PROTOCOL": _shared("HTTP/" + request.http_version.decode("ascii")),
             "SERVER_SOFTWARE": SERVER_SOFTWARE,
-            "REMOTE_ADDR": str(peer[0]),
+            "REMOTE_ADDR": _shared(str(peer[0])),
             "REMOTE_PORT": str(peer[1]),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
@@ -548,12 +561,9 @@ class _HTTPConnection:
                 # "Sec_WebSocket_Key" would land on the same key as "Sec-WebSocket-Key":
                 # drop such names rather than let them smuggle a header in.
                 continue
-            if name == "content-type":
-                key = "CONTENT_TYPE"
-            elif name == "content-length":
-                key = "CONTENT_LENGTH"
-            else:
-                key = "HTTP_" + name.upper().replace("-", "_")
+            key = _environ_key(name)
+            if raw_name in _SHARED_VALUE_HEADERS:
+                value = _shared(value)
             if key in environ:
                 # RFC 7230 §3.2.2: repeated fields combine as a comma-separated list;
                 # RFC 6265 §5.4: cookies with "; ".
@@ -562,6 +572,78 @@ class _HTTPConnection:
             else:
                 environ[key] = value
         return environ
+
+
+#: Header fields whose values repeat from one connection to the next (``Sec-WebSocket-Key``
+#: does not): their environ values are shared, not held once per open WebSocket.
+_SHARED_VALUE_HEADERS = frozenset(
+    (
+        b"host",
+        b"upgrade",
+        b"connection",
+        b"sec-websocket-version",
+        b"sec-websocket-extensions",
+        b"sec-websocket-protocol",
+        b"origin",
+        b"user-agent",
+        b"accept-encoding",
+        b"accept-language",
+        b"cache-control",
+        b"pragma",
+    )
+)
+
+#: Bound on each cache below, so that a peer sending ever new names or values cannot grow
+#: them without limit; past it, strings are just not shared.
+_CACHE_SIZE = 1024
+
+_environ_keys: dict[str, str] = {}
+_shared_values: dict[str, str] = {}
+
+
+def _environ_key(name: str) -> str:
+    """The environ key of header field ``name`` (lower case), one string per name.
+
+    Every open WebSocket keeps its environ: a shared key costs nothing per connection.
+    """
+    key = _environ_keys.get(name)
+    if key is None:
+        if name == "content-type":
+            key = "CONTENT_TYPE"
+        elif name == "content-length":
+            key = "CONTENT_LENGTH"
+        else:
+            key = "HTTP_" + name.upper().replace("-", "_")
+        if len(_environ_keys) < _CACHE_SIZE:
+            _environ_keys[name] = key
+    return key
+
+
+def _shared(value: str) -> str:
+    """``value``, or an equal string already held, for environ values many connections share.
+
+    Only for values that carry no secrets (not the target, cookies or credentials): the
+    cache outlives the connections.
+    """
+    shared = _shared_values.get(value)
+    if shared is not None:
+        return shared
+    if len(_shared_values) < _CACHE_SIZE and len(value) <= 256:
+        _shared_values[value] = value
+    return value
+
+
+def _slim_stream_protocol(writer: asyncio.StreamWriter) -> None:
+    """Give the stream protocol a list for its ``drain()`` waiters instead of a deque.
+
+    asyncio keeps them in a ``collections.deque``, 760 bytes even when empty, for every
+    connection, where it only appends, removes and iterates (a list's 56 bytes do the
+    same). Done only when the attribute is the empty deque this was written against.
+    """
+    protocol = writer.transport.get_protocol()
+    waiters = getattr(protocol, "_drain_waiters", None)
+    if type(waiters) is collections.deque and not waiters:
+        setattr(protocol, "_drain_waiters", [])  # noqa: B010 (an asyncio private)
 
 
 def _body_chunks(result: Iterable[bytes], response: _Response) -> Iterator[bytes]:

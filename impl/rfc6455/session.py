@@ -7,8 +7,9 @@ Invariants:
   parses nothing itself.
 - Replies keep the order of the frames that caused them: events are pulled one by one and
   each hook (awaited when it is a coroutine) runs before the next event is parsed.
-- Writes happen once per batch of events read together, then the session awaits the
-  writer's ``drain()`` (backpressure) before reading again.
+- Writes happen once per batch of events read together; while the write buffer is above
+  its low-water mark the session awaits the writer's ``drain()`` (backpressure) before
+  reading again (below it ``drain()`` would return at once, so it is skipped).
 - After our Close is sent the peer has ``closing_timeout`` seconds to finish the closing
   handshake; then TCP is dropped (RFC 6455 §7.1.1: the server closes the TCP connection
   once the closing handshake is done).
@@ -49,6 +50,11 @@ logger = logging.getLogger("rfc6455.session")
 #: streams big messages (Autobahn 9.x sends 16 MiB); a read returns what is there, so small
 #: messages are not delayed.
 READ_SIZE = 2**20
+
+#: Replies that are certainly not awaitable: checked first, ``inspect.isawaitable`` is slow.
+_PLAIN_REPLIES = (str, bytes, type(None))
+
+_MESSAGES = (TextMessage, BinaryMessage)
 
 
 class WebSocketSession:
@@ -97,7 +103,10 @@ class WebSocketSession:
         self._draining = 0  # of which, or the read loop, waiting in ``drain()``
         self._abort_timer: asyncio.TimerHandle | None = None
         self._on_close_called = False
-        self._done = asyncio.Event()
+        self._finished = False
+        # Created by ``wait_closed`` only: an ``asyncio.Event`` holds a deque of 760 bytes,
+        # for every idle connection.
+        self._done: asyncio.Event | None = None
 
     # -- public API --------------------------------------------------------------------------
 
@@ -172,6 +181,10 @@ class WebSocketSession:
 
     async def wait_closed(self) -> None:
         """Wait until the session has finished (TCP closed, ``on_close`` done)."""
+        if self._finished:
+            return
+        if self._done is None:
+            self._done = asyncio.Event()
         await self._done.wait()
 
     # -- the server's side ---------------------------------------------------------------------
@@ -202,6 +215,7 @@ class WebSocketSession:
         )
         read_size = min(READ_SIZE, limits.max_read_buffer)
         connection = self.connection
+        transport = writer.transport
         self._schedule_ping()
         try:
             await self._call_hook("on_open", self.handler.on_open, self.environ)
@@ -222,7 +236,10 @@ class WebSocketSession:
                 self._flush()
                 if not data or connection.close_transport:
                     break
-                await self.drain()
+                # Writing pauses above the high-water mark and resumes at the low one: at or
+                # below the low mark ``drain()`` would not wait, so the common case skips it.
+                if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[0]:
+                    await self.drain()
         finally:
             await self._finish(writer)
 
@@ -234,8 +251,21 @@ class WebSocketSession:
         handler = self.handler
         environ = self.environ
         for event in connection.events():
-            if isinstance(event, TextMessage | BinaryMessage):
-                await self._deliver(event.data)
+            if isinstance(event, _MESSAGES):
+                # ``on_message`` and its reply, inline: this runs once per message.
+                try:
+                    reply = handler.on_message(environ, event.data)
+                except Exception:
+                    self._hook_failed("on_message")
+                    continue
+                if not isinstance(reply, _PLAIN_REPLIES) and inspect.isawaitable(reply):
+                    reply = await self._await_reply(reply)
+                if reply is None or connection.state is not State.OPEN:
+                    continue
+                if isinstance(reply, str):
+                    connection.send_text(reply)
+                else:
+                    connection.send_binary(bytes(reply))
             elif isinstance(event, Ping):
                 await self._call_hook("on_ping", handler.on_ping, environ, event.payload)
             elif isinstance(event, Pong):
@@ -246,26 +276,19 @@ class WebSocketSession:
                 await self._call_on_close()
             # CloseReceived needs nothing from us: the connection already queued the answer.
 
-    async def _deliver(self, message: str | bytes) -> None:
-        """Run ``on_message`` and send its reply, if any, while the connection is open."""
+    async def _await_reply(
+        self, pending: Awaitable[str | bytes | bytearray | memoryview | None]
+    ) -> str | bytes | bytearray | memoryview | None:
+        """Await an asynchronous ``on_message``; ``None`` (nothing to send) if it raised."""
+        self._flush()  # what earlier events produced goes out before we wait
+        self._hooks_waiting += 1
         try:
-            reply = self.handler.on_message(self.environ, message)
-            if inspect.isawaitable(reply):
-                self._flush()  # what earlier events produced goes out before we wait
-                self._hooks_waiting += 1
-                try:
-                    reply = await reply
-                finally:
-                    self._hooks_waiting -= 1
+            return await pending
         except Exception:
             self._hook_failed("on_message")
-            return
-        if reply is None or self.connection.state is not State.OPEN:
-            return
-        if isinstance(reply, str):
-            self.connection.send_text(reply)
-        else:
-            self.connection.send_binary(bytes(reply))
+            return None
+        finally:
+            self._hooks_waiting -= 1
 
     async def _call_hook(
         self, name: str, hook: Callable[..., Awaitable[None] | None], *args: Any
@@ -393,4 +416,6 @@ class WebSocketSession:
         finally:
             if self._abort_timer is not None:
                 self._abort_timer.cancel()
-            self._done.set()
+            self._finished = True
+            if self._done is not None:
+                self._done.set()
