@@ -3,7 +3,8 @@
 Both backends take the same input (a `FuzzerSpec` and a run directory) and return the same
 handle (`FuzzerProcess`: the fuzzer's output lines, an interrupt that keeps the cases already
 run, a wait). The fuzzer's raw reports land in ``<rundir>/raw``. This module knows nothing of
-testees, gating or rendering; it only makes ``wstest -m fuzzingclient`` run somewhere.
+testees, gating or rendering; it only makes ``wstest -m fuzzingclient`` (testing a server)
+or ``wstest -m fuzzingserver`` (`FuzzingServerSpec`: testing clients) run somewhere.
 
 The testsuite is pinned (`FUZZER_VERSION`): its verdicts are the product's verdicts, so a run
 made here must be comparable with a run made anywhere else.
@@ -80,6 +81,42 @@ class FuzzerSpec:
             "exclude-cases": list(self.exclude),
             "exclude-agent-cases": {},
         }
+
+    def wstest_args(self) -> list[str]:
+        """wstest's mode arguments for this spec."""
+        return ["-m", "fuzzingclient"]
+
+    def published_ports(self) -> dict[str, int]:
+        """Ports a container must publish when it cannot share the host's network."""
+        return {}
+
+
+@dataclass(frozen=True)
+class FuzzingServerSpec(FuzzerSpec):
+    """What one fuzzingserver run offers the clients that connect to it.
+
+    wstest listens on `url`'s port (on every interface) and runs the selected cases for any
+    client that asks; `agent` is the name the client is told to file its results under.
+    """
+
+    def as_json(self, outdir: str, url: str | None = None) -> dict[str, Any]:
+        """The spec wstest reads; the listening URL is the same wherever wstest runs."""
+        return {
+            "url": self.url,
+            "outdir": outdir,
+            "options": {},
+            "cases": list(self.cases),
+            "exclude-cases": list(self.exclude),
+            "exclude-agent-cases": {},
+        }
+
+    def wstest_args(self) -> list[str]:
+        # -u 0: no embedded web server (it would take port 8080, shared by concurrent runs).
+        return ["-m", "fuzzingserver", "-u", "0"]
+
+    def published_ports(self) -> dict[str, int]:
+        port = urlsplit(self.url).port or 80
+        return {f"{port}/tcp": port}
 
 
 class FuzzerProcess(Protocol):
@@ -432,8 +469,7 @@ class LocalBackend:
             "-u",
             "-c",
             WSTEST_BOOTSTRAP,
-            "-m",
-            "fuzzingclient",
+            *spec.wstest_args(),
             "-s",
             str(spec_path),
         ]
@@ -464,7 +500,13 @@ def url_for_container(url: str, system: str) -> str:
 
 
 def container_config(
-    image: str, config_dir: Path, reports_dir: Path, system: str, user: str | None = None
+    image: str,
+    config_dir: Path,
+    reports_dir: Path,
+    system: str,
+    user: str | None = None,
+    mode_args: Sequence[str] = ("-m", "fuzzingclient"),
+    ports: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``docker.containers.run`` that run the fuzzer once.
 
@@ -472,7 +514,7 @@ def container_config(
     """
     config: dict[str, Any] = {
         "image": image,
-        "command": ["wstest", "-m", "fuzzingclient", "-s", f"{CONTAINER_CONFIG_DIR}/{SPEC_FILE}"],
+        "command": ["wstest", *mode_args, "-s", f"{CONTAINER_CONFIG_DIR}/{SPEC_FILE}"],
         "volumes": {
             str(config_dir.resolve()): {"bind": CONTAINER_CONFIG_DIR, "mode": "ro"},
             str(reports_dir.resolve()): {"bind": CONTAINER_REPORTS_DIR, "mode": "rw"},
@@ -484,6 +526,8 @@ def container_config(
         config["network_mode"] = "host"
     else:
         config["extra_hosts"] = {DOCKER_HOST_ALIAS: "host-gateway"}
+        if ports:  # a fuzzing server in the container, reached from the host
+            config["ports"] = dict(ports)
     if user is not None:
         config["user"] = user
     return config
@@ -586,9 +630,16 @@ class DockerBackend:
         body = spec.as_json(CONTAINER_REPORTS_DIR, url_for_container(spec.url, system))
         (config_dir / SPEC_FILE).write_text(json.dumps(body, indent=2) + "\n")
         user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
-        return DockerFuzzer(
-            self.client, container_config(self.image, config_dir, raw, system, user)
+        config = container_config(
+            self.image,
+            config_dir,
+            raw,
+            system,
+            user,
+            mode_args=spec.wstest_args(),
+            ports=spec.published_ports(),
         )
+        return DockerFuzzer(self.client, config)
 
 
 # ----------------------------------------------------------------------------- selection

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,13 +22,17 @@ from wsconform import (
     __version__,
     backends,
     catalog,
+    client_runner,
+    compare,
     gate,
+    parallel,
     progress,
     render,
     results,
     runner,
     testee,
 )
+from wsconform import agents as known_agents
 
 EXIT_CODES = """\
 Exit codes:
@@ -222,6 +227,21 @@ def main() -> None:
     help="One line per finished category instead of the live bar "
     "(also when $CI is set or not on a terminal).",
 )
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Split the cases across N fuzzer processes (each with its own testee), merged into "
+    "one report.",
+)
+@click.option(
+    "--shard",
+    metavar="K/N",
+    help="Run only slice K of N of the selection (deterministic; for CI matrices); "
+    "combine the slices with `wsconform merge`.",
+)
 def run(
     url: str | None,
     server_cmd: str | None,
@@ -239,6 +259,8 @@ def run(
     docker_image: str,
     startup_timeout: float,
     quiet: bool,
+    jobs: int,
+    shard: str | None,
 ) -> None:
     """Run the fuzzer against a server, gate the verdicts, write the reports."""
     out, err = _consoles()
@@ -266,11 +288,17 @@ def run(
         allow_unimplemented=allow_unimplemented,
         baseline=baseline,
         startup_timeout=startup_timeout,
+        shard=_shard(shard, jobs),
     )
     step = _step_printer(err)
     try:
         fuzzer = backends.choose(backend, python2=python2 or None, image=docker_image, step=step)
-        outcome = runner.execute(config, fuzzer, progress.make_view(err, quiet), err.print)
+        view = progress.make_view(err, quiet)
+        if jobs > 1:
+            options = ["--docker-image", docker_image] + (["--python2", python2] if python2 else [])
+            outcome = parallel.run_jobs(config, jobs, fuzzer, view, err.print, options)
+        else:
+            outcome = runner.execute(config, fuzzer, view, err.print)
     except runner.RunError as exc:
         _fail(err, exc.exit_code, str(exc))
         return
@@ -279,6 +307,139 @@ def run(
         return
     except KeyboardInterrupt:
         _fail(err, gate.EXIT_RUN_ERROR, "interrupted before the fuzzer started; nothing written")
+        return
+    if outcome.interrupted:
+        err.print("interrupted: the partial report is kept and marked partial")
+    _print_verdict(out, outcome.results, outcome.report, outcome.paths)
+    if outcome.regressions is not None and outcome.regressions.regressions:
+        out.print(
+            f"{len(outcome.regressions.regressions)} regressions against {baseline}:"
+            f" see {config.outdir / runner.BASELINE_DIFF}"
+        )
+    sys.exit(outcome.exit_code)
+
+
+@main.command("run-client", epilog=EXIT_CODES)
+@click.option(
+    "--client-cmd",
+    metavar="CMD",
+    help="The client under test; {url} (the fuzzing server) and {agent} are filled in. It "
+    "runs every case itself: /getCaseCount, /runCase?case=N&agent=A echoing each message, "
+    "/updateReports. Default: our client, python -m rfc6455 client-testee.",
+)
+@click.option("--agent", help="Name of the client under test (default: reference, or testee).")
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(catalog.PROFILES)),
+    default="full",
+    show_default=True,
+    help="Case selection: quick (1-7, 10), no-deflate (all but 12, 13), full.",
+)
+@click.option(
+    "--cases", multiple=True, metavar="PATTERN", help="Cases to run (replaces the profile's)."
+)
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Cases to leave out.")
+@click.option(
+    "--gate",
+    "preset",
+    type=click.Choice(gate.PRESETS),
+    default="strict",
+    show_default=True,
+    help="Pass rule.",
+)
+@click.option(
+    "--expectations",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML file of accepted verdicts, with reasons.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="An earlier run: exit 4 when a case regressed against it.",
+)
+@click.option("--allow-unimplemented", is_flag=True, help="Do not fail on UNIMPLEMENTED.")
+@click.option(
+    "--outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default: reports/clients/<agent>).",
+)
+@click.option("--backend", type=click.Choice(backends.BACKENDS), default="auto", show_default=True)
+@click.option("--python2", metavar="PATH", help="Python 2.7 for the local backend.")
+@click.option("--docker-image", default=backends.DOCKER_IMAGE, show_default=True)
+@click.option(
+    "--startup-timeout",
+    type=click.FloatRange(min=0.1),
+    default=testee.STARTUP_TIMEOUT,
+    show_default=True,
+    help="Seconds the fuzzing server gets to listen.",
+)
+@click.option(
+    "--case-timeout",
+    type=click.FloatRange(min=0.1),
+    default=client_runner.CASE_TIMEOUT,
+    show_default=True,
+    help="Seconds without progress (no case started or finished) before the client is "
+    "stopped and the case it hung on is failed; cases the fuzzer gives a time limit "
+    "(9.x: 100 s, 12.x/13.x: up to 480 s) get that limit on top.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="One line per finished category.")
+def run_client(
+    client_cmd: str | None,
+    agent: str | None,
+    profile: str,
+    cases: tuple[str, ...],
+    exclude: tuple[str, ...],
+    preset: str,
+    expectations: Path | None,
+    baseline: Path | None,
+    allow_unimplemented: bool,
+    outdir: Path | None,
+    backend: str,
+    python2: str | None,
+    docker_image: str,
+    startup_timeout: float,
+    case_timeout: float,
+    quiet: bool,
+) -> None:
+    """Run a client through the fuzzing server's cases, gate the verdicts, write the reports."""
+    out, err = _consoles()
+    if client_cmd is not None:
+        for placeholder in ("{url}", "{agent}"):
+            if placeholder not in client_cmd:
+                raise click.BadParameter(f"must contain {placeholder}", param_hint="--client-cmd")
+    if agent is None:
+        agent = "testee" if client_cmd is not None else "reference"
+    if not _AGENT.fullmatch(agent):
+        raise click.BadParameter(
+            "letters, digits and . _ + - only (it names the report directory)",
+            param_hint="--agent",
+        )
+    chosen, excluded = _selection(profile, cases, exclude)
+    config = client_runner.ClientRunConfig(
+        agent=agent,
+        outdir=outdir if outdir is not None else Path("reports") / "clients" / agent,
+        cases=chosen,
+        exclude=excluded,
+        client_cmd=client_cmd,
+        preset=preset,
+        expectations=_load_expectations(err, expectations),
+        allow_unimplemented=allow_unimplemented,
+        baseline=baseline,
+        startup_timeout=startup_timeout,
+        case_timeout=case_timeout,
+    )
+    step = _step_printer(err)
+    try:
+        fuzzer = backends.choose(backend, python2=python2 or None, image=docker_image, step=step)
+        outcome = client_runner.execute(config, fuzzer, progress.make_view(err, quiet), err.print)
+    except runner.RunError as exc:
+        _fail(err, exc.exit_code, str(exc))
+        return
+    except backends.BackendError as exc:
+        _fail(err, gate.EXIT_RUN_ERROR, f"the fuzzer cannot run: {exc}")
+        return
+    except KeyboardInterrupt:
+        _fail(err, gate.EXIT_RUN_ERROR, "interrupted before the client ran; nothing written")
         return
     if outcome.interrupted:
         err.print("interrupted: the partial report is kept and marked partial")
@@ -364,6 +525,209 @@ def diff(
     out.print(escape(render.diff_markdown(changes)))
     if fail_on_regression and changes.regressions:
         sys.exit(gate.EXIT_REGRESSION)
+
+
+def _shard(value: str | None, jobs: int) -> tuple[int, int] | None:
+    """--shard K/N as (K, N); a usage error when malformed or combined with --jobs."""
+    if value is None:
+        return None
+    if jobs > 1:
+        raise click.UsageError("give --shard or --jobs, not both")
+    try:
+        return parallel.parse_shard(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--shard") from exc
+
+
+@main.command("merge", epilog=EXIT_CODES)
+@click.argument(
+    "directories", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--outdir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the merged run is written.",
+)
+@click.option("--agent", help="The agent to merge when the runs hold several.")
+@click.option(
+    "--gate", "preset", type=click.Choice(gate.PRESETS), default="strict", show_default=True
+)
+@click.option("--expectations", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--allow-unimplemented", is_flag=True)
+def merge(
+    directories: tuple[Path, ...],
+    outdir: Path,
+    agent: str | None,
+    preset: str,
+    expectations: Path | None,
+    allow_unimplemented: bool,
+) -> None:
+    """Combine shard runs (`run --shard K/N`) into one run, then gate it and write its reports."""
+    out, err = _consoles()
+    config = runner.RunConfig(
+        agent=agent or "merged",
+        outdir=outdir,
+        preset=preset,
+        expectations=_load_expectations(err, expectations),
+        allow_unimplemented=allow_unimplemented,
+    )
+    try:
+        with runner.exclusive(outdir):
+            merged = parallel.merge_runs(list(directories), outdir, agent)
+            outcome = parallel.gate_and_render(merged, config, outdir)
+    except results.ResultsError as exc:
+        _fail(err, gate.EXIT_USAGE, f"cannot merge: {exc}")
+        return
+    except runner.RunError as exc:
+        _fail(err, exc.exit_code, str(exc))
+        return
+    _print_verdict(out, outcome.results, outcome.report, outcome.paths)
+    sys.exit(outcome.exit_code)
+
+
+@main.command("compare", epilog=EXIT_CODES)
+@click.option(
+    "--agent",
+    "agent_specs",
+    multiple=True,
+    metavar="NAME[=CMD]",
+    help="An implementation to run: a known name ("
+    + ", ".join(known_agents.AGENTS)
+    + ") or NAME=CMD with {port}. Repeatable; the matrix keeps this order.",
+)
+@click.option(
+    "--run",
+    "run_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Add an existing run directory to the matrix without running it again.",
+)
+@click.option(
+    "--profile", type=click.Choice(sorted(catalog.PROFILES)), default="full", show_default=True
+)
+@click.option("--cases", multiple=True, metavar="PATTERN")
+@click.option("--exclude", multiple=True, metavar="PATTERN")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Fuzzer processes per agent run.",
+)
+@click.option(
+    "--gate",
+    "preset",
+    type=click.Choice(gate.PRESETS),
+    default="standard",
+    show_default=True,
+    help="Pass rule of each agent's own reports (the matrix shows raw verdicts).",
+)
+@click.option(
+    "--outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports") / "compare",
+    show_default=True,
+    help="compare.md, compare.html, and one run directory per agent.",
+)
+@click.option(
+    "--markdown",
+    "markdown_copy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the Markdown matrix here (e.g. reports/peers.md).",
+)
+@click.option("--backend", type=click.Choice(backends.BACKENDS), default="auto")
+@click.option("--python2", metavar="PATH")
+@click.option("--docker-image", default=backends.DOCKER_IMAGE)
+@click.option("--startup-timeout", type=click.FloatRange(min=0.1), default=testee.STARTUP_TIMEOUT)
+@click.option("--quiet", "-q", is_flag=True, help="One line per finished category.")
+def compare_command(
+    agent_specs: tuple[str, ...],
+    run_dirs: tuple[Path, ...],
+    profile: str,
+    cases: tuple[str, ...],
+    exclude: tuple[str, ...],
+    jobs: int,
+    preset: str,
+    outdir: Path,
+    markdown_copy: Path | None,
+    backend: str,
+    python2: str | None,
+    docker_image: str,
+    startup_timeout: float,
+    quiet: bool,
+) -> None:
+    """Run several implementations through the same cases; render one comparison matrix."""
+    out, err = _consoles()
+    if len(agent_specs) + len(run_dirs) < 2:
+        raise click.UsageError("compare needs at least two agents (--agent or --run)")
+    planned = []
+    for spec in agent_specs:
+        try:
+            name, template = known_agents.resolve(spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--agent") from exc
+        if not _AGENT.fullmatch(name):
+            raise click.BadParameter(
+                f"{name!r}: letters, digits and . _ + - only", param_hint="--agent"
+            )
+        known = known_agents.AGENTS.get(name)
+        planned.append((name, template, known.notes if known and "=" not in spec else template))
+    chosen, excluded = _selection(profile, cases, exclude)
+    runs, notes, walls = [], {}, {}
+    failed = 0
+    try:
+        fuzzer = backends.choose(
+            backend, python2=python2 or None, image=docker_image, step=_step_printer(err)
+        )
+    except backends.BackendError as exc:
+        _fail(err, gate.EXIT_RUN_ERROR, f"the fuzzer cannot run: {exc}")
+        return
+    options = ["--docker-image", docker_image] + (["--python2", python2] if python2 else [])
+    for name, template, note in planned:
+        config = runner.RunConfig(
+            agent=name,
+            outdir=outdir / name,
+            cases=chosen,
+            exclude=excluded,
+            server_cmd=template,
+            preset=preset,
+            startup_timeout=startup_timeout,
+        )
+        err.print(f"[bold]{escape(name)}[/]: {escape(note)}")
+        started = time.monotonic()
+        view = progress.make_view(err, quiet)
+        try:
+            if jobs > 1:
+                outcome = parallel.run_jobs(config, jobs, fuzzer, view, err.print, options)
+            else:
+                outcome = runner.execute(config, fuzzer, view, err.print)
+        except runner.RunError as exc:
+            err.print(f"[bold red]error:[/] {escape(name)}: {escape(str(exc))}")
+            failed += 1
+            continue
+        walls[name] = time.monotonic() - started
+        notes[name] = note
+        runs.append(outcome.results)
+        err.print(f"{escape(name)}: {render.summary_line(outcome.report)}")
+    for directory in run_dirs:
+        loaded = _load_run(err, directory, None)
+        notes[loaded.agent] = f"existing run {directory}"
+        runs.append(loaded)
+    try:
+        matrix = compare.build(runs, notes, walls)
+    except ValueError as exc:
+        _fail(err, gate.EXIT_USAGE, str(exc))
+        return
+    paths = compare.write(matrix, outdir, markdown_copy)
+    for line in compare.summary_lines(matrix):
+        out.print(escape(line))
+    out.print(f"{len(matrix.differences())} cases differ between agents")
+    written = ", ".join(str(p) for key, p in paths.items() if key != "html")
+    out.print(f"matrix: {paths['html']} ({written})")
+    if failed:
+        _fail(err, gate.EXIT_RUN_ERROR, f"{failed} agent(s) could not run; the matrix omits them")
 
 
 @main.command("cases")

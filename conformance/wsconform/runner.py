@@ -76,6 +76,8 @@ class RunConfig:
     allow_unimplemented: bool = False
     baseline: Path | None = None
     startup_timeout: float = testee.STARTUP_TIMEOUT
+    # (K, N): run only slice K of N of the selection (a CI matrix shard; see parallel).
+    shard: tuple[int, int] | None = None
 
 
 @dataclass
@@ -136,6 +138,10 @@ def selection(config: RunConfig) -> list[str]:
             + (f" --exclude {' '.join(config.exclude)}" if config.exclude else ""),
             "hint: `wsconform cases PATTERN` lists what a pattern selects",
         )
+    if config.shard is not None:
+        from wsconform import parallel  # parallel builds on this module
+
+        return parallel.shard_cases(selected, *config.shard)
     return selected
 
 
@@ -249,7 +255,8 @@ def _fuzz(
     failed: progress.ConnectionFailed | None = None
     interrupted = False
     lines = backends.output_reader(process)
-    with open(outdir / FUZZER_LOG, "w") as log:
+    # Line-buffered: parallel runs follow each job's progress in this log.
+    with open(outdir / FUZZER_LOG, "w", buffering=1) as log:
 
         def relay(line: str) -> None:
             nonlocal failed
@@ -299,7 +306,8 @@ def _collect(
 ) -> results.RunResults:
     """The run's results, with what happened to the cases that never ran."""
     raw = config.outdir / backends.RAW_DIR
-    chosen = set(selected)
+    # Excluded: what the patterns removed (a shard's other slices are not excluded).
+    chosen = set(catalog.select(list(config.cases), list(config.exclude)))
     excluded = [case for case in catalog.select(list(config.cases)) if case not in chosen]
     output_tail = "\n".join(fuzz.tail)
     if not (raw / "index.json").exists():
@@ -323,6 +331,9 @@ def _collect(
             run = results.RunResults(agent=config.agent, outdir=raw, cases={})
     run.selected = list(selected)
     run.excluded = excluded
+    if config.shard is not None:  # merge checks that every slice of the split is there
+        index, count = config.shard
+        run.notes.append(f"shard {index}/{count}: {len(selected)} of {len(chosen)} selected cases")
     missing = [case for case in selected if case not in run.cases]
     if fuzz.interrupted:
         run.partial = True

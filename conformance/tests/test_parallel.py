@@ -1,0 +1,201 @@
+"""Parallel and sharded runs: slicing, and merges of real runs that equal a one-process run.
+
+The real runs fuzz the reference server over a small selection (a few dozen fast cases), once
+in one process, once with ``--jobs 2``, and once as two ``--shard K/2`` runs merged by
+``wsconform merge``; verdicts and file sets must be the same.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from wsconform import backends, catalog, parallel, progress, results, runner
+
+# Fast cases from several categories (framing, pings, close handling, one 9.x).
+SELECTION = "1.1.*,2.*,5.1,5.2,5.3,7.1.*,7.9.1,9.1.1"
+CASES = catalog.select(SELECTION.split(","))
+
+
+class _Silent:
+    def update(self, progress: progress.Progress) -> None:
+        pass
+
+    def category_done(self, progress: progress.Progress, category: str, count: int) -> None:
+        pass
+
+    def close(self, progress: progress.Progress) -> None:
+        pass
+
+
+def wsconform(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wsconform", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def files(directory: Path) -> set[str]:
+    """Every file under `directory`, relative, without the run lock."""
+    return {
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if p.is_file() and p.name != runner.LOCK_FILE
+    }
+
+
+def verdicts(directory: Path) -> dict[str, tuple[str, str]]:
+    run = runner.load_run(directory)
+    return {c.case_id: (c.behavior, c.behavior_close) for c in run.cases.values()}
+
+
+# --- slicing --------------------------------------------------------------------------------
+
+
+def test_shards_partition_the_selection_in_order() -> None:
+    for count in (1, 2, 3, 7):
+        slices = [parallel.shard_cases(catalog.ALL_CASES, k, count) for k in range(1, count + 1)]
+        dealt = [case for s in slices for case in s]
+        assert sorted(dealt, key=catalog.case_sort_key) == list(catalog.ALL_CASES)
+        assert len(set(dealt)) == len(catalog.ALL_CASES)
+        for s in slices:
+            assert s == sorted(s, key=catalog.case_sort_key)
+            assert abs(len(s) - len(catalog.ALL_CASES) / count) <= 1
+
+
+def test_shards_are_dealt_in_snake_order() -> None:
+    cases = [str(n) for n in range(8)]
+    assert parallel.shard_cases(cases, 1, 2) == ["0", "3", "4", "7"]
+    assert parallel.shard_cases(cases, 2, 2) == ["1", "2", "5", "6"]
+
+
+def test_each_shard_of_the_full_suite_gets_its_share_of_the_deflate_cases() -> None:
+    for k in (1, 2):
+        deflate = [c for c in parallel.shard_cases(catalog.ALL_CASES, k, 2) if c[:3] == "12."]
+        assert abs(len(deflate) - 45) <= 1  # 90 cases of 12.x, halved
+
+
+def test_split_leaves_out_empty_slices() -> None:
+    assert parallel.split(["1.1.1", "1.1.2"], 4) == [["1.1.1"], ["1.1.2"]]
+
+
+@pytest.mark.parametrize("text", ["", "2", "0/2", "3/2", "a/b", "1/0", "-1/2"])
+def test_malformed_shard_is_rejected(text: str) -> None:
+    with pytest.raises(ValueError):
+        parallel.parse_shard(text)
+
+
+def test_shard_is_parsed() -> None:
+    assert parallel.parse_shard("2/4") == (2, 4)
+
+
+# --- real runs ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_process(
+    local_backend: backends.LocalBackend, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The selection fuzzed in one fuzzer process against the reference server."""
+    outdir = tmp_path_factory.mktemp("one") / "run"
+    config = runner.RunConfig(agent="reference", outdir=outdir, cases=SELECTION.split(","))
+    outcome = runner.execute(config, local_backend, _Silent(), lambda _: None)
+    assert len(outcome.results.cases) == len(CASES)
+    return outdir
+
+
+def test_jobs_2_equals_one_process_run(
+    one_process: Path, local_backend: backends.LocalBackend, tmp_path: Path
+) -> None:
+    outdir = tmp_path / "jobs"
+    config = runner.RunConfig(agent="reference", outdir=outdir, cases=SELECTION.split(","))
+    outcome = parallel.run_jobs(config, 2, local_backend, _Silent(), lambda _: None)
+    assert verdicts(outdir) == verdicts(one_process)
+    assert files(outdir) == files(one_process)
+    assert not (outdir / parallel.JOBS_DIR).exists()
+    merged = results.load(outdir)
+    assert merged.selected == CASES
+    assert not merged.partial
+    assert outcome.exit_code == runner.gate.EXIT_OK
+    log = (outdir / runner.FUZZER_LOG).read_text()
+    assert "=== slice 1/2" in log and "=== slice 2/2" in log
+
+
+def test_merged_shards_equal_one_process_run(one_process: Path, tmp_path: Path) -> None:
+    shards = [tmp_path / "shard-1", tmp_path / "shard-2"]
+    for k, shard in enumerate(shards, 1):
+        done = wsconform(
+            "run", "-q", "--cases", SELECTION, "--shard", f"{k}/2", "--outdir", str(shard),
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        ran = results.load(shard)
+        assert list(ran.cases) == parallel.shard_cases(CASES, k, 2)
+    merged = tmp_path / "merged"
+    done = wsconform("merge", *map(str, shards), "--outdir", str(merged), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(CASES)} cases:" in done.stdout
+    assert verdicts(merged) == verdicts(one_process)
+    assert files(merged) == files(one_process)
+    summary = results.load(merged)
+    assert summary.selected == CASES
+    assert not any(parallel.SHARD_NOTE.fullmatch(note) for note in summary.notes)
+
+    missing = wsconform("merge", str(shards[0]), "--outdir", str(tmp_path / "m2"), cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "2/2 missing" in missing.stderr
+
+
+def test_merging_the_same_cases_twice_is_refused(one_process: Path, tmp_path: Path) -> None:
+    with pytest.raises(parallel.MergeError, match="ran in both"):
+        parallel.merge_runs([one_process, one_process], tmp_path / "merged")
+
+
+def test_merging_into_a_slice_is_refused(one_process: Path) -> None:
+    with pytest.raises(parallel.MergeError, match="both a slice and the merge target"):
+        parallel.merge_runs([one_process], one_process)
+
+
+def test_ctrl_c_on_parallel_jobs_keeps_a_partial_merged_report(
+    local_backend: backends.LocalBackend,
+    tmp_path: Path,
+    faulty_cmd: Callable[..., str],
+    wait_for: Callable[..., None],
+    env_without_ci_summary: dict[str, str],
+) -> None:
+    # Slices (snake deal): 1 = 1.1.1, 2.2, 2.3 and 2 = 1.1.2, 2.1, 2.4. Each job's own testee
+    # stalls its second handshake, so both jobs are surely under way when Ctrl-C comes.
+    harness = subprocess.Popen(
+        [sys.executable, "-m", "wsconform", "run", "-q", "--jobs", "2",
+         "--server-cmd", faulty_cmd("stall", 2), "--agent", "stall",
+         "--cases", "1.1.1,1.1.2,2.1,2.2,2.3,2.4", "--outdir", str(tmp_path)],
+        env=env_without_ci_summary, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for job in ("1", "2"):
+            log = tmp_path / parallel.JOBS_DIR / job / "testee-stdout.log"
+            wait_for(log, "stalling at connection 2")
+        harness.send_signal(signal.SIGINT)
+        stdout, stderr = harness.communicate(timeout=180)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+    assert harness.returncode == 1, stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["partial"] is True
+    ran = {case["id"]: case["outcome"] for case in summary["cases"]}
+    assert ran == {
+        "1.1.1": "passed", "1.1.2": "passed",
+        "2.1": "skipped", "2.2": "skipped", "2.3": "skipped", "2.4": "skipped",
+    }  # fmt: skip
+    assert "run it again to completion" in stdout

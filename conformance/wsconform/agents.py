@@ -1,0 +1,98 @@
+"""Known agents: implementations the harness can start by name (``--agent websockets``).
+
+Each agent is a server command template with ``{python}`` (this interpreter), ``{testees}``
+(the shipped ``conformance/testees`` folder), ``{host}`` and ``{port}`` filled in. Peers are
+echo servers over other Python WebSocket libraries, each configured the same way (compression
+on where the library has it, messages of at least 16 MiB allowed) so a comparison measures the
+libraries, not their settings. Whether a peer can run here is whether its library imports.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# conformance/wsconform/agents.py -> conformance/testees
+TESTEES = Path(__file__).resolve().parents[1] / "testees"
+
+
+@dataclass(frozen=True)
+class Agent:
+    """One implementation under test: how to start it and what it needs installed."""
+
+    name: str
+    template: str
+    requires: str | None  # the module that must import, None for the reference
+    notes: str = ""
+
+    def command(self, python: str | None = None) -> str:
+        """The ``--server-cmd`` template for this agent (``{host}``/``{port}`` still open)."""
+        return self.template.replace("{python}", shlex.quote(python or sys.executable)).replace(
+            "{testees}", shlex.quote(str(TESTEES))
+        )
+
+    def available(self) -> bool:
+        """True when the library this agent runs on can be imported here."""
+        if self.requires is None:
+            return True
+        try:
+            return importlib.util.find_spec(self.requires) is not None
+        except (ImportError, ValueError):
+            return False
+
+
+def _peer(name: str, module: str, notes: str) -> Agent:
+    return Agent(name, "{python} {testees}/" + f"{name}_echo.py {{port}} {{host}}", module, notes)
+
+
+AGENTS: dict[str, Agent] = {
+    agent.name: agent
+    for agent in (
+        Agent(
+            "reference",
+            "{python} -m rfc6455 serve --host {host} --port {port}",
+            None,
+            "rfc6455, this project's server",
+        ),
+        _peer("websockets", "websockets", "websockets asyncio server, compression on"),
+        _peer("aiohttp", "aiohttp", "aiohttp web server, compress=True"),
+        _peer("tornado", "tornado", "tornado WebSocketHandler, compression on"),
+        _peer("wsproto", "wsproto", "wsproto in a small asyncio shell, permessage-deflate"),
+        _peer("picows", "picows", "picows (frame level; no permessage-deflate in the library)"),
+    )
+}
+
+
+class UnknownAgent(ValueError):
+    """A name that is not in the registry; the message lists the known ones."""
+
+
+def lookup(name: str) -> Agent:
+    """The registered agent `name`; UnknownAgent (naming the known ones) otherwise."""
+    try:
+        return AGENTS[name]
+    except KeyError:
+        known = ", ".join(AGENTS)
+        raise UnknownAgent(
+            f"unknown agent {name!r} (known: {known}); "
+            "or give NAME=CMD with a command containing {port}"
+        ) from None
+
+
+def resolve(spec: str) -> tuple[str, str]:
+    """``NAME`` (registered) or ``NAME=CMD`` (any command with ``{port}``) -> (name, template)."""
+    name, sep, command = spec.partition("=")
+    name = name.strip()
+    if sep:
+        if "{port}" not in command:
+            raise ValueError(f"the command of agent {name!r} must contain {{port}}: {command!r}")
+        return name, command.strip()
+    agent = lookup(name)
+    if not agent.available():
+        raise ValueError(
+            f"agent {name!r} needs the {agent.requires!r} package: pip install {agent.requires}"
+        )
+    return name, agent.command()
