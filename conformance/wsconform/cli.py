@@ -11,8 +11,9 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -48,6 +49,93 @@ Exit codes:
 """
 
 MAX_LISTED_FAILURES = 25
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """One decorator for a group of options that several commands share."""
+
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+#: --profile, --cases, --exclude: the case selection of run, run-client and compare.
+selection_options = _options(
+    click.option(
+        "--profile",
+        type=click.Choice(sorted(catalog.PROFILES)),
+        default="full",
+        show_default=True,
+        help="Case selection: quick (1-7, 10), no-deflate (all but 12, 13), full.",
+    ),
+    click.option(
+        "--cases",
+        multiple=True,
+        metavar="PATTERN",
+        help="Cases to run (replaces the profile's); repeatable or comma-separated; "
+        "wstest pattern semantics.",
+    ),
+    click.option(
+        "--exclude",
+        multiple=True,
+        metavar="PATTERN",
+        help="Cases to leave out (added to the profile's).",
+    ),
+)
+#: --gate, --expectations, --baseline, --allow-unimplemented: how run and run-client gate.
+gate_options = _options(
+    click.option(
+        "--gate",
+        "preset",
+        type=click.Choice(gate.PRESETS),
+        default="strict",
+        show_default=True,
+        help="Pass rule.",
+    ),
+    click.option(
+        "--expectations",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="TOML file of accepted verdicts, with reasons.",
+    ),
+    click.option(
+        "--baseline",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="An earlier run: exit 4 when a case regressed against it.",
+    ),
+    click.option(
+        "--allow-unimplemented",
+        is_flag=True,
+        help="Do not fail on UNIMPLEMENTED (e.g. no permessage-deflate).",
+    ),
+)
+#: --backend, --python2, --docker-image: where the fuzzer runs.
+backend_options = _options(
+    click.option(
+        "--backend",
+        type=click.Choice(backends.BACKENDS),
+        default="auto",
+        show_default=True,
+        help="Where the fuzzer runs: docker when an engine answers, else local Python 2.7.",
+    ),
+    click.option(
+        "--python2",
+        metavar="PATH",
+        help=f"Python 2.7 for the local backend (or ${backends.PYTHON2_ENV}).",
+    ),
+    click.option(
+        "--docker-image",
+        default=backends.DOCKER_IMAGE,
+        show_default=True,
+        help="Fuzzer image for the docker backend.",
+    ),
+)
+
 _AGENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
@@ -147,72 +235,14 @@ def main() -> None:
 @click.option(
     "--agent", help="Name of the implementation under test (default: reference, or testee)."
 )
-@click.option(
-    "--profile",
-    type=click.Choice(sorted(catalog.PROFILES)),
-    default="full",
-    show_default=True,
-    help="Case selection: quick (1-7, 10), no-deflate (all but 12, 13), full.",
-)
-@click.option(
-    "--cases",
-    multiple=True,
-    metavar="PATTERN",
-    help="Cases to run (replaces the profile's); repeatable or comma-separated; "
-    "wstest pattern semantics.",
-)
-@click.option(
-    "--exclude",
-    multiple=True,
-    metavar="PATTERN",
-    help="Cases to leave out (added to the profile's).",
-)
-@click.option(
-    "--gate",
-    "preset",
-    type=click.Choice(gate.PRESETS),
-    default="strict",
-    show_default=True,
-    help="Pass rule.",
-)
-@click.option(
-    "--expectations",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML file of accepted verdicts, with reasons.",
-)
-@click.option(
-    "--baseline",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="An earlier run: exit 4 when a case regressed against it.",
-)
-@click.option(
-    "--allow-unimplemented",
-    is_flag=True,
-    help="Do not fail on UNIMPLEMENTED (e.g. no permessage-deflate).",
-)
+@selection_options
+@gate_options
 @click.option(
     "--outdir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Run directory (default: reports/<agent>).",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(backends.BACKENDS),
-    default="auto",
-    show_default=True,
-    help="Where the fuzzer runs: docker when an engine answers, else local Python 2.7.",
-)
-@click.option(
-    "--python2",
-    metavar="PATH",
-    help=f"Python 2.7 for the local backend (or ${backends.PYTHON2_ENV}).",
-)
-@click.option(
-    "--docker-image",
-    default=backends.DOCKER_IMAGE,
-    show_default=True,
-    help="Fuzzer image for the docker backend.",
-)
+@backend_options
 @click.option(
     "--startup-timeout",
     type=click.FloatRange(min=0.1),
@@ -328,44 +358,14 @@ def run(
     "/updateReports. Default: our client, python -m rfc6455 client-testee.",
 )
 @click.option("--agent", help="Name of the client under test (default: reference, or testee).")
-@click.option(
-    "--profile",
-    type=click.Choice(sorted(catalog.PROFILES)),
-    default="full",
-    show_default=True,
-    help="Case selection: quick (1-7, 10), no-deflate (all but 12, 13), full.",
-)
-@click.option(
-    "--cases", multiple=True, metavar="PATTERN", help="Cases to run (replaces the profile's)."
-)
-@click.option("--exclude", multiple=True, metavar="PATTERN", help="Cases to leave out.")
-@click.option(
-    "--gate",
-    "preset",
-    type=click.Choice(gate.PRESETS),
-    default="strict",
-    show_default=True,
-    help="Pass rule.",
-)
-@click.option(
-    "--expectations",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML file of accepted verdicts, with reasons.",
-)
-@click.option(
-    "--baseline",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="An earlier run: exit 4 when a case regressed against it.",
-)
-@click.option("--allow-unimplemented", is_flag=True, help="Do not fail on UNIMPLEMENTED.")
+@selection_options
+@gate_options
 @click.option(
     "--outdir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Run directory (default: reports/clients/<agent>).",
 )
-@click.option("--backend", type=click.Choice(backends.BACKENDS), default="auto", show_default=True)
-@click.option("--python2", metavar="PATH", help="Python 2.7 for the local backend.")
-@click.option("--docker-image", default=backends.DOCKER_IMAGE, show_default=True)
+@backend_options
 @click.option(
     "--startup-timeout",
     type=click.FloatRange(min=0.1),
@@ -603,11 +603,7 @@ def merge(
     type=click.Path(file_okay=False, path_type=Path),
     help="Add an existing run directory to the matrix without running it again.",
 )
-@click.option(
-    "--profile", type=click.Choice(sorted(catalog.PROFILES)), default="full", show_default=True
-)
-@click.option("--cases", multiple=True, metavar="PATTERN")
-@click.option("--exclude", multiple=True, metavar="PATTERN")
+@selection_options
 @click.option(
     "--jobs",
     "-j",
@@ -637,9 +633,7 @@ def merge(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the Markdown matrix here (e.g. reports/peers.md).",
 )
-@click.option("--backend", type=click.Choice(backends.BACKENDS), default="auto")
-@click.option("--python2", metavar="PATH")
-@click.option("--docker-image", default=backends.DOCKER_IMAGE)
+@backend_options
 @click.option("--startup-timeout", type=click.FloatRange(min=0.1), default=testee.STARTUP_TIMEOUT)
 @click.option("--quiet", "-q", is_flag=True, help="One line per finished category.")
 def compare_command(
