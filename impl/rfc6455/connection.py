@@ -69,7 +69,10 @@ class Connection:
         extensions: Sequence[Extension] = (),
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         subprotocol: str | None = None,
+        max_frame_size: int | None = None,
     ) -> None:
+        """``max_frame_size`` bounds one frame's payload below what ``max_message_size``
+        already implies (``None``: only that bound)."""
         self.role = Role(role)
         self.extensions = list(extensions)
         self.max_message_size = max_message_size
@@ -77,12 +80,14 @@ class Connection:
         rsv_mask = 0
         for extension in self.extensions:
             rsv_mask |= extension.rsv_mask
-        max_frame_size = max_message_size
+        frame_limit = max_message_size
         if max_message_size is not None and self.extensions:
             # A compressed frame may be slightly larger than what it inflates to; deflate's
             # worst case is 5 bytes per 16 KiB stored block, far below this headroom.
-            max_frame_size = max_message_size + max_message_size // 8 + 1024
-        self._parser = FrameParser(13, self.role, max_frame_size=max_frame_size, rsv_mask=rsv_mask)
+            frame_limit = max_message_size + max_message_size // 8 + 1024
+        if max_frame_size is not None and (frame_limit is None or max_frame_size < frame_limit):
+            frame_limit = max_frame_size
+        self._parser = FrameParser(13, self.role, max_frame_size=frame_limit, rsv_mask=rsv_mask)
         self.state = State.OPEN
         self.close_code: int | None = None
         self.close_reason = ""

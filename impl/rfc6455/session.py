@@ -81,15 +81,12 @@ class WebSocketSession:
         self.subprotocol = subprotocol
         self.extensions = list(extensions)
         self.connection = Connection(
-            Role.SERVER, extensions=self.extensions, max_message_size=max_message_size
+            Role.SERVER,
+            extensions=self.extensions,
+            max_message_size=max_message_size,
+            subprotocol=subprotocol,
+            max_frame_size=max_frame_size,
         )
-        self.connection.subprotocol = subprotocol
-        if max_frame_size is not None:
-            # ``Connection`` derives its parser's frame limit from ``max_message_size``
-            # alone; a smaller frame limit is applied to that parser here.
-            parser = self.connection._parser
-            if parser.max_frame_size is None or max_frame_size < parser.max_frame_size:
-                parser.max_frame_size = max_frame_size
         self._writer: asyncio.StreamWriter | None = None
         self._limits = DEFAULT_LIMITS
         self._closing_timeout = DEFAULT_LIMITS.closing_timeout
