@@ -1,13 +1,22 @@
-"""The one load client of the network benches: raw asyncio over loopback, no library.
+"""The one load client of the network benches: raw sockets over loopback, no library.
 
 Every server is driven by this same client so that differences come from the servers. It
 speaks just enough RFC 6455 to load them: the opening handshake of §4.1 (one request, a 101
 check), masked binary frames built once (§5.3: a client masks every frame), and byte
 counting for echoes (a 32-byte message comes back as a 34-byte unmasked frame).
 
+The echo loop avoids asyncio: after blocking-socket handshakes it drives non-blocking
+TCP_NODELAY sockets from one ``select.epoll`` loop (poll, ``recv_into`` a preallocated
+buffer, count whole echoes, ``send`` the prebuilt frame). On asyncio the client cost
+~28 us of CPU per round trip, more than the servers it measures, so on a 2-core machine it
+was the bottleneck: every server came out alike, picows' process at half a core. This loop
+costs ~7-10 us, mostly the kernel's loopback send and receive that every server pays too,
+so each server runs at ~95% of a core and its own cost sets the rate.
+
 Modes (``python bench/client.py MODE --port P ...``), each printing one JSON line:
 - ``echo``: N connections, each sends a message, waits for its echo, sends the next;
-  reports round trips per second over ``--duration`` after ``--warmup``.
+  reports round trips per second over ``--duration`` after ``--warmup``. A connection the
+  server closes is dropped (and reported on stderr); the others go on.
 - ``handshakes``: W workers, each opens a connection, completes the opening handshake, then
   the closing one (Close 1000 out, Close back), and closes TCP; reports handshakes/s.
 - ``idle``: opens connections in stages given by ``--stages`` (e.g. ``10,1010``), prints
@@ -22,11 +31,15 @@ import asyncio
 import base64
 import json
 import os
+import select
+import socket
 import sys
 import time
 
 HOST = "127.0.0.1"
 KEY = b"\x37\xfa\x21\x3d"
+#: Bound on every wait: connecting, a handshake, one poll with nothing ready.
+TIMEOUT = 10.0
 
 
 def masked_frame(opcode: int, payload: bytes) -> bytes:
@@ -48,14 +61,10 @@ def upgrade_request(port: int) -> bytes:
 
 
 class Client(asyncio.Protocol):
-    """One connection: handshake, then either echo round trips or a closing handshake."""
+    """One connection: the opening handshake, then possibly the closing one."""
 
-    def __init__(self, port: int, message: bytes | None, counter: list[int]) -> None:
+    def __init__(self, port: int) -> None:
         self.port = port
-        self.frame = masked_frame(0x2, message) if message is not None else b""
-        self.echo_size = 2 + len(message) if message is not None else 0
-        self.counter = counter
-        self.running = True
         self.head = b""
         self.pending = 0
         self.transport: asyncio.Transport | None = None
@@ -76,7 +85,7 @@ class Client(asyncio.Protocol):
             if end < 0:
                 return
             status = self.head.split(b"\r\n", 1)[0]
-            if b" 101 " not in status + b" ":
+            if not upgraded(status):
                 self.opened.set_exception(RuntimeError(f"no upgrade: {status!r}"))
                 return
             self.handshaking = False
@@ -84,22 +93,12 @@ class Client(asyncio.Protocol):
             self.head = b""
             if not self.opened.done():
                 self.opened.set_result(None)
-            if self.echo_size and self.transport is not None:
-                self.transport.write(self.frame)
             if not data:
                 return
-        if not self.echo_size:
-            # Waiting for the server's Close (2-byte header + 2-byte code).
-            self.pending += len(data)
-            if self.pending >= 4 and not self.closed.done():
-                self.closed.set_result(None)
-            return
+        # Waiting for the server's Close (2-byte header + 2-byte code).
         self.pending += len(data)
-        while self.pending >= self.echo_size:
-            self.pending -= self.echo_size
-            self.counter[0] += 1
-            if self.running and self.transport is not None:
-                self.transport.write(self.frame)
+        if self.pending >= 4 and not self.closed.done():
+            self.closed.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
@@ -109,27 +108,98 @@ class Client(asyncio.Protocol):
             self.closed.set_result(None)  # TCP closed: the closing handshake is over too
 
 
-async def open_client(port: int, message: bytes | None, counter: list[int]) -> Client:
+def upgraded(status: bytes) -> bool:
+    """Whether an HTTP status line is ``101 Switching Protocols``."""
+    return b" 101 " in status + b" "
+
+
+async def open_client(port: int) -> Client:
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(lambda: Client(port, message, counter), HOST, port)
-    await asyncio.wait_for(client.opened, 10)
+    _, client = await loop.create_connection(lambda: Client(port), HOST, port)
+    await asyncio.wait_for(client.opened, TIMEOUT)
     return client
 
 
-async def echo(port: int, connections: int, size: int, warmup: float, duration: float) -> dict:
-    counter = [0]
-    message = os.urandom(size)
-    clients = await asyncio.gather(
-        *(open_client(port, message, counter) for _ in range(connections))
-    )
-    await asyncio.sleep(warmup)
-    start_count, start = counter[0], time.perf_counter()
-    await asyncio.sleep(duration)
-    done, elapsed = counter[0] - start_count, time.perf_counter() - start
-    for client in clients:
-        client.running = False
-        if client.transport is not None:
-            client.transport.close()
+def open_socket(port: int) -> tuple[socket.socket, int]:
+    """A blocking connection through the opening handshake; the bytes already past it."""
+    sock = socket.create_connection((HOST, port), timeout=TIMEOUT)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(upgrade_request(port))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("connection lost before the upgrade")
+            head += chunk
+        status = head.split(b"\r\n", 1)[0]
+        if not upgraded(status):
+            raise RuntimeError(f"no upgrade: {status!r}")
+        sock.setblocking(False)
+        return sock, len(head) - head.index(b"\r\n\r\n") - 4
+    except BaseException:
+        sock.close()
+        raise
+
+
+def echo(port: int, connections: int, size: int, warmup: float, duration: float) -> dict:
+    """Echo round trips from one epoll loop; at most one message in flight per connection.
+
+    With one frame in flight a connection's send buffer never fills, so each ``send`` of
+    a prebuilt frame goes out whole; echoes are counted by bytes, whatever the reads' sizes.
+    """
+    frame = masked_frame(0x2, os.urandom(size))
+    echo_size = 2 + size  # RFC 6455 §5.2: unmasked, 7-bit length
+    sockets: dict[int, socket.socket] = {}
+    pending: dict[int, int] = {}
+    poller = select.epoll()
+    try:
+        for _ in range(connections):
+            sock, extra = open_socket(port)
+            sockets[sock.fileno()] = sock
+            pending[sock.fileno()] = extra
+            poller.register(sock.fileno(), select.EPOLLIN)
+        for sock in sockets.values():
+            sock.send(frame)
+        buffer = bytearray(65536)
+        count = dropped = 0
+        start_count, start = 0, 0.0
+        now = time.perf_counter()
+        mark, end = now + warmup, now + warmup + duration
+        measuring = False
+        while True:
+            now = time.perf_counter()
+            if now >= mark:
+                if measuring:
+                    break
+                measuring = True
+                start_count, start, mark = count, now, end
+            for fd, _ in poller.poll(min(mark - now, TIMEOUT)):
+                sock = sockets[fd]
+                try:
+                    received = sock.recv_into(buffer)
+                    if received:
+                        echoes, pending[fd] = divmod(pending[fd] + received, echo_size)
+                        if echoes:
+                            count += echoes
+                            sock.send(frame)
+                        continue
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    pass  # reset by the server: dropped like a clean close
+                poller.unregister(fd)
+                del sockets[fd], pending[fd]
+                sock.close()
+                dropped += 1
+        elapsed = now - start
+        done = count - start_count
+    finally:
+        poller.close()
+        for sock in sockets.values():
+            sock.close()
+    if dropped:
+        print(f"echo: the server closed {dropped} of {connections} connections", file=sys.stderr)
     return {"round_trips": done, "seconds": elapsed, "rate": done / elapsed}
 
 
@@ -141,10 +211,10 @@ async def handshakes(port: int, workers: int, warmup: float, duration: float) ->
 
     async def worker() -> None:
         while loop.time() < deadline:
-            client = await open_client(port, None, [0])
+            client = await open_client(port)
             assert client.transport is not None
             client.transport.write(CLOSE_1000)
-            await asyncio.wait_for(client.closed, 10)
+            await asyncio.wait_for(client.closed, TIMEOUT)
             client.transport.close()
             counter[0] += 1
 
@@ -169,7 +239,7 @@ async def idle(port: int, stages: list[int]) -> None:
 
     async def opened() -> Client:
         async with limit:
-            return await open_client(port, None, [0])
+            return await open_client(port)
 
     for stage in stages:
         clients += await asyncio.gather(*(opened() for _ in range(stage - len(clients))))
@@ -193,9 +263,7 @@ def main() -> None:
     parser.add_argument("--stages", default="10,1010")
     args = parser.parse_args()
     if args.mode == "echo":
-        result = asyncio.run(
-            echo(args.port, args.connections, args.size, args.warmup, args.duration)
-        )
+        result = echo(args.port, args.connections, args.size, args.warmup, args.duration)
         print(json.dumps(result), flush=True)
     elif args.mode == "handshakes":
         result = asyncio.run(handshakes(args.port, args.workers, args.warmup, args.duration))

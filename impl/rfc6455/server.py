@@ -2,14 +2,19 @@
 
 Invariants:
 - h11 owns HTTP parsing and framing (keep-alive, chunked bodies, HEAD, ``Expect:
-  100-continue``); this module only moves bytes between asyncio streams and h11.
+  100-continue``); this module only moves bytes between the transport and h11. Each
+  connection is an ``asyncio.Protocol`` (no task, stream or future per connection or per
+  read): a request is answered from the ``data_received`` that completes it, and a body
+  the peer is slow to take resumes from ``resume_writing``. While a response is being
+  written, pipelined requests are not read.
 - The WSGI app runs in the event loop's thread, so it must not block: the handshake it does
   is fast, and the ``WS`` hooks it sets up run on this same loop. Request bodies are read in
   full (up to ``max_body_size``) before the app is called.
 - A response of status 101 is an upgrade only when the request proposed one and the app
   put a ``WebSocketSession`` at ``environ["rfc6455.websocket"]`` (the ``WebSocket``
-  middleware does); any other 101 is answered with 500. After the 101 the bytes h11 had
-  already buffered (``trailing_data``) are handed to the session, then the raw stream.
+  middleware does); any other 101 is answered with 500. The 101's head is written here
+  (its fields checked as h11 would); then the session becomes the transport's protocol,
+  starting with the bytes h11 had already buffered (``trailing_data``).
 - Every response carries ``Server: rfc6455/<version>`` and a ``Date`` (RFC 7231 §7.1.1.2).
 - ``Limits`` bound what a peer costs (see ``rfc6455.limits``): a request head over
   ``max_head_size`` or with too many or too big header fields gets 431 (RFC 6585 §5); a
@@ -31,13 +36,13 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import io
 import logging
 import re
 import signal
 import sys
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import replace
@@ -47,10 +52,12 @@ from typing import Any
 import h11
 
 from . import __version__
+from .errors import HandshakeError
 from .handler import WEBSOCKET_KEY
 from .limits import DEFAULT_LIMITS, LIMITS_KEY, Limits
 from .middleware import error_response
-from .session import READ_SIZE, WebSocketSession
+from .session import WebSocketSession
+from .takeover import response_head
 
 __all__ = [
     "SERVER_SOFTWARE",
@@ -177,14 +184,8 @@ class Server:
         """Start listening; ``port`` is the bound port afterwards."""
         if self._server is not None:
             raise RuntimeError("the server is already started")
-        # The stream reader stops reading the socket once it holds twice its limit: that is
-        # the bound on incoming data read ahead of the handler.
-        self._server = await asyncio.start_server(
-            self._handle_client,
-            self.host,
-            self.port,
-            limit=max(1, self.limits.max_read_buffer // 2),
-        )
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _HTTPConnection(self), self.host, self.port)
         sockets = self._server.sockets
         if sockets:
             self.port = sockets[0].getsockname()[1]
@@ -206,11 +207,11 @@ class Server:
             self._server.close()
         for conn in list(self._connections):
             conn.shut_down()
-        tasks = [conn.task for conn in self._connections if conn.task is not None]
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
+        waiters = [conn.finished() for conn in self._connections]
+        if waiters:
+            _done, pending = await asyncio.wait(waiters, timeout=self.shutdown_timeout)
             for conn in list(self._connections):
-                conn.writer.transport.abort()
+                conn.abort()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
         if self._server is not None:
@@ -223,130 +224,254 @@ class Server:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _handle_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        conn = _HTTPConnection(self, reader, writer)
-        conn.task = asyncio.current_task()
+    def _admit(self, conn: _HTTPConnection) -> bool:
+        """Count a new connection; ``False`` if it is over ``max_connections``."""
         limit = self.limits.max_connections
-        conn.over_capacity = limit is not None and self._admitted >= limit
-        if not conn.over_capacity:
+        admitted = limit is None or self._admitted < limit
+        if admitted:
             self._admitted += 1
         self._connections.add(conn)
-        try:
-            # Above the high-water mark ``drain()`` blocks: the bound on what a peer that
-            # does not read can make the server buffer.
-            writer.transport.set_write_buffer_limits(high=self.limits.write_buffer_size)
-            _slim_stream_protocol(writer)
-            await conn.run()
-        except ConnectionError as exc:
-            logger.debug("connection from %s lost: %s", conn.peer, exc)
-        except Exception:
-            logger.exception("connection from %s failed", conn.peer)
-        finally:
+        return admitted
+
+    def _release(self, conn: _HTTPConnection) -> None:
+        if conn in self._connections:
             self._connections.discard(conn)
             if not conn.over_capacity:
                 self._admitted -= 1
-            if not writer.is_closing():
-                writer.close()
 
 
-class _HTTPConnection:
-    """One TCP connection: HTTP requests until it closes or is upgraded to a WebSocket."""
+class _PendingBody:
+    """A response body that waits for the peer to read before the rest is written."""
 
-    def __init__(
-        self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    __slots__ = ("chunks", "request", "result")
+
+    def __init__(self, request: h11.Request, result: Iterable[bytes], chunks: Iterator[bytes]):
+        self.request = request
+        self.result = result
+        self.chunks = chunks
+
+
+class _HTTPConnection(asyncio.Protocol):
+    """One TCP connection: HTTP requests until it closes or is upgraded to a WebSocket.
+
+    The transport's protocol until the upgrade: h11 parses what ``data_received`` brings,
+    each complete request is answered from the callback (the WSGI app is synchronous), and
+    a response body the peer is slow to take is resumed by ``resume_writing``. After the
+    101 the ``WebSocketSession`` becomes the transport's protocol.
+    """
+
+    def __init__(self, server: Server) -> None:
         self.server = server
-        self.reader = reader
-        self.writer = writer
-        self.task: asyncio.Task[Any] | None = None
+        self.transport: asyncio.Transport | None = None
         self.session: WebSocketSession | None = None
-        self.idle = True  # waiting for the first byte of a request
         self.over_capacity = False  # beyond max_connections: answer 503
-        limits = server.limits
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head_size)
-        self.peer = writer.get_extra_info("peername")
-        self.deadline: float | None = None  # when the request being read must be complete
+        self.h11: h11.Connection | None = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=server.limits.max_head_size
+        )
+        self.peer: Any = None
         self.received = 0  # bytes of the request being read, to tell idle from slow
-        self._trailing = b""  # bytes after an upgrade request, the session's first bytes
+        self._request: h11.Request | None = None
+        self._body = bytearray()
+        self._sending: _PendingBody | None = None
+        self._stopped = False  # answered for the last time: ignore what else arrives
+        self._writing_paused = False
+        self._lost = False
+        self._request_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._done: asyncio.Future[None] | None = None
+
+    # -- the server's side ---------------------------------------------------------------------
 
     def shut_down(self) -> None:
         """Begin this connection's part of a graceful server shutdown."""
         if self.session is not None:
-            with contextlib.suppress(Exception):
+            try:
                 # RFC 6455 §7.4.1: 1001 "indicates that an endpoint is "going away", such
                 # as a server going down".
                 self.session.close(1001, "server shutting down")
-        elif self.idle:
-            self.writer.close()  # the read in progress sees EOF and the loop ends
+            except Exception:
+                logger.exception("closing the WebSocket of %s failed", self.peer)
+        elif self._idle():
+            self._close()
 
-    async def run(self) -> None:
+    def finished(self) -> asyncio.Future[None]:
+        """A future done once this connection is over (TCP closed, ``on_close`` run)."""
+        if self._done is None:
+            self._done = asyncio.get_running_loop().create_future()
+            if self._lost:
+                self._done.set_result(None)
+        return self._done
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.over_capacity = not self.server._admit(self)
+        # Above the high-water mark ``pause_writing`` is called: the bound on what a peer
+        # that does not read can make the server buffer.
+        transport.set_write_buffer_limits(high=self.server.limits.write_buffer_size)
+        self.peer = transport.get_extra_info("peername")
+        if self.server.closing:
+            self._close()
+            return
+        self._start_request_timer()
+
+    def data_received(self, data: bytes) -> None:
         h = self.h11
-        loop = asyncio.get_running_loop()
-        while True:
-            timeout = self.server.limits.handshake_timeout
-            self.deadline = None if timeout is None else loop.time() + timeout
-            self.received = 0
+        if h is None or self._stopped:
+            return
+        self.received += len(data)
+        h.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> bool:
+        h = self.h11
+        if h is not None and not self._stopped:
+            h.receive_data(b"")
+            if self._sending is None:
+                self._process()
+        return True  # close once the answer is written, not before
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            logger.debug("connection from %s lost: %s", self.peer, exc)
+        self._lost = True
+        self._stopped = True
+        self._cancel_timers()
+        if self._sending is not None:
+            _close_iterable(self._sending.result)
+            self._sending = None
+        self._finish()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        timeout = self.server.limits.send_timeout
+        if timeout is not None:
+            loop = asyncio.get_running_loop()
+            self._send_timer = loop.call_later(timeout, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        if self._sending is not None and not self._stopped and self._write_body():
+            self._after_response()
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Handle the events h11 has, answering each request as soon as it is complete."""
+        h = self.h11
+        while h is not None and not self._stopped and self._sending is None:
             try:
-                event = await self._next_event()
+                event = h.next_event()
             except h11.RemoteProtocolError as exc:
-                await self._send_error(exc.error_status_hint, f"bad request: {exc}")
+                self._send_error(exc.error_status_hint, f"bad request: {exc}")
                 return
-            except TimeoutError:
-                await self._timed_out()
+            if event is h11.NEED_DATA:
+                if h.they_are_waiting_for_100_continue:
+                    self._write(
+                        h.send(h11.InformationalResponse(status_code=100, headers=_base_headers()))
+                    )
+                if self.server.closing and self._idle():
+                    self._close()
                 return
-            if not isinstance(event, h11.Request):
-                return  # ConnectionClosed, or EOF between requests
-            session = await self._handle_request(event)
-            if session is not None:
-                # Upgraded: what served the request (it, h11 and its buffers, the
-                # response) is dropped before the session runs, rather than live as long
-                # as the session in this frame.
-                initial = self._trailing
-                self._trailing = b""
-                del event, h, self.h11
-                await session.run(self.reader, self.writer, initial, limits=self.server.limits)
+            if isinstance(event, h11.Request):
+                refusal = self._refusal(event)
+                if refusal is not None:
+                    status, reason = refusal
+                    extra = [("Retry-After", str(RETRY_AFTER))] if status == 503 else []
+                    self._send_error(status, reason, extra_headers=extra)
+                    return
+                self._request = event
+            elif isinstance(event, h11.Data):
+                self._body += event.data
+                if len(self._body) > self.server.limits.max_body_size:
+                    self._send_error(413, "request body too large")
+                    return
+            elif isinstance(event, h11.EndOfMessage):
+                self._cancel_request_timer()
+                request, body = self._request, bytes(self._body)
+                self._request, self._body = None, bytearray()
+                assert request is not None
+                if self._handle_request(request, body):
+                    return  # upgraded: the session has the transport now
+                if self._sending is None:
+                    self._after_response()
+            elif event is h11.PAUSED:
+                return  # a pipelined request: it is read once the response is out
+            else:
+                self._close()  # ConnectionClosed: EOF between requests
                 return
-            if self.server.closing or h.our_state is not h11.DONE:
-                return
-            if h.their_state is not h11.DONE:
-                return
-            h.start_next_cycle()
 
-    async def _next_event(self) -> Any:
-        """The next h11 event, reading from the socket as needed."""
+    def _after_response(self) -> None:
+        """Start on the next request of a keep-alive connection, or close."""
         h = self.h11
-        while True:
-            event = h.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            if h.they_are_waiting_for_100_continue:
-                self.writer.write(
-                    h.send(h11.InformationalResponse(status_code=100, headers=_base_headers()))
-                )
-            self.idle = h.their_state is h11.IDLE
-            if self.idle and self.server.closing:
-                return h11.ConnectionClosed()
-            try:
-                async with asyncio.timeout_at(self.deadline):
-                    data = await self.reader.read(READ_SIZE)
-            except ConnectionError:
-                data = b""
-            self.idle = False
-            self.received += len(data)
-            h.receive_data(data)
+        if h is None or self._stopped:
+            return
+        if self.server.closing or h.our_state is not h11.DONE or h.their_state is not h11.DONE:
+            self._close()
+            return
+        h.start_next_cycle()
+        self.received = 0
+        self._start_request_timer()
+        if self.transport is not None and not self.transport.is_reading():
+            self.transport.resume_reading()
+        self._process()
 
-    async def _timed_out(self) -> None:
+    def _idle(self) -> bool:
+        """Whether the connection waits for a request of which nothing has arrived."""
+        h = self.h11
+        return (
+            h is not None
+            and h.their_state is h11.IDLE
+            and self._sending is None
+            and not h.trailing_data[0]
+        )
+
+    def _start_request_timer(self) -> None:
+        timeout = self.server.limits.handshake_timeout
+        if timeout is not None:
+            loop = asyncio.get_running_loop()
+            self._request_timer = loop.call_later(timeout, self._timed_out)
+
+    def _cancel_request_timer(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_request_timer()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _timed_out(self) -> None:
         """The request did not arrive within ``handshake_timeout``."""
-        if self.received == 0 and self.h11.their_state is h11.IDLE:
-            self.writer.close()  # an idle keep-alive connection, or one that never spoke
+        self._request_timer = None
+        if self._stopped:
+            return
+        if self._idle():
+            self._close()  # an idle keep-alive connection, or one that never spoke
             return
         timeout = self.server.limits.handshake_timeout
         logger.info("request from %s timed out after %s s", self.peer, timeout)
         # RFC 7231 §6.5.7: 408, the server "did not receive a complete request message
         # within the time that it was prepared to wait".
-        await self._send_error(408, f"request timeout: the request took longer than {timeout} s")
+        self._send_error(408, f"request timeout: the request took longer than {timeout} s")
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        if self.transport is not None and self._writing_paused:
+            timeout = self.server.limits.send_timeout
+            logger.info("%s read nothing for %s s; dropping TCP", self.peer, timeout)
+            self.transport.abort()
 
     def _refusal(self, request: h11.Request) -> tuple[int, str] | None:
         """The status and reason to refuse ``request`` with before reading its body, if any."""
@@ -383,34 +508,9 @@ class _HTTPConnection:
             return 413, f"request body too large (at most {limits.max_body_size} bytes)"
         return None
 
-    async def _handle_request(self, request: h11.Request) -> WebSocketSession | None:
-        """Answer one request; the session to run when it was upgraded to a WebSocket."""
-        body = bytearray()
-        refusal = self._refusal(request)
-        if refusal is not None:
-            status, reason = refusal
-            extra = [("Retry-After", str(RETRY_AFTER))] if status == 503 else []
-            await self._send_error(status, reason, extra_headers=extra)
-            return None
-        while True:
-            try:
-                event = await self._next_event()
-            except h11.RemoteProtocolError as exc:
-                await self._send_error(exc.error_status_hint, f"bad request: {exc}")
-                return None
-            except TimeoutError:
-                await self._timed_out()
-                return None
-            if isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self.server.limits.max_body_size:
-                    await self._send_error(413, "request body too large")
-                    return None
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            else:
-                return None  # the client went away mid-body
-        environ = self._environ(request, bytes(body))
+    def _handle_request(self, request: h11.Request, body: bytes) -> bool:
+        """Answer one complete request; ``True`` if it was upgraded to a WebSocket."""
+        environ = self._environ(request, body)
         response = _Response()
         try:
             result = self.server.app(environ, response.start_response)
@@ -419,81 +519,95 @@ class _HTTPConnection:
             chunks = _body_chunks(result, response)
         except Exception:
             logger.exception("the WSGI app failed on %s %s", request.method, request.target)
-            await self._send_error(500, "internal server error", close=False)
-            return None
+            self._send_error(500, "internal server error", close=False)
+            return False
         if response.status is not None and response.status.startswith("101"):
             _close_iterable(result)
-            return await self._upgrade(environ, response)
-        try:
-            await self._send_response(request, response, chunks)
-        except (h11.LocalProtocolError, ValueError, TypeError):
-            logger.exception("the WSGI app's response to %s is invalid", request.target)
-            if response.headers_sent:
-                self.writer.transport.abort()
-            else:
-                await self._send_error(500, "internal server error", close=False)
-        finally:
-            _close_iterable(result)
-        return None
+            return self._upgrade(environ, response)
+        self._send_response(request, response, result, chunks)
+        return False
 
-    async def _upgrade(
-        self, environ: MutableMapping[str, Any], response: _Response
-    ) -> WebSocketSession | None:
-        """Write the 101; return the session the middleware created, for ``run`` to run."""
+    def _upgrade(self, environ: MutableMapping[str, Any], response: _Response) -> bool:
+        """Write the 101 and hand the transport to the session the middleware created."""
         session = environ.get(WEBSOCKET_KEY)
         h = self.h11
+        assert h is not None and self.transport is not None
         if not isinstance(session, WebSocketSession) or h.their_state is not _MIGHT_SWITCH:
             logger.error("a 101 response without a WebSocket upgrade from rfc6455's middleware")
-            await self._send_error(500, "internal server error", close=False)
-            return None
-        headers = _encode_headers(response.headers)
-        self.writer.write(
-            h.send(
-                h11.InformationalResponse(
-                    status_code=101, headers=headers, reason=b"Switching Protocols"
-                )
-            )
-        )
-        trailing, _closed = h.trailing_data
-        self._trailing = bytes(trailing)
-        self.session = session
-        return session
-
-    async def _send_response(
-        self, request: h11.Request, response: _Response, chunks: Iterator[bytes]
-    ) -> None:
-        assert response.status is not None
-        code, _, phrase = response.status.partition(" ")
-        status_code = int(code)
-        if status_code < 200:
-            raise ValueError(f"a WSGI app may not answer with status {response.status}")
-        headers = _encode_headers(response.headers)
-        if self.server.closing:
-            headers.append((b"Connection", b"close"))
-        h = self.h11
-        response.headers_sent = True
-        write = self.writer.write
-        write(h.send(h11.Response(status_code=status_code, headers=headers, reason=phrase)))
-        if request.method != b"HEAD":
-            for chunk in chunks:
-                if chunk:
-                    write(h.send(h11.Data(data=chunk)))
-                    await self._drain()
-        write(h.send(h11.EndOfMessage()))
-        with contextlib.suppress(ConnectionError):
-            await self._drain()
-
-    async def _drain(self) -> None:
-        """Wait for the peer to take our bytes; one that stalls ``send_timeout`` is dropped."""
+            self._send_error(500, "internal server error", close=False)
+            return False
         try:
-            async with asyncio.timeout(self.server.limits.send_timeout):
-                await self.writer.drain()
-        except TimeoutError:
-            self.writer.transport.abort()
-            timeout = self.server.limits.send_timeout
-            raise ConnectionResetError(f"the peer read nothing for {timeout} s") from None
+            head = response_head(_with_server_headers(response.headers))
+        except HandshakeError as exc:
+            logger.error("the 101 response cannot be sent: %s", exc.reason)
+            self._send_error(500, "internal server error", close=False)
+            return False
+        # The bytes h11 read past the request are the first bytes of the WebSocket stream.
+        # Upgraded, the connection keeps neither h11 nor the request.
+        trailing = bytes(h.trailing_data[0])
+        self.h11 = None
+        self.session = session
+        self.transport.write(head)
+        session.start(self.transport, trailing, limits=self.server.limits, on_finished=self._finish)
+        return True
 
-    async def _send_error(
+    def _send_response(
+        self,
+        request: h11.Request,
+        response: _Response,
+        result: Iterable[bytes],
+        chunks: Iterator[bytes],
+    ) -> None:
+        h = self.h11
+        assert h is not None and response.status is not None
+        try:
+            code, _, phrase = response.status.partition(" ")
+            status_code = int(code)
+            if status_code < 200:
+                raise ValueError(f"a WSGI app may not answer with status {response.status}")
+            headers = _encode_headers(response.headers)
+            if self.server.closing:
+                headers.append((b"Connection", b"close"))
+            head = h.send(h11.Response(status_code=status_code, headers=headers, reason=phrase))
+        except (h11.LocalProtocolError, ValueError, TypeError):
+            logger.exception("the WSGI app's response to %s is invalid", request.target)
+            _close_iterable(result)
+            self._send_error(500, "internal server error", close=False)
+            return
+        response.headers_sent = True
+        self._write(head)
+        if request.method == b"HEAD":
+            chunks = iter(())
+        self._sending = _PendingBody(request, result, chunks)
+        if self.transport is not None:
+            self.transport.pause_reading()  # pipelined requests wait for this response
+        if self._write_body():
+            self._sending = None
+
+    def _write_body(self) -> bool:
+        """Write the body until the peer must read first; ``True`` once it is all out."""
+        pending = self._sending
+        h = self.h11
+        assert pending is not None and h is not None
+        try:
+            for chunk in pending.chunks:
+                if chunk:
+                    self._write(h.send(h11.Data(data=chunk)))
+                    if self._writing_paused:
+                        return False  # ``resume_writing`` comes back here
+            self._write(h.send(h11.EndOfMessage()))
+        except Exception:
+            logger.exception("the WSGI app's response to %s failed", pending.request.target)
+            self._sending = None
+            _close_iterable(pending.result)
+            self._stopped = True
+            self.abort()  # the head is out: the peer can only learn of it this way
+            return False
+        self._sending = None
+        _close_iterable(pending.result)
+        return True
+
+    def _send_error(
         self,
         status: int,
         reason: str,
@@ -503,25 +617,45 @@ class _HTTPConnection:
     ) -> None:
         """Answer with an error if a response can still be started; close if asked to."""
         h = self.h11
-        if h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+        if h is not None and h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             response = _Response()
             body = error_response(response.start_response, status, reason, extra_headers)
             headers = _encode_headers(response.headers)
             if close:
                 headers.append((b"Connection", b"close"))
-            assert response.status is not None
             try:
-                self.writer.write(h.send(h11.Response(status_code=status, headers=headers)))
-                for chunk in body:
-                    self.writer.write(h.send(h11.Data(data=chunk)))
-                self.writer.write(h.send(h11.EndOfMessage()))
-                await self._drain()
-            except (h11.LocalProtocolError, ConnectionError):
+                data = [h.send(h11.Response(status_code=status, headers=headers))]
+                data += [h.send(h11.Data(data=chunk)) for chunk in body]
+                data.append(h.send(h11.EndOfMessage()))
+                self._write(b"".join(data))
+            except h11.LocalProtocolError:
                 close = True
         else:
             close = True
         if close:
-            self.writer.close()
+            self._close()
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self._lost:
+            self.transport.write(data)
+
+    def _close(self) -> None:
+        """Close TCP once what is buffered is written; drop it if the peer stops reading."""
+        self._stopped = True
+        self._cancel_request_timer()
+        transport = self.transport
+        if transport is None or self._lost or transport.is_closing():
+            return
+        transport.close()
+        if self._writing_paused and self._send_timer is None:
+            self.pause_writing()  # arm the send timeout for what is left in the buffer
+
+    def _finish(self) -> None:
+        """The connection is over: the server forgets it."""
+        self._lost = True
+        self.server._release(self)
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
     def _environ(self, request: h11.Request, body: bytes) -> dict[str, Any]:
         """The PEP 3333 environ of ``request``."""
@@ -531,7 +665,8 @@ class _HTTPConnection:
             path, query = parts.path or "/", parts.query
         else:
             path, _, query = target.partition("?")
-        sockname = self.writer.get_extra_info("sockname") or ("", 0)
+        assert self.transport is not None
+        sockname = self.transport.get_extra_info("sockname") or ("", 0)
         peer = self.peer or ("", 0)
         environ: dict[str, Any] = {
             "REQUEST_METHOD": _shared(request.method.decode("ascii")),
@@ -633,19 +768,6 @@ def _shared(value: str) -> str:
     return value
 
 
-def _slim_stream_protocol(writer: asyncio.StreamWriter) -> None:
-    """Give the stream protocol a list for its ``drain()`` waiters instead of a deque.
-
-    asyncio keeps them in a ``collections.deque``, 760 bytes even when empty, for every
-    connection, where it only appends, removes and iterates (a list's 56 bytes do the
-    same). Done only when the attribute is the empty deque this was written against.
-    """
-    protocol = writer.transport.get_protocol()
-    waiters = getattr(protocol, "_drain_waiters", None)
-    if type(waiters) is collections.deque and not waiters:
-        setattr(protocol, "_drain_waiters", [])  # noqa: B010 (an asyncio private)
-
-
 def _body_chunks(result: Iterable[bytes], response: _Response) -> Iterator[bytes]:
     """The body's chunks, with ``start_response`` guaranteed to have been called.
 
@@ -681,7 +803,26 @@ def _base_headers() -> list[tuple[bytes, bytes]]:
 
 
 def _http_date() -> bytes:
-    return formatdate(usegmt=True).encode("ascii")
+    """The ``Date`` header's value, formatted once per second rather than per response."""
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache[:] = [now, formatdate(now, usegmt=True).encode("ascii")]
+    date: bytes = _date_cache[1]
+    return date
+
+
+_date_cache: list[Any] = [0, b""]
+
+
+def _with_server_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The app's headers plus ``Server`` and ``Date`` unless it set them (for the 101)."""
+    present = {name.lower() for name, _ in headers}
+    extra = []
+    if "server" not in present:
+        extra.append(("Server", SERVER_SOFTWARE))
+    if "date" not in present:
+        extra.append(("Date", _http_date().decode("ascii")))
+    return [*headers, *extra]
 
 
 def _encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

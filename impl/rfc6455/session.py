@@ -1,25 +1,28 @@
-"""``WebSocketSession``: one upgraded connection, run on asyncio streams with the ``WS`` hooks.
+"""``WebSocketSession``: one upgraded connection, the transport's protocol, with the ``WS`` hooks.
 
 Invariants:
-- The session is the thin asyncio shell around the sans-I/O ``Connection``: bytes read from
-  the stream go to ``receive_data`` / ``receive_eof``, events go to the handler's hooks one
-  at a time, and everything queued on the connection leaves through ``data_to_send``. It
-  parses nothing itself.
+- The session is the thin asyncio shell around the sans-I/O ``Connection``: once started it
+  is the transport's ``asyncio.Protocol``; bytes it receives go to ``receive_data`` /
+  ``receive_eof``, events go to the handler's hooks one at a time, and everything queued on
+  the connection leaves through ``data_to_send``. It parses nothing itself.
 - Replies keep the order of the frames that caused them: events are pulled one by one and
-  each hook (awaited when it is a coroutine) runs before the next event is parsed.
-- Writes happen once per batch of events read together; while the write buffer is above
-  its low-water mark the session awaits the writer's ``drain()`` (backpressure) before
-  reading again (below it ``drain()`` would return at once, so it is skipped).
+  each hook runs before the next event is parsed. Plain hooks run inline, in the transport's
+  callback; a hook that returns an awaitable suspends event handling: a task awaits it,
+  then handles the events that arrived meanwhile. No task or future exists per read.
+- Writes happen once per batch of events read together. While the transport's write buffer
+  is above its high-water mark (``Limits.write_buffer_size``) reading pauses (backpressure:
+  a peer that does not read stops being read) until it falls to the low-water mark; a peer
+  that leaves it there for ``send_timeout`` seconds is dropped.
+- While a hook is suspended, at most ``max_read_buffer`` bytes are read ahead of it; then
+  reading pauses until the hook is done.
 - After our Close is sent the peer has ``closing_timeout`` seconds to finish the closing
   handshake; then TCP is dropped (RFC 6455 §7.1.1: the server closes the TCP connection
-  once the closing handshake is done).
-- What a peer can make the session hold is bounded by its ``Limits``: at most
-  ``max_read_buffer`` bytes are read ahead of the handler (the server's stream reader stops
-  reading the socket beyond it), and the write buffer is drained before reading more, so a
-  peer that does not read stops being read; one that reads nothing for ``send_timeout``
-  is dropped. With ``ping_interval`` set, a Ping goes out
-  every ``ping_interval`` seconds; no Pong within ``ping_timeout`` closes with 1011, except
-  while a hook is busy (its Pong may be waiting, unread, behind the message being handled).
+  once the closing handshake is done). A closed transport that cannot flush within
+  ``closing_timeout`` is aborted.
+- With ``ping_interval`` set, a Ping goes out every ``ping_interval`` seconds; no Pong
+  within ``ping_timeout`` closes with 1011, except while a hook is suspended (its Pong may
+  be waiting, unread, behind the message being handled).
+- ``on_close`` runs exactly once; the session is finished when it has run and TCP is closed.
 - Every method is for the event loop's thread; from another thread use
   ``loop.call_soon_threadsafe(session.send, data)``.
 """
@@ -27,7 +30,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import os
@@ -42,28 +44,24 @@ from .frame import Role
 from .handler import WS
 from .limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["READ_SIZE", "WebSocketSession"]
+__all__ = ["WebSocketSession"]
 
 logger = logging.getLogger("rfc6455.session")
 
-#: Bytes asked of the stream per read. Large reads keep the per-read cost low when the peer
-#: streams big messages (Autobahn 9.x sends 16 MiB); a read returns what is there, so small
-#: messages are not delayed.
-READ_SIZE = 2**20
-
 #: Replies that are certainly not awaitable: checked first, ``inspect.isawaitable`` is slow.
-_PLAIN_REPLIES = (str, bytes, type(None))
+_PLAIN_REPLIES = (str, bytes)
 
 _MESSAGES = (TextMessage, BinaryMessage)
 
 
-class WebSocketSession:
+class WebSocketSession(asyncio.Protocol):
     """A live server-side WebSocket connection; ``environ["rfc6455.websocket"]``.
 
-    Created by the ``WebSocket`` middleware once the handshake is accepted, run by the server
-    after it has written the 101. Use ``send`` / ``ping`` / ``close`` at any time from the
-    event loop; they queue frames and write them at once (``drain()`` waits for a slow peer).
-    ``send`` after the closing handshake started raises ``rfc6455.errors.InvalidState``.
+    Created by the ``WebSocket`` middleware once the handshake is accepted, started by the
+    server after it has written the 101 (it then becomes the transport's protocol). Use
+    ``send`` / ``ping`` / ``close`` at any time from the event loop; they queue frames and
+    write them at once (``drain()`` waits for a slow peer). ``send`` after the closing
+    handshake started raises ``rfc6455.errors.InvalidState``.
     """
 
     def __init__(
@@ -87,19 +85,33 @@ class WebSocketSession:
             subprotocol=subprotocol,
             max_frame_size=max_frame_size,
         )
-        self._writer: asyncio.StreamWriter | None = None
+        self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._limits = DEFAULT_LIMITS
         self._closing_timeout = DEFAULT_LIMITS.closing_timeout
+        self._on_finished: Callable[[], None] | None = None
+        # The task awaiting a suspended hook; events wait for it.
+        self._task: asyncio.Task[None] | None = None
+        self._unread = 0  # bytes received while a hook is suspended
+        self._writing_paused = False
+        self._reading_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._eof = False  # the peer closed TCP (or it was lost)
+        self._eof_fed = False  # ... and the connection was told
+        self._lost = False  # ``connection_lost`` ran
+        self._closing_transport = False
         self._closing_timer: asyncio.TimerHandle | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
         # Keepalive (RFC 6455 §5.5.2: a Ping "may serve either as a keepalive or as a means
         # to verify that the remote endpoint is still responsive").
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._ping_payload: bytes | None = None  # the keepalive Ping awaiting its Pong
         self._hooks_waiting = 0  # hooks suspended in an ``await``
-        self._draining = 0  # of which, or the read loop, waiting in ``drain()``
-        self._abort_timer: asyncio.TimerHandle | None = None
+        self._draining = 0  # of which, waiting in ``drain()``
         self._on_close_called = False
+        self._on_close_done = False
         self._finished = False
         # Created by ``wait_closed`` only: an ``asyncio.Event`` holds a deque of 760 bytes,
         # for every idle connection.
@@ -147,34 +159,29 @@ class WebSocketSession:
         self._flush()
 
     async def drain(self) -> None:
-        """Wait until the writer's buffer is below its high-water mark.
+        """Wait until the write buffer is back at its low-water mark.
 
         A handler that sends a lot awaits this between sends: it blocks while the peer is
         not reading, so the server's buffer stays near ``Limits.write_buffer_size``. A peer
         that reads nothing for ``Limits.send_timeout`` seconds is dropped (the connection
-        then ends with 1006).
+        then ends with 1006, and this returns).
         """
-        writer = self._writer
-        if writer is not None:
-            self._draining += 1
-            try:
-                async with asyncio.timeout(self._limits.send_timeout):
-                    with contextlib.suppress(ConnectionError):
-                        await writer.drain()
-            except TimeoutError:
-                timeout = self._limits.send_timeout
-                logger.info("the peer read nothing for %s s; dropping TCP", timeout)
-                writer.transport.abort()
-            finally:
-                self._draining -= 1
+        if not self._writing_paused or self._lost or self._loop is None:
+            return
+        waiter = self._loop.create_future()
+        self._drain_waiters.append(waiter)
+        self._draining += 1
+        try:
+            await waiter
+        finally:
+            self._draining -= 1
+            if waiter in self._drain_waiters:
+                self._drain_waiters.remove(waiter)
 
     @property
     def transport(self) -> asyncio.Transport | None:
         """The running connection's transport (write buffer size, reading state), or ``None``."""
-        if self._writer is None:
-            return None
-        transport = self._writer.transport
-        return transport if isinstance(transport, asyncio.Transport) else None
+        return self._transport
 
     async def wait_closed(self) -> None:
         """Wait until the session has finished (TCP closed, ``on_close`` done)."""
@@ -186,127 +193,204 @@ class WebSocketSession:
 
     # -- the server's side ---------------------------------------------------------------------
 
-    async def run(
+    def start(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        transport: asyncio.Transport,
         initial: bytes = b"",
         *,
         limits: Limits = DEFAULT_LIMITS,
         closing_timeout: float | None = None,
+        on_finished: Callable[[], None] | None = None,
     ) -> None:
-        """Run the connection until it is closed; the server has written the 101.
+        """Take over ``transport`` (the 101 is written) and run the connection on it.
 
         ``initial`` holds the bytes the client sent after its request that the HTTP parser
         had already read (h11's ``trailing_data``): they are the start of the WebSocket
-        stream. ``limits`` gives the timeouts, the keepalive and the read size
-        (``closing_timeout``, if given, overrides its field). Returns once TCP is closed and
-        ``on_close`` has run.
+        stream. ``limits`` gives the timeouts, buffer sizes and keepalive
+        (``closing_timeout``, if given, overrides its field). ``on_finished`` is called once
+        TCP is closed and ``on_close`` has run.
         """
-        if self._writer is not None:
+        if self._transport is not None:
             raise RuntimeError("this session is already running")
-        self._writer = writer
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
         self._limits = limits
         self._closing_timeout = (
             limits.closing_timeout if closing_timeout is None else closing_timeout
         )
-        read_size = min(READ_SIZE, limits.max_read_buffer)
-        connection = self.connection
-        transport = writer.transport
+        self._on_finished = on_finished
+        # Above the high-water mark the transport calls ``pause_writing``: the bound on what
+        # a peer that does not read makes the server buffer.
+        transport.set_write_buffer_limits(high=limits.write_buffer_size)
+        transport.set_protocol(self)
         self._schedule_ping()
-        try:
-            await self._call_hook("on_open", self.handler.on_open, self.environ)
-            if initial:
-                connection.receive_data(initial)
-            await self._process_events()
-            self._flush()
-            while not connection.close_transport and not self._on_close_called:
-                try:
-                    data = await reader.read(read_size)
-                except ConnectionError:
-                    data = b""
-                if data:
-                    connection.receive_data(data)
-                else:
-                    connection.receive_eof()
-                await self._process_events()
-                self._flush()
-                if not data or connection.close_transport:
-                    break
-                # Writing pauses above the high-water mark and resumes at the low one: at or
-                # below the low mark ``drain()`` would not wait, so the common case skips it.
-                if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[0]:
-                    await self.drain()
-        finally:
-            await self._finish(writer)
+        if initial:
+            self.connection.receive_data(initial)
+        if not self._run_hook("on_open", self.handler.on_open, self.environ):
+            self._process()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.connection.receive_data(data)
+        if self._task is None:
+            self._process()
+        else:
+            self._unread += len(data)
+            if self._unread > self._limits.max_read_buffer:
+                self._update_reading()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._task is None:
+            self._process()
+        return True  # the session closes TCP itself, once the connection says so
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._eof = True
+        for timer in (
+            self._closing_timer,
+            self._abort_timer,
+            self._send_timer,
+            self._ping_timer,
+            self._pong_timer,
+        ):
+            if timer is not None:
+                timer.cancel()
+        self._wake_drain_waiters()
+        if self._task is None:
+            self._process()
+        self._maybe_finish()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+        timeout = self._limits.send_timeout
+        if timeout is not None and self._loop is not None:
+            self._send_timer = self._loop.call_later(timeout, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        self._wake_drain_waiters()
+        self._update_reading()
 
     # -- internals ------------------------------------------------------------------------------
 
-    async def _process_events(self) -> None:
-        """Hand each pending event to its hook, in order, before parsing the next one."""
+    def _process(self) -> None:
+        """Hand each pending event to its hook, in order, until one suspends; then write."""
         connection = self.connection
         handler = self.handler
         environ = self.environ
-        for event in connection.events():
-            if isinstance(event, _MESSAGES):
-                # ``on_message`` and its reply, inline: this runs once per message.
-                try:
-                    reply = handler.on_message(environ, event.data)
-                except Exception:
-                    self._hook_failed("on_message")
-                    continue
-                if not isinstance(reply, _PLAIN_REPLIES) and inspect.isawaitable(reply):
-                    reply = await self._await_reply(reply)
-                if reply is None or connection.state is not State.OPEN:
-                    continue
-                if isinstance(reply, str):
-                    connection.send_text(reply)
-                else:
-                    connection.send_binary(bytes(reply))
-            elif isinstance(event, Ping):
-                await self._call_hook("on_ping", handler.on_ping, environ, event.payload)
-            elif isinstance(event, Pong):
-                if event.payload == self._ping_payload:
-                    self._keepalive_answered()
-                await self._call_hook("on_pong", handler.on_pong, environ, event.payload)
-            elif isinstance(event, Closed):
-                await self._call_on_close()
-            # CloseReceived needs nothing from us: the connection already queued the answer.
+        while True:
+            for event in connection.events():
+                if isinstance(event, _MESSAGES):
+                    # ``on_message`` and its reply, inline: this runs once per message.
+                    try:
+                        reply = handler.on_message(environ, event.data)
+                    except Exception:
+                        self._hook_failed("on_message")
+                        continue
+                    if reply is None:
+                        continue
+                    if not isinstance(reply, _PLAIN_REPLIES) and inspect.isawaitable(reply):
+                        self._suspend(self._await_reply(reply))
+                        return
+                    self._send_reply(reply)
+                elif isinstance(event, Ping):
+                    if self._run_hook("on_ping", handler.on_ping, environ, event.payload):
+                        return
+                elif isinstance(event, Pong):
+                    if event.payload == self._ping_payload:
+                        self._keepalive_answered()
+                    if self._run_hook("on_pong", handler.on_pong, environ, event.payload):
+                        return
+                elif isinstance(event, Closed) and self._call_on_close():
+                    return
+                # CloseReceived needs nothing from us: the connection already queued the
+                # answer.
+            if self._eof and not self._eof_fed:
+                # Every byte that came before the EOF was handled: now the connection ends.
+                self._eof_fed = True
+                connection.receive_eof()
+                continue
+            break
+        self._flush()
+        if connection.close_transport:
+            self._close_transport()
+
+    def _send_reply(self, reply: str | bytes | bytearray | memoryview) -> None:
+        connection = self.connection
+        if connection.state is not State.OPEN:
+            return
+        if isinstance(reply, str):
+            connection.send_text(reply)
+        else:
+            connection.send_binary(bytes(reply))
+
+    def _run_hook(self, name: str, hook: Callable[..., Any], *args: Any) -> bool:
+        """Call a hook; ``True`` if it returned an awaitable and event handling is suspended."""
+        try:
+            result = hook(*args)
+        except Exception:
+            self._hook_failed(name)
+            return False
+        if result is not None and inspect.isawaitable(result):
+            self._suspend(self._await_hook(name, result))
+            return True
+        return False
+
+    def _call_on_close(self) -> bool:
+        """Run ``on_close`` once; ``True`` if it suspended event handling."""
+        if self._on_close_called:
+            return False
+        self._on_close_called = True
+        if self._run_hook("on_close", self.handler.on_close, self.environ):
+            return True
+        self._on_close_done = True
+        self._maybe_finish()
+        return False
+
+    def _suspend(self, waiting: Awaitable[None]) -> None:
+        """Await ``waiting`` in a task; events that arrive meanwhile wait for it."""
+        self._flush()  # what earlier events produced goes out before we wait
+        assert self._loop is not None
+        self._task = self._loop.create_task(self._resume_after(waiting))
+
+    async def _resume_after(self, waiting: Awaitable[None]) -> None:
+        self._hooks_waiting += 1
+        try:
+            await waiting
+        finally:
+            self._hooks_waiting -= 1
+            self._task = None
+            self._unread = 0
+        if self._on_close_called and not self._on_close_done:
+            self._on_close_done = True  # the suspended hook was on_close
+            self._maybe_finish()
+        self._update_reading()
+        self._process()
 
     async def _await_reply(
         self, pending: Awaitable[str | bytes | bytearray | memoryview | None]
-    ) -> str | bytes | bytearray | memoryview | None:
-        """Await an asynchronous ``on_message``; ``None`` (nothing to send) if it raised."""
-        self._flush()  # what earlier events produced goes out before we wait
-        self._hooks_waiting += 1
+    ) -> None:
+        """Await an asynchronous ``on_message`` and send its reply; nothing if it raised."""
         try:
-            return await pending
+            reply = await pending
         except Exception:
             self._hook_failed("on_message")
-            return None
-        finally:
-            self._hooks_waiting -= 1
+            return
+        if reply is not None:
+            self._send_reply(reply)
 
-    async def _call_hook(
-        self, name: str, hook: Callable[..., Awaitable[None] | None], *args: Any
-    ) -> None:
+    async def _await_hook(self, name: str, pending: Awaitable[None]) -> None:
         try:
-            result = hook(*args)
-            if inspect.isawaitable(result):
-                self._flush()
-                self._hooks_waiting += 1
-                try:
-                    await result
-                finally:
-                    self._hooks_waiting -= 1
+            await pending
         except Exception:
             self._hook_failed(name)
-
-    async def _call_on_close(self) -> None:
-        if self._on_close_called:
-            return
-        self._on_close_called = True
-        await self._call_hook("on_close", self.handler.on_close, self.environ)
 
     def _hook_failed(self, name: str) -> None:
         """A hook raised: log it and close with 1011, telling the peer nothing more."""
@@ -318,25 +402,84 @@ class WebSocketSession:
 
     def _flush(self) -> None:
         """Write what the connection has queued; arm the closing timer once we are closing."""
-        writer = self._writer
-        if writer is None:
-            return  # not running yet: the bytes stay queued until ``run`` starts
-        data = self.connection.data_to_send()
-        if data and not writer.is_closing():
-            writer.write(data)
-        if self.connection.state is State.CLOSING and self._closing_timer is None:
-            loop = asyncio.get_running_loop()
-            self._closing_timer = loop.call_later(self._closing_timeout, self._closing_timed_out)
+        transport = self._transport
+        if transport is None:
+            return  # not started yet: the bytes stay queued until ``start``
+        connection = self.connection
+        data = connection.data_to_send()
+        if data and not self._lost and not transport.is_closing():
+            transport.write(data)
+        if connection.state is State.CLOSING and self._closing_timer is None and not self._lost:
+            assert self._loop is not None
+            self._closing_timer = self._loop.call_later(
+                self._closing_timeout, self._closing_timed_out
+            )
+
+    def _close_transport(self) -> None:
+        """Close TCP once what is buffered is written; abort if that takes too long."""
+        transport = self._transport
+        if self._closing_transport or self._lost or transport is None:
+            return
+        self._closing_transport = True
+        transport.close()
+        if transport.get_write_buffer_size():
+            # Closing waits for the buffer to reach the peer: bound that wait.
+            assert self._loop is not None
+            self._abort_timer = self._loop.call_later(self._closing_timeout, transport.abort)
+
+    def _update_reading(self) -> None:
+        """Pause reading while the peer does not read, or a suspended hook has enough."""
+        transport = self._transport
+        if transport is None or self._lost or transport.is_closing():
+            return
+        pause = self._writing_paused or (
+            self._task is not None and self._unread > self._limits.max_read_buffer
+        )
+        if pause is not self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
+
+    def _wake_drain_waiters(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _send_timed_out(self) -> None:
+        """The peer read nothing for ``send_timeout`` seconds: drop TCP."""
+        self._send_timer = None
+        if self._transport is not None and self._writing_paused:
+            logger.info("the peer read nothing for %s s; dropping TCP", self._limits.send_timeout)
+            self._transport.abort()
+
+    def _maybe_finish(self) -> None:
+        if self._finished or not self._lost or not self._on_close_done:
+            return
+        self._finished = True
+        # The environ and this session refer to each other, a cycle only the cyclic GC
+        # frees: what the session alone holds (the transport, its socket and buffers) is
+        # let go now instead.
+        self._transport = None
+        self._task = None
+        if self._done is not None:
+            self._done.set()
+        on_finished, self._on_finished = self._on_finished, None
+        if on_finished is not None:
+            # Called once and dropped: the callback's owner refers to this session, and a
+            # reference cycle would hold the connection's memory until the cyclic GC runs.
+            on_finished()
 
     def _schedule_ping(self) -> None:
         interval = self._limits.ping_interval
-        if interval is not None:
-            loop = asyncio.get_running_loop()
-            self._ping_timer = loop.call_later(interval, self._send_keepalive_ping)
+        if interval is not None and self._loop is not None:
+            self._ping_timer = self._loop.call_later(interval, self._send_keepalive_ping)
 
     def _send_keepalive_ping(self) -> None:
         """Ping the peer, unless an earlier keepalive Ping is still unanswered; re-arm."""
-        if self.connection.state is not State.OPEN:
+        if self.connection.state is not State.OPEN or self._lost:
             return
         if self._ping_payload is None:
             # RFC 6455 §5.5.3: the Pong echoes the Ping's "Application data"; a random
@@ -345,9 +488,8 @@ class WebSocketSession:
             self.connection.send_ping(self._ping_payload)
             self._flush()
             timeout = self._limits.ping_timeout
-            if timeout is not None:
-                loop = asyncio.get_running_loop()
-                self._pong_timer = loop.call_later(timeout, self._keepalive_timed_out)
+            if timeout is not None and self._loop is not None:
+                self._pong_timer = self._loop.call_later(timeout, self._keepalive_timed_out)
         self._schedule_ping()
 
     def _keepalive_answered(self) -> None:
@@ -359,60 +501,26 @@ class WebSocketSession:
     def _keepalive_timed_out(self) -> None:
         """No Pong in time: close with 1011, unless a hook holds up reading the Pong."""
         self._pong_timer = None
-        if self.connection.state is not State.OPEN or self._writer is None:
+        if self.connection.state is not State.OPEN or self._lost or self._loop is None:
             return
         if self._hooks_waiting > self._draining:
             # A hook is awaiting something other than the peer: the Pong may be sitting
             # unread behind the message it is handling. Judge again later.
             timeout = self._limits.ping_timeout or self._limits.closing_timeout
-            self._pong_timer = asyncio.get_running_loop().call_later(
-                timeout, self._keepalive_timed_out
-            )
+            self._pong_timer = self._loop.call_later(timeout, self._keepalive_timed_out)
             return
         logger.info("keepalive ping timed out; closing the connection with 1011")
         # RFC 6455 §7.4.1: 1011, the server "encountered an unexpected condition that
         # prevented it from fulfilling the request" (websockets sends the same code and
-        # reason). The peer is unresponsive, so TCP is closed without waiting for its Close.
+        # reason). The peer is unresponsive, so TCP is closed without waiting for its Close;
+        # a peer that does not read keeps the Close in our buffer: TCP is dropped after a
+        # grace period.
         self.connection.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
         self._flush()
-        writer = self._writer
-        writer.close()
-        # A peer that does not read keeps the Close in our buffer: drop TCP after a grace.
-        self._abort_timer = asyncio.get_running_loop().call_later(
-            self._closing_timeout, writer.transport.abort
-        )
+        self._close_transport()
 
     def _closing_timed_out(self) -> None:
         """The peer did not finish the closing handshake in time: drop TCP."""
-        if self._writer is not None:
+        if self._transport is not None and not self._lost:
             logger.info("closing handshake timed out; dropping the TCP connection")
-            self._writer.transport.abort()
-
-    async def _finish(self, writer: asyncio.StreamWriter) -> None:
-        """Close TCP, make sure the connection knows it ended, run ``on_close`` once."""
-        for timer in (self._closing_timer, self._ping_timer, self._pong_timer):
-            if timer is not None:
-                timer.cancel()
-        try:
-            if self.connection.state is not State.CLOSED:
-                self.connection.receive_eof()  # e.g. cancelled at shutdown: 1006
-                for event in self.connection.events():
-                    if isinstance(event, Closed):
-                        break
-            if not writer.is_closing():
-                data = self.connection.data_to_send()
-                if data:
-                    writer.write(data)
-                writer.close()
-            await self._call_on_close()
-            try:
-                async with asyncio.timeout(self._closing_timeout):
-                    await writer.wait_closed()
-            except (TimeoutError, ConnectionError):
-                writer.transport.abort()
-        finally:
-            if self._abort_timer is not None:
-                self._abort_timer.cancel()
-            self._finished = True
-            if self._done is not None:
-                self._done.set()
+            self._transport.abort()

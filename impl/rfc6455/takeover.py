@@ -45,9 +45,6 @@ __all__ = ["SOCKET_KEYS", "response_head", "server_socket", "take_over"]
 #: Environ keys under which WSGI servers expose the client connection, in lookup order.
 SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
 
-#: Bytes the stream reader may buffer before it stops reading the socket (as in our server).
-_STREAM_LIMIT = 4 * 2**20
-
 # RFC 7230 §3.2: field-name = token; field-value excludes CR, LF (and NUL, which no
 # server accepts).
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -138,11 +135,26 @@ def take_over(
 
 
 async def _run(sock: socket.socket, session: WebSocketSession, closing_timeout: float) -> None:
-    """Run ``session`` over asyncio streams on a duplicate of ``sock``'s descriptor."""
+    """Run ``session`` as the protocol of a transport on a duplicate of ``sock``'s descriptor."""
     duplicate = sock.dup()
+    loop = asyncio.get_running_loop()
     try:
-        reader, writer = await asyncio.open_connection(sock=duplicate, limit=_STREAM_LIMIT)
+        await loop.connect_accepted_socket(
+            lambda: _Starter(session, closing_timeout), sock=duplicate
+        )
     except BaseException:
         duplicate.close()
         raise
-    await session.run(reader, writer, closing_timeout=closing_timeout)
+    await session.wait_closed()
+
+
+class _Starter(asyncio.Protocol):
+    """Starts the session as soon as the transport exists, before any byte is read."""
+
+    def __init__(self, session: WebSocketSession, closing_timeout: float) -> None:
+        self.session = session
+        self.closing_timeout = closing_timeout
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.session.start(transport, closing_timeout=self.closing_timeout)
