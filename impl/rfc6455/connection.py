@@ -44,6 +44,7 @@ from .frame import (
     Role,
     build_close_payload,
     parse_close_payload,
+    unmasked_frame,
 )
 from .utf8 import Utf8Validator, decode_text
 
@@ -74,6 +75,7 @@ class Connection:
         """``max_frame_size`` bounds one frame's payload below what ``max_message_size``
         already implies (``None``: only that bound)."""
         self.role = Role(role)
+        self._client = self.role == Role.CLIENT
         self.extensions = list(extensions)
         self.max_message_size = max_message_size
         self.subprotocol = subprotocol
@@ -217,6 +219,27 @@ class Connection:
 
     def _handle_data(self, frame: Frame) -> None:
         opcode = frame.opcode
+        if (
+            frame.final
+            and self._message_opcode is None
+            and not self.extensions
+            and opcode != Opcode.CONTINUATION
+        ):
+            # The common case, once per message: a whole message in one frame, nothing to
+            # reassemble or decode (the RSV bits were checked against the extensions, none).
+            payload = frame.payload
+            limit = self.max_message_size
+            if limit is not None and len(payload) > limit:
+                raise MessageTooBig(f"a message of more than {limit} bytes ({len(payload)})")
+            if opcode == Opcode.BINARY:
+                self._events.append(BinaryMessage(payload))
+            elif self._validated:
+                # Part of it was validated as it arrived (fail-fast UTF-8): finish that way.
+                self._message_opcode = opcode
+                self._handle_text_payload(payload, True)
+            else:
+                self._events.append(TextMessage(decode_text(payload)))
+            return
         # RFC 6455 §5.4: a fragmented message is one TEXT/BINARY frame then CONTINUATION
         # frames, the last with FIN; no other data frame may interleave.
         if opcode == Opcode.CONTINUATION:
@@ -349,7 +372,10 @@ class Connection:
         if self.state is not State.OPEN:
             self._check_can_send(f"a {opcode.name.lower()} message")
         if fragment_size is None or len(payload) <= fragment_size:
-            self._queue(Frame(payload, opcode, final=True))
+            if self._client or self.extensions:
+                self._queue(Frame(payload, opcode, final=True))
+            else:
+                self._out.append(unmasked_frame(opcode, payload))  # once per message: direct
             return
         if fragment_size < 1:
             raise ValueError("fragment_size must be at least 1")
@@ -367,7 +393,7 @@ class Connection:
         if not frame.opcode.is_control:
             for extension in self.extensions:
                 frame = extension.encode(frame)
-        if self.role == Role.CLIENT:
+        if self._client:
             frame.masking_key = os.urandom(4)  # RFC 6455 §5.3: unpredictable, per frame
         self._out.append(frame.build_frame())
 

@@ -114,6 +114,22 @@ _mask_slice = speedups.choose("mask_slice", _mask_slice_python)
 unmask = mask
 
 
+def unmasked_frame(opcode: int, payload: bytes) -> bytes:
+    """The wire bytes of one final, unmasked frame without RSV bits (RFC 6455 §5.2).
+
+    What a server sends for every message when no extension transforms it: the header is
+    built here directly, without a ``Frame`` object, as this runs once per message.
+    """
+    length = len(payload)
+    first = 0x80 | opcode
+    # RFC 6455 §5.2: the minimal number of bytes MUST be used to encode the length.
+    if length < 126:
+        return bytes((first, length)) + payload
+    if length < 0x10000:
+        return bytes((first, 126)) + length.to_bytes(2, "big") + payload
+    return bytes((first, 127)) + length.to_bytes(8, "big") + payload
+
+
 def build_close_payload(code: int | None = None, reason: str = "") -> bytes:
     """The payload of a Close frame: a 2-byte code then a UTF-8 reason (RFC 6455 §5.5.1)."""
     if code is None:
@@ -389,6 +405,8 @@ class FrameParser:
         """The next complete frame, or ``None`` until more bytes arrive."""
         header = self._pending_header
         if header is None:
+            if len(self._buffer) - self._pos < 2:
+                return None  # asked once more after every read: answer it cheaply
             header = self._read_header()
             if header is None:
                 return None

@@ -491,10 +491,9 @@ class _HTTPConnection(asyncio.Protocol):
             return 431, (
                 f"request head too large: {head_size} bytes (at most {limits.max_head_size})"
             )
-        if len(request.headers) > limits.max_header_count:
+        if len(items) > limits.max_header_count:
             return 431, (
-                f"too many header fields: {len(request.headers)} (at most "
-                f"{limits.max_header_count})"
+                f"too many header fields: {len(items)} (at most {limits.max_header_count})"
             )
         for name, value in items:
             if len(name) + len(value) > limits.max_header_field_size:
@@ -503,7 +502,7 @@ class _HTTPConnection(asyncio.Protocol):
                     f"header field {shown!r} is too large: {len(name) + len(value)} bytes "
                     f"(at most {limits.max_header_field_size})"
                 )
-        length = _header_value(request.headers, b"content-length")
+        length = _header_value(items, b"content-length")
         if length is not None and length.isdigit() and int(length) > limits.max_body_size:
             return 413, f"request body too large (at most {limits.max_body_size} bytes)"
         return None
@@ -689,7 +688,10 @@ class _HTTPConnection(asyncio.Protocol):
             "wsgi.run_once": False,
             LIMITS_KEY: self.server.limits,
         }
-        for raw_name, raw_value in request.headers:
+        # ``raw_items()`` is a plain list: iterating h11's ``Headers`` itself goes through
+        # ``Sequence.__iter__``, item by item, which showed in the handshake profile.
+        for original_name, raw_value in request.headers.raw_items():
+            raw_name = original_name.lower()
             name = raw_name.decode("latin-1")
             value = raw_value.decode("latin-1")
             if "_" in name:
@@ -860,8 +862,9 @@ def _target_problem(method: bytes, target: bytes) -> str | None:
 
 
 def _header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The value of the first field called ``name`` (lower case), in any case on the wire."""
     for key, value in headers:
-        if key == name:
+        if key.lower() == name:
             return value.decode("latin-1")
     return None
 

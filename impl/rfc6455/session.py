@@ -329,7 +329,7 @@ class WebSocketSession(asyncio.Protocol):
         if isinstance(reply, str):
             connection.send_text(reply)
         else:
-            connection.send_binary(bytes(reply))
+            connection.send_binary(reply)
 
     def _run_hook(self, name: str, hook: Callable[..., Any], *args: Any) -> bool:
         """Call a hook; ``True`` if it returned an awaitable and event handling is suspended."""
