@@ -1,7 +1,8 @@
 """Profile rfc6455's echo server in this process while the bench client loads it.
 
 ``python bench/profile_server.py cpu``: cProfile over an echo run (16 connections, 32-byte
-messages), the top functions by own time. ``python bench/profile_server.py memory``:
+messages), the top functions by own time; ``--load handshakes`` profiles opening and closing
+handshakes (8 concurrent clients) instead. ``python bench/profile_server.py memory``:
 tracemalloc over 1,000 idle connections, the allocation sites that grew, per connection.
 These are the profiles behind the server findings in ``bench/RESULTS.md``.
 """
@@ -39,7 +40,7 @@ async def _with_server(body: str, options: argparse.Namespace) -> str:
 
 async def _cpu(port: int, options: argparse.Namespace) -> str:
     profile = cProfile.Profile()
-    command = [PYTHON, str(BENCH / "client.py"), "echo", "--port", str(port)]
+    command = [PYTHON, str(BENCH / "client.py"), options.load, "--port", str(port)]
     command += ["--duration", str(options.duration), "--warmup", "0.2"]
     client = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE)
     profile.enable()
@@ -80,6 +81,7 @@ async def _memory(port: int, options: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=["cpu", "memory"])
+    parser.add_argument("--load", choices=["echo", "handshakes"], default="echo", help="(cpu)")
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--top", type=int, default=30)

@@ -50,6 +50,9 @@ from .utf8 import Utf8Validator, decode_text
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Connection", "State"]
 
+_BINARY = Opcode.BINARY
+_TEXT = Opcode.TEXT
+
 # A safe default for servers facing the internet (websockets uses 1 MiB as well); testees
 # that face the Autobahn fuzzer raise it, as its 9.x cases send 16 MiB messages.
 DEFAULT_MAX_MESSAGE_SIZE = 2**20
@@ -129,6 +132,7 @@ class Connection:
 
     def events(self) -> Iterator[Event]:
         """Yield events one at a time, parsing only as far as needed for the next one."""
+        parser = self._parser
         while True:
             events = self._events
             index = self._event_index
@@ -144,14 +148,39 @@ class Connection:
             if not self._reading:
                 return
             try:
-                frame = self._parser.next_frame()
+                frame = parser.next_frame()
                 if frame is None:
-                    if self._parser.buffered:
+                    if parser.buffered:
                         self._check_pending_frame()
                     return
-                self._handle_frame(frame)
+                opcode = frame.opcode
+                if (
+                    (opcode is _BINARY or opcode is _TEXT)
+                    and frame.final
+                    and self._message_opcode is None
+                    and not self.extensions
+                    and not self._validated
+                ):
+                    # The common case, once per message, inline: a whole message in one
+                    # frame, nothing to reassemble, decompress or finish validating (RSV
+                    # bits were refused by the parser, as no extension claims them).
+                    payload = frame.payload
+                    limit = self.max_message_size
+                    if limit is not None and len(payload) > limit:
+                        raise MessageTooBig(
+                            f"a message of more than {limit} bytes ({len(payload)})"
+                        )
+                    if opcode is _BINARY:
+                        message: Event = BinaryMessage(payload)
+                    else:
+                        message = TextMessage(decode_text(payload))
+                else:
+                    self._handle_frame(frame)
+                    continue
             except ProtocolError as exc:
                 self._fail_on(exc)
+                continue
+            yield message
 
     # -- output ------------------------------------------------------------------------------
     def data_to_send(self) -> bytes:
@@ -175,7 +204,16 @@ class Connection:
     def send_binary(
         self, data: bytes | bytearray | memoryview, fragment_size: int | None = None
     ) -> None:
-        self._send_message(Opcode.BINARY, bytes(data), fragment_size)
+        if (
+            fragment_size is None
+            and self.state is State.OPEN
+            and not self._client
+            and not self.extensions
+        ):
+            # Once per message: the frame is built directly (RFC 6455 §5.2).
+            self._out.append(unmasked_frame(_BINARY, bytes(data)))
+            return
+        self._send_message(_BINARY, bytes(data), fragment_size)
 
     def send_ping(self, payload: bytes | str = b"") -> None:
         self._check_can_send("a Ping")
@@ -219,27 +257,6 @@ class Connection:
 
     def _handle_data(self, frame: Frame) -> None:
         opcode = frame.opcode
-        if (
-            frame.final
-            and self._message_opcode is None
-            and not self.extensions
-            and opcode != Opcode.CONTINUATION
-        ):
-            # The common case, once per message: a whole message in one frame, nothing to
-            # reassemble or decode (the RSV bits were checked against the extensions, none).
-            payload = frame.payload
-            limit = self.max_message_size
-            if limit is not None and len(payload) > limit:
-                raise MessageTooBig(f"a message of more than {limit} bytes ({len(payload)})")
-            if opcode == Opcode.BINARY:
-                self._events.append(BinaryMessage(payload))
-            elif self._validated:
-                # Part of it was validated as it arrived (fail-fast UTF-8): finish that way.
-                self._message_opcode = opcode
-                self._handle_text_payload(payload, True)
-            else:
-                self._events.append(TextMessage(decode_text(payload)))
-            return
         # RFC 6455 §5.4: a fragmented message is one TEXT/BINARY frame then CONTINUATION
         # frames, the last with FIN; no other data frame may interleave.
         if opcode == Opcode.CONTINUATION:
