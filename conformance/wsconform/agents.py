@@ -15,8 +15,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-# conformance/wsconform/agents.py -> conformance/testees
-TESTEES = Path(__file__).resolve().parents[1] / "testees"
+
+def _testees() -> Path:
+    """``wsconform/testees`` when installed; ``conformance/testees`` in a source checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / "testees"
+    return installed if installed.is_dir() else here.parent / "testees"
+
+
+TESTEES = _testees()
 
 
 @dataclass(frozen=True)

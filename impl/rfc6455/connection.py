@@ -67,6 +67,33 @@ class State(Enum):
 class Connection:
     """One WebSocket connection after its opening handshake, for either role."""
 
+    # Slots: one per open connection, so no per-instance dict (memory, and attribute speed).
+    __slots__ = (
+        "_client",
+        "_close_sent",
+        "_event_index",
+        "_events",
+        "_fragments",
+        "_message_opcode",
+        "_message_size",
+        "_message_transformed",
+        "_out",
+        "_parser",
+        "_reading",
+        "_text_parts",
+        "_validated",
+        "_validator",
+        "close_code",
+        "close_reason",
+        "close_transport",
+        "extensions",
+        "failure",
+        "max_message_size",
+        "role",
+        "state",
+        "subprotocol",
+    )
+
     def __init__(
         self,
         role: int = Role.SERVER,

@@ -346,6 +346,18 @@ class FrameParser:
     Use: ``parser.feed(data)``, then ``for frame in parser.frames(): ...``.
     """
 
+    # Slots: one per open connection, so no per-instance dict (memory, and attribute speed).
+    __slots__ = (
+        "_buffer",
+        "_expect_masked",
+        "_pending_header",
+        "_pos",
+        "max_frame_size",
+        "role",
+        "rsv_mask",
+        "version",
+    )
+
     def __init__(
         self,
         version: int | None = None,

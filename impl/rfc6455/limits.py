@@ -41,9 +41,9 @@ MAX_CONNECTIONS = 1024
 #: Largest WebSocket message, after reassembly and decompression; more fails with 1009.
 #: websockets' ``max_size`` is 1 MiB (``connection.DEFAULT_MAX_MESSAGE_SIZE`` too).
 MAX_MESSAGE_SIZE = 2**20
-#: Incoming bytes read ahead of the handler before the server stops reading the socket (TCP
-#: flow control then slows the peer). websockets' legacy ``read_limit`` is 64 KiB and its
-#: ``max_queue`` holds 16 messages; 1 MiB keeps big messages streaming in large reads.
+#: Incoming bytes read ahead of a busy handler (one whose hook is suspended in an ``await``)
+#: before the server stops reading the socket (TCP flow control then slows the peer).
+#: websockets' legacy ``read_limit`` is 64 KiB and its ``max_queue`` holds 16 messages.
 MAX_READ_BUFFER = 2**20
 #: The write buffer's high-water mark: above it ``drain()`` blocks until it falls to a
 #: quarter of it. asyncio's own default is 64 KiB; websockets' ``write_limit`` is 32 KiB.

@@ -260,6 +260,26 @@ class _HTTPConnection(asyncio.Protocol):
     101 the ``WebSocketSession`` becomes the transport's protocol.
     """
 
+    # Slots: one per open connection, so no per-instance dict (memory, and attribute speed).
+    __slots__ = (
+        "_body",
+        "_done",
+        "_lost",
+        "_request",
+        "_request_timer",
+        "_send_timer",
+        "_sending",
+        "_stopped",
+        "_writing_paused",
+        "h11",
+        "over_capacity",
+        "peer",
+        "received",
+        "server",
+        "session",
+        "transport",
+    )
+
     def __init__(self, server: Server) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None

@@ -64,6 +64,41 @@ class WebSocketSession(asyncio.Protocol):
     handshake started raises ``rfc6455.errors.InvalidState``.
     """
 
+    # Slots: one per open connection, so no per-instance dict (memory, and attribute speed).
+    __slots__ = (
+        "_abort_timer",
+        "_closing_timeout",
+        "_closing_timer",
+        "_closing_transport",
+        "_done",
+        "_drain_waiters",
+        "_draining",
+        "_eof",
+        "_eof_fed",
+        "_finished",
+        "_hooks_waiting",
+        "_limits",
+        "_loop",
+        "_lost",
+        "_on_close_called",
+        "_on_close_done",
+        "_on_finished",
+        "_ping_payload",
+        "_ping_timer",
+        "_pong_timer",
+        "_reading_paused",
+        "_send_timer",
+        "_task",
+        "_transport",
+        "_unread",
+        "_writing_paused",
+        "connection",
+        "environ",
+        "extensions",
+        "handler",
+        "subprotocol",
+    )
+
     def __init__(
         self,
         handler: WS,
