@@ -104,7 +104,7 @@ class Connection:
     ) -> None:
         """``max_frame_size`` bounds one frame's payload below what ``max_message_size``
         already implies (``None``: only that bound)."""
-        self.role = Role(role)
+        self.role = role if type(role) is Role else Role(role)
         self._client = self.role == Role.CLIENT
         self.extensions = list(extensions)
         self.max_message_size = max_message_size

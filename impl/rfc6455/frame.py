@@ -369,7 +369,7 @@ class FrameParser:
         if version not in _SUPPORTED_VERSIONS:
             raise ValueError(f"WebSocket version {version} is not supported (13 is)")
         self.version = version
-        self.role = Role(kind)
+        self.role = kind if type(kind) is Role else Role(kind)
         self._expect_masked = self.role == Role.SERVER
         self.max_frame_size = max_frame_size
         self.rsv_mask = rsv_mask

@@ -110,6 +110,8 @@ def _list_elements(value: str) -> list[str]:
 
 def _has_token(value: str, token: str) -> bool:
     """Whether the comma-separated ``value`` lists ``token``, compared ASCII case-insensitively."""
+    if value.lower() == token:
+        return True  # the usual one-element list, once per handshake: no split
     return any(element.lower() == token for element in _list_elements(value))
 
 
@@ -141,6 +143,8 @@ def _environ_header(environ: Mapping[str, Any], cgi_name: str) -> str | None:
     value = environ.get(cgi_name)
     if value is None:
         return None
+    if type(value) is str:
+        return value.strip(" \t")
     if isinstance(value, bytes | bytearray):
         value = bytes(value).decode("latin-1")  # PEP 3333: header values are latin-1
     return str(value).strip(" \t")

@@ -505,6 +505,12 @@ class _HTTPConnection(asyncio.Protocol):
         # RFC 6585 §5: 431 when "one or more of its header fields are too large". h11 only
         # bounds a head still arriving; one that came in a single read is measured here.
         items = request.headers.raw_items()
+        if (
+            self.received <= min(limits.max_head_size, limits.max_header_field_size)
+            and len(items) <= limits.max_header_count
+        ):
+            # Fewer bytes arrived than either size limit: neither can be exceeded.
+            return self._body_refusal(items)
         head_size = len(request.method) + len(request.target) + 12  # "M T HTTP/1.1\r\n"
         head_size += sum(len(name) + len(value) + 4 for name, value in items)  # "N: V\r\n"
         if head_size > limits.max_head_size:
@@ -522,9 +528,14 @@ class _HTTPConnection(asyncio.Protocol):
                     f"header field {shown!r} is too large: {len(name) + len(value)} bytes "
                     f"(at most {limits.max_header_field_size})"
                 )
+        return self._body_refusal(items)
+
+    def _body_refusal(self, items: list[tuple[bytes, bytes]]) -> tuple[int, str] | None:
+        """413 when the announced body is over ``max_body_size`` (RFC 7231 §6.5.11)."""
+        limit = self.server.limits.max_body_size
         length = _header_value(items, b"content-length")
-        if length is not None and length.isdigit() and int(length) > limits.max_body_size:
-            return 413, f"request body too large (at most {limits.max_body_size} bytes)"
+        if length is not None and length.isdigit() and int(length) > limit:
+            return 413, f"request body too large (at most {limit} bytes)"
         return None
 
     def _handle_request(self, request: h11.Request, body: bytes) -> bool:
@@ -710,21 +721,22 @@ class _HTTPConnection(asyncio.Protocol):
         }
         # ``raw_items()`` is a plain list: iterating h11's ``Headers`` itself goes through
         # ``Sequence.__iter__``, item by item, which showed in the handshake profile.
-        for original_name, raw_value in request.headers.raw_items():
-            raw_name = original_name.lower()
-            name = raw_name.decode("latin-1")
-            value = raw_value.decode("latin-1")
-            if "_" in name:
+        for raw_name, raw_value in request.headers.raw_items():
+            field = _fields.get(raw_name)
+            if field is None:
+                field = _field(raw_name)
+            key, share = field
+            if key is None:
                 # "Sec_WebSocket_Key" would land on the same key as "Sec-WebSocket-Key":
-                # drop such names rather than let them smuggle a header in.
+                # such names are dropped rather than let them smuggle a header in.
                 continue
-            key = _environ_key(name)
-            if raw_name in _SHARED_VALUE_HEADERS:
+            value = raw_value.decode("latin-1")
+            if share:
                 value = _shared(value)
             if key in environ:
                 # RFC 7230 §3.2.2: repeated fields combine as a comma-separated list;
                 # RFC 6265 §5.4: cookies with "; ".
-                separator = "; " if name == "cookie" else ", "
+                separator = "; " if key == "HTTP_COOKIE" else ", "
                 environ[key] = f"{environ[key]}{separator}{value}"
             else:
                 environ[key] = value
@@ -754,26 +766,32 @@ _SHARED_VALUE_HEADERS = frozenset(
 #: them without limit; past it, strings are just not shared.
 _CACHE_SIZE = 1024
 
-_environ_keys: dict[str, str] = {}
 _shared_values: dict[str, str] = {}
+#: Header field name as received -> (environ key or ``None`` to drop it, share its value).
+_fields: dict[bytes, tuple[str | None, bool]] = {}
 
 
-def _environ_key(name: str) -> str:
-    """The environ key of header field ``name`` (lower case), one string per name.
+def _field(raw_name: bytes) -> tuple[str | None, bool]:
+    """How header field ``raw_name`` enters the environ: its key (``None``: dropped, the
+    name has ``_``) and whether its value is shared; remembered, one string per name.
 
     Every open WebSocket keeps its environ: a shared key costs nothing per connection.
     """
-    key = _environ_keys.get(name)
-    if key is None:
-        if name == "content-type":
-            key = "CONTENT_TYPE"
-        elif name == "content-length":
-            key = "CONTENT_LENGTH"
-        else:
-            key = "HTTP_" + name.upper().replace("-", "_")
-        if len(_environ_keys) < _CACHE_SIZE:
-            _environ_keys[name] = key
-    return key
+    lowered = raw_name.lower()
+    name = lowered.decode("latin-1")
+    key: str | None
+    if "_" in name:
+        key = None
+    elif name == "content-type":
+        key = "CONTENT_TYPE"
+    elif name == "content-length":
+        key = "CONTENT_LENGTH"
+    else:
+        key = "HTTP_" + name.upper().replace("-", "_")
+    field = (key, lowered in _SHARED_VALUE_HEADERS)
+    if len(_fields) < _CACHE_SIZE:
+        _fields[raw_name] = field
+    return field
 
 
 def _shared(value: str) -> str:
