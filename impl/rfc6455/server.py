@@ -53,6 +53,7 @@ import h11
 
 from . import __version__
 from .errors import HandshakeError
+from .fastpath import UpgradeRequest, parse_upgrade_request
 from .handler import WEBSOCKET_KEY
 from .limits import DEFAULT_LIMITS, LIMITS_KEY, Limits
 from .middleware import error_response
@@ -84,6 +85,10 @@ _MIGHT_SWITCH: Any = h11.MIGHT_SWITCH_PROTOCOL  # type: ignore[attr-defined]
 #: Seconds a client over ``max_connections`` is told to wait before retrying (RFC 7231
 #: §7.1.3).
 RETRY_AFTER = 1
+
+
+#: A parsed request head: h11's, or the upgrade fast path's (``rfc6455.fastpath``).
+_Request = h11.Request | UpgradeRequest
 
 
 class WsgiHandler:
@@ -245,7 +250,7 @@ class _PendingBody:
 
     __slots__ = ("chunks", "request", "result")
 
-    def __init__(self, request: h11.Request, result: Iterable[bytes], chunks: Iterator[bytes]):
+    def __init__(self, request: _Request, result: Iterable[bytes], chunks: Iterator[bytes]):
         self.request = request
         self.result = result
         self.chunks = chunks
@@ -264,6 +269,7 @@ class _HTTPConnection(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_done",
+        "_first_read",
         "_lost",
         "_request",
         "_request_timer",
@@ -290,7 +296,7 @@ class _HTTPConnection(asyncio.Protocol):
         )
         self.peer: Any = None
         self.received = 0  # bytes of the request being read, to tell idle from slow
-        self._request: h11.Request | None = None
+        self._request: _Request | None = None
         self._body = bytearray()
         self._sending: _PendingBody | None = None
         self._stopped = False  # answered for the last time: ignore what else arrives
@@ -299,6 +305,7 @@ class _HTTPConnection(asyncio.Protocol):
         self._request_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
         self._done: asyncio.Future[None] | None = None
+        self._first_read = True  # the upgrade fast path looks at this read only
 
     # -- the server's side ---------------------------------------------------------------------
 
@@ -346,8 +353,23 @@ class _HTTPConnection(asyncio.Protocol):
         if h is None or self._stopped:
             return
         self.received += len(data)
+        if self._first_read:
+            self._first_read = False
+            if self._fast_upgrade(data):
+                return
         h.receive_data(data)
         self._process()
+
+    def _fast_upgrade(self, data: bytes) -> bool:
+        """Answer a plain upgrade request whole in ``data`` without h11; ``False`` if it is
+        left to h11 (not such a request, or one to refuse), with nothing done yet."""
+        request = parse_upgrade_request(data)
+        if request is None or self._refusal(request) is not None:
+            return False
+        self._cancel_request_timer()
+        if not self._handle_request(request, b"", received=data) and self._sending is None:
+            self._after_response()
+        return True
 
     def eof_received(self) -> bool:
         h = self.h11
@@ -493,7 +515,7 @@ class _HTTPConnection(asyncio.Protocol):
             logger.info("%s read nothing for %s s; dropping TCP", self.peer, timeout)
             self.transport.abort()
 
-    def _refusal(self, request: h11.Request) -> tuple[int, str] | None:
+    def _refusal(self, request: _Request) -> tuple[int, str] | None:
         """The status and reason to refuse ``request`` with before reading its body, if any."""
         limits = self.server.limits
         if self.over_capacity:
@@ -538,8 +560,14 @@ class _HTTPConnection(asyncio.Protocol):
             return 413, f"request body too large (at most {limit} bytes)"
         return None
 
-    def _handle_request(self, request: h11.Request, body: bytes) -> bool:
-        """Answer one complete request; ``True`` if it was upgraded to a WebSocket."""
+    def _handle_request(
+        self, request: _Request, body: bytes, *, received: bytes | None = None
+    ) -> bool:
+        """Answer one complete request; ``True`` if it was upgraded to a WebSocket.
+
+        ``received`` is given for a request the fast path parsed (h11 has not seen it):
+        the bytes h11 reads before any answer other than a 101.
+        """
         environ = self._environ(request, body)
         response = _Response()
         try:
@@ -549,32 +577,65 @@ class _HTTPConnection(asyncio.Protocol):
             chunks = _body_chunks(result, response)
         except Exception:
             logger.exception("the WSGI app failed on %s %s", request.method, request.target)
-            self._send_error(500, "internal server error", close=False)
+            if self._h11_reads(received):
+                self._send_error(500, "internal server error", close=False)
             return False
         if response.status is not None and response.status.startswith("101"):
             _close_iterable(result)
-            return self._upgrade(environ, response)
-        self._send_response(request, response, result, chunks)
+            return self._upgrade(environ, response, request, received)
+        if self._h11_reads(received):
+            self._send_response(request, response, result, chunks)
+        else:
+            _close_iterable(result)
         return False
 
-    def _upgrade(self, environ: MutableMapping[str, Any], response: _Response) -> bool:
+    def _h11_reads(self, received: bytes | None) -> bool:
+        """Hand h11 a request the fast path parsed, so that it frames the answer (and reads
+        what follows); ``False`` if h11 refused it (it has been answered then)."""
+        h = self.h11
+        if received is None or h is None:
+            return h is not None
+        h.receive_data(received)
+        try:
+            request, end = h.next_event(), h.next_event()
+        except h11.RemoteProtocolError as exc:
+            self._send_error(exc.error_status_hint, f"bad request: {exc}")
+            return False
+        if not isinstance(request, h11.Request) or not isinstance(end, h11.EndOfMessage):
+            self._send_error(400, "bad request: the request head is incomplete")
+            return False
+        return True
+
+    def _upgrade(
+        self,
+        environ: MutableMapping[str, Any],
+        response: _Response,
+        request: _Request,
+        received: bytes | None,
+    ) -> bool:
         """Write the 101 and hand the transport to the session the middleware created."""
         session = environ.get(WEBSOCKET_KEY)
         h = self.h11
         assert h is not None and self.transport is not None
-        if not isinstance(session, WebSocketSession) or h.their_state is not _MIGHT_SWITCH:
+        proposed = isinstance(request, UpgradeRequest) or h.their_state is _MIGHT_SWITCH
+        if not isinstance(session, WebSocketSession) or not proposed:
             logger.error("a 101 response without a WebSocket upgrade from rfc6455's middleware")
-            self._send_error(500, "internal server error", close=False)
+            if self._h11_reads(received):
+                self._send_error(500, "internal server error", close=False)
             return False
         try:
             head = response_head(_with_server_headers(response.headers))
         except HandshakeError as exc:
             logger.error("the 101 response cannot be sent: %s", exc.reason)
-            self._send_error(500, "internal server error", close=False)
+            if self._h11_reads(received):
+                self._send_error(500, "internal server error", close=False)
             return False
-        # The bytes h11 read past the request are the first bytes of the WebSocket stream.
+        # The bytes read past the request are the first bytes of the WebSocket stream.
         # Upgraded, the connection keeps neither h11 nor the request.
-        trailing = bytes(h.trailing_data[0])
+        if received is not None and isinstance(request, UpgradeRequest):
+            trailing = received[request.head_end :]
+        else:
+            trailing = bytes(h.trailing_data[0])
         self.h11 = None
         self.session = session
         self.transport.write(head)
@@ -583,7 +644,7 @@ class _HTTPConnection(asyncio.Protocol):
 
     def _send_response(
         self,
-        request: h11.Request,
+        request: _Request,
         response: _Response,
         result: Iterable[bytes],
         chunks: Iterator[bytes],
@@ -687,7 +748,7 @@ class _HTTPConnection(asyncio.Protocol):
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
 
-    def _environ(self, request: h11.Request, body: bytes) -> dict[str, Any]:
+    def _environ(self, request: _Request, body: bytes) -> dict[str, Any]:
         """The PEP 3333 environ of ``request``."""
         target = request.target.decode("latin-1")
         if target.startswith(("http://", "https://")):  # absolute-form, RFC 7230 §5.3.2
