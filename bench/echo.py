@@ -7,10 +7,8 @@ Goal (issue 7): at least aiohttp's server, aiming for picows'.
 
 from __future__ import annotations
 
-import contextlib
-
 from measure import Comparison
-from processes import available_servers, run_client, running
+from processes import available_servers, fresh_runs
 
 CONNECTIONS = 16
 SIZE = 32
@@ -25,20 +23,12 @@ def run(repeats: int, duration: float) -> list[Comparison]:
         baseline,
         {name: [] for name in servers},
     )
-    with contextlib.ExitStack() as stack:
-        ports = {
-            name: stack.enter_context(running(name, cmd)).port for name, cmd in servers.items()
-        }
-        names = list(servers)
-        for repeat in range(repeats):
-            shift = repeat % len(names)
-            for name in names[shift:] + names[:shift]:
-                result = run_client(
-                    "echo",
-                    ports[name],
-                    "--connections", str(CONNECTIONS),
-                    "--size", str(SIZE),
-                    "--duration", str(duration),
-                )  # fmt: skip
-                comparison.values[name].append(result["rate"])
+    comparison.values = fresh_runs(
+        servers,
+        repeats,
+        "echo",
+        "--connections", str(CONNECTIONS),
+        "--size", str(SIZE),
+        "--duration", str(duration),
+    )  # fmt: skip
     return [comparison]

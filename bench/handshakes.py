@@ -7,10 +7,8 @@ Goal (issue 7): at least aiohttp's.
 
 from __future__ import annotations
 
-import contextlib
-
 from measure import Comparison
-from processes import available_servers, run_client, running
+from processes import available_servers, fresh_runs
 
 WORKERS = 8
 
@@ -24,19 +22,7 @@ def run(repeats: int, duration: float) -> list[Comparison]:
         baseline,
         {name: [] for name in servers},
     )
-    with contextlib.ExitStack() as stack:
-        ports = {
-            name: stack.enter_context(running(name, cmd)).port for name, cmd in servers.items()
-        }
-        names = list(servers)
-        for repeat in range(repeats):
-            shift = repeat % len(names)
-            for name in names[shift:] + names[:shift]:
-                result = run_client(
-                    "handshakes",
-                    ports[name],
-                    "--workers", str(WORKERS),
-                    "--duration", str(duration),
-                )  # fmt: skip
-                comparison.values[name].append(result["rate"])
+    comparison.values = fresh_runs(
+        servers, repeats, "handshakes", "--workers", str(WORKERS), "--duration", str(duration)
+    )
     return [comparison]

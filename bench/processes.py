@@ -144,6 +144,31 @@ def run_client(mode: str, port: int, *options: str, timeout: float = 120.0) -> d
     return data
 
 
+def fresh_runs(
+    servers: dict[str, list[str]],
+    repeats: int,
+    mode: str,
+    *options: str,
+    warmup_seconds: float = 1.0,
+) -> dict[str, list[float]]:
+    """``client.py MODE`` rates: every repeat starts each server afresh, in rotating order.
+
+    One server process can run 10-20% faster or slower than another of the same code for
+    its whole life (measured on this machine: memory layout, CPU placement), and the first
+    load after start is slower still; so each measurement gets its own process and a
+    short warm-up run first, and the medians are taken over processes, not within one.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in servers}
+    names = list(servers)
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            with running(name, servers[name]) as server:
+                run_client(mode, server.port, *options, "--duration", str(warmup_seconds))
+                rates[name].append(run_client(mode, server.port, *options)["rate"])
+    return rates
+
+
 class IdleClient:
     """``client.py idle``: opens connections stage by stage and holds them."""
 
