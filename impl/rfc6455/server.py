@@ -6,7 +6,9 @@ Invariants:
   connection is an ``asyncio.Protocol`` (no task, stream or future per connection or per
   read): a request is answered from the ``data_received`` that completes it, and a body
   the peer is slow to take resumes from ``resume_writing``. While a response is being
-  written, pipelined requests are not read.
+  written, pipelined requests are not read. One exception to h11 parsing: a plain upgrade
+  request whole in a connection's first read is parsed by ``rfc6455.fastpath`` (httptools,
+  held to h11's grammar); h11 still reads it before any answer other than a 101.
 - The WSGI app runs in the event loop's thread, so it must not block: the handshake it does
   is fast, and the ``WS`` hooks it sets up run on this same loop. Request bodies are read in
   full (up to ``max_body_size``) before the app is called.
