@@ -59,6 +59,7 @@ from .fastpath import UpgradeRequest, parse_upgrade_request
 from .handler import WEBSOCKET_KEY
 from .limits import DEFAULT_LIMITS, LIMITS_KEY, Limits
 from .middleware import error_response
+from .readbuffer import read_buffer
 from .session import WebSocketSession
 from .takeover import response_head
 
@@ -258,7 +259,7 @@ class _PendingBody:
         self.chunks = chunks
 
 
-class _HTTPConnection(asyncio.Protocol):
+class _HTTPConnection(asyncio.BufferedProtocol):
     """One TCP connection: HTTP requests until it closes or is upgraded to a WebSocket.
 
     The transport's protocol until the upgrade: h11 parses what ``data_received`` brings,
@@ -273,6 +274,7 @@ class _HTTPConnection(asyncio.Protocol):
         "_done",
         "_first_read",
         "_lost",
+        "_read_view",
         "_request",
         "_request_timer",
         "_send_timer",
@@ -308,6 +310,7 @@ class _HTTPConnection(asyncio.Protocol):
         self._send_timer: asyncio.TimerHandle | None = None
         self._done: asyncio.Future[None] | None = None
         self._first_read = True  # the upgrade fast path looks at this read only
+        self._read_view = read_buffer()  # made by the loop's thread: that thread's buffer
 
     # -- the server's side ---------------------------------------------------------------------
 
@@ -349,6 +352,13 @@ class _HTTPConnection(asyncio.Protocol):
             self._close()
             return
         self._start_request_timer()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # Copied out at once: the buffer is the next connection's as soon as this returns.
+        self.data_received(self._read_view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         h = self.h11

@@ -43,6 +43,7 @@ from .extensions import Extension
 from .frame import Role
 from .handler import WS
 from .limits import DEFAULT_LIMITS, Limits
+from .readbuffer import read_buffer
 
 __all__ = ["WebSocketSession"]
 
@@ -52,9 +53,11 @@ logger = logging.getLogger("rfc6455.session")
 _PLAIN_REPLIES = (str, bytes)
 
 _MESSAGES = (TextMessage, BinaryMessage)
+#: ``get_buffer`` before ``start``: an empty buffer, which asyncio refuses loudly.
+_NOT_STARTED = memoryview(b"")
 
 
-class WebSocketSession(asyncio.Protocol):
+class WebSocketSession(asyncio.BufferedProtocol):
     """A live server-side WebSocket connection; ``environ["rfc6455.websocket"]``.
 
     Created by the ``WebSocket`` middleware once the handshake is accepted, started by the
@@ -86,6 +89,7 @@ class WebSocketSession(asyncio.Protocol):
         "_ping_payload",
         "_ping_timer",
         "_pong_timer",
+        "_read_view",
         "_reading_paused",
         "_send_timer",
         "_task",
@@ -125,6 +129,7 @@ class WebSocketSession(asyncio.Protocol):
         self._limits = DEFAULT_LIMITS
         self._closing_timeout = DEFAULT_LIMITS.closing_timeout
         self._on_finished: Callable[[], None] | None = None
+        self._read_view = _NOT_STARTED  # the thread's receive buffer, once started
         # The task awaiting a suspended hook; events wait for it.
         self._task: asyncio.Task[None] | None = None
         self._unread = 0  # bytes received while a hook is suspended
@@ -254,6 +259,7 @@ class WebSocketSession(asyncio.Protocol):
             limits.closing_timeout if closing_timeout is None else closing_timeout
         )
         self._on_finished = on_finished
+        self._read_view = read_buffer()
         # Above the high-water mark the transport calls ``pause_writing``: the bound on what
         # a peer that does not read makes the server buffer.
         transport.set_write_buffer_limits(high=limits.write_buffer_size)
@@ -266,7 +272,14 @@ class WebSocketSession(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # The parser copies the bytes into its own buffer: the shared one is free again.
+        self.data_received(self._read_view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         self.connection.receive_data(data)
         if self._task is None:
             self._process()

@@ -258,6 +258,24 @@ async def test_frames_sent_with_the_request_reach_the_connection(
     assert (echoed.opcode, echoed.payload) == (Opcode.TEXT, b"early")
 
 
+async def test_connections_reading_at_once_each_get_their_own_bytes() -> None:
+    # Every connection of a thread reads into one shared buffer (rfc6455.readbuffer):
+    # messages larger than it, from several clients at once, interleave their reads.
+    # Each must come back whole and unmixed, through the handshake and the session.
+    size = 700 * 1024
+
+    async def round_trip(port: int, fill: int) -> bytes:
+        async with connect(f"ws://127.0.0.1:{port}/", max_size=None, compression=None) as ws:
+            await ws.send(bytes([fill]) * size)
+            reply = await ws.recv()
+            assert isinstance(reply, bytes)
+            return reply
+
+    async with Server(chain()) as server:
+        replies = await asyncio.gather(*(round_trip(server.port, fill) for fill in range(6)))
+    assert [reply == bytes([fill]) * size for fill, reply in enumerate(replies)] == [True] * 6
+
+
 async def test_hook_error_closes_with_1011_and_hides_the_details(
     raw_peer: PeerFactory, upgrade_request: RequestFactory
 ) -> None:
