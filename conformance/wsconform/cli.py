@@ -7,6 +7,7 @@ verdict alone.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import sys
@@ -300,11 +301,7 @@ def run(
         raise click.BadParameter("must contain {port}", param_hint="--server-cmd")
     if agent is None:
         agent = "testee" if url is not None or server_cmd is not None else "reference"
-    if not _AGENT.fullmatch(agent):
-        raise click.BadParameter(
-            "letters, digits and . _ + - only (it names the report directory)",
-            param_hint="--agent",
-        )
+    _check_agent(agent)
     chosen, excluded = _selection(profile, cases, exclude)
     config = runner.RunConfig(
         agent=agent,
@@ -320,33 +317,22 @@ def run(
         startup_timeout=startup_timeout,
         shard=_shard(shard, jobs),
     )
-    step = _step_printer(err)
-    try:
-        fuzzer = backends.choose(backend, python2=python2 or None, image=docker_image, step=step)
-        view = progress.make_view(err, quiet)
+
+    def execute(fuzzer: backends.Backend, view: progress.View) -> runner.RunOutcome:
         if jobs > 1:
             options = ["--docker-image", docker_image] + (["--python2", python2] if python2 else [])
-            outcome = parallel.run_jobs(config, jobs, fuzzer, view, err.print, options)
-        else:
-            outcome = runner.execute(config, fuzzer, view, err.print)
-    except runner.RunError as exc:
-        _fail(err, exc.exit_code, str(exc))
-        return
-    except backends.BackendError as exc:
-        _fail(err, gate.EXIT_RUN_ERROR, f"the fuzzer cannot run: {exc}")
-        return
-    except KeyboardInterrupt:
-        _fail(err, gate.EXIT_RUN_ERROR, "interrupted before the fuzzer started; nothing written")
-        return
-    if outcome.interrupted:
-        err.print("interrupted: the partial report is kept and marked partial")
-    _print_verdict(out, outcome.results, outcome.report, outcome.paths)
-    if outcome.regressions is not None and outcome.regressions.regressions:
-        out.print(
-            f"{len(outcome.regressions.regressions)} regressions against {baseline}:"
-            f" see {config.outdir / runner.BASELINE_DIFF}"
-        )
-    sys.exit(outcome.exit_code)
+            return parallel.run_jobs(config, jobs, fuzzer, view, err.print, options)
+        return runner.execute(config, fuzzer, view, err.print)
+
+    _run_and_report(
+        out,
+        err,
+        execute,
+        _Fuzzer(backend, python2, docker_image, quiet),
+        baseline,
+        config.outdir,
+        "the fuzzer started",
+    )
 
 
 @main.command("run-client", epilog=EXIT_CODES)
@@ -409,11 +395,7 @@ def run_client(
                 raise click.BadParameter(f"must contain {placeholder}", param_hint="--client-cmd")
     if agent is None:
         agent = "testee" if client_cmd is not None else "reference"
-    if not _AGENT.fullmatch(agent):
-        raise click.BadParameter(
-            "letters, digits and . _ + - only (it names the report directory)",
-            param_hint="--agent",
-        )
+    _check_agent(agent)
     chosen, excluded = _selection(profile, cases, exclude)
     config = client_runner.ClientRunConfig(
         agent=agent,
@@ -428,10 +410,59 @@ def run_client(
         startup_timeout=startup_timeout,
         case_timeout=case_timeout,
     )
+
+    def execute(fuzzer: backends.Backend, view: progress.View) -> runner.RunOutcome:
+        return client_runner.execute(config, fuzzer, view, err.print)
+
+    _run_and_report(
+        out,
+        err,
+        execute,
+        _Fuzzer(backend, python2, docker_image, quiet),
+        baseline,
+        config.outdir,
+        "the client ran",
+    )
+
+
+def _check_agent(agent: str) -> None:
+    if not _AGENT.fullmatch(agent):
+        raise click.BadParameter(
+            "letters, digits and . _ + - only (it names the report directory)",
+            param_hint="--agent",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Fuzzer:
+    """Where the fuzzer comes from and how its progress shows: options both runs share."""
+
+    backend: str
+    python2: str | None
+    docker_image: str
+    quiet: bool
+
+
+def _run_and_report(
+    out: Console,
+    err: Console,
+    execute: Callable[[backends.Backend, progress.View], runner.RunOutcome],
+    fuzzer_options: _Fuzzer,
+    baseline: Path | None,
+    outdir: Path,
+    started: str,
+) -> None:
+    """Provision the fuzzer, run ``execute``, print the verdict and leave with its exit
+    code; a run that cannot start leaves with a message, not a traceback."""
     step = _step_printer(err)
     try:
-        fuzzer = backends.choose(backend, python2=python2 or None, image=docker_image, step=step)
-        outcome = client_runner.execute(config, fuzzer, progress.make_view(err, quiet), err.print)
+        fuzzer = backends.choose(
+            fuzzer_options.backend,
+            python2=fuzzer_options.python2 or None,
+            image=fuzzer_options.docker_image,
+            step=step,
+        )
+        outcome = execute(fuzzer, progress.make_view(err, fuzzer_options.quiet))
     except runner.RunError as exc:
         _fail(err, exc.exit_code, str(exc))
         return
@@ -439,7 +470,7 @@ def run_client(
         _fail(err, gate.EXIT_RUN_ERROR, f"the fuzzer cannot run: {exc}")
         return
     except KeyboardInterrupt:
-        _fail(err, gate.EXIT_RUN_ERROR, "interrupted before the client ran; nothing written")
+        _fail(err, gate.EXIT_RUN_ERROR, f"interrupted before {started}; nothing written")
         return
     if outcome.interrupted:
         err.print("interrupted: the partial report is kept and marked partial")
@@ -447,7 +478,7 @@ def run_client(
     if outcome.regressions is not None and outcome.regressions.regressions:
         out.print(
             f"{len(outcome.regressions.regressions)} regressions against {baseline}:"
-            f" see {config.outdir / runner.BASELINE_DIFF}"
+            f" see {outdir / runner.BASELINE_DIFF}"
         )
     sys.exit(outcome.exit_code)
 
