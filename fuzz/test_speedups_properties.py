@@ -1,4 +1,5 @@
-"""Differential properties: the compiled masker equals the pure-Python one (RFC 6455 §5.3).
+"""Differential properties: the compiled masker equals the pure-Python one (RFC 6455 §5.3),
+and so does the compiled frame header parser (§5.2).
 
 Both are called directly (not through ``rfc6455.frame.mask``), so these run the same with
 or without ``RFC6455_NO_SPEEDUPS``; they are skipped only when the extension is not built,
@@ -12,11 +13,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import masking_keys
 
 from rfc6455 import frame
+from rfc6455.errors import MessageTooBig, ProtocolError
 
 try:
     from rfc6455 import _speedups  # type: ignore[attr-defined,unused-ignore]
@@ -29,6 +31,8 @@ compiled_mask = _speedups.mask
 compiled_mask_slice = _speedups.mask_slice
 python_mask = frame._mask_python
 python_mask_slice = frame._mask_slice_python
+compiled_read_header = _speedups.read_header
+python_read_header = frame._read_header_python
 
 # Lengths that straddle the word loop's tail and the vector loop's (8, 16, 32 bytes).
 EDGE_LENGTHS = st.sampled_from([0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65])
@@ -100,3 +104,81 @@ def test_compiled_mask_slice_equals_python(
 )
 def test_compiled_mask_fails_like_python(data: object, key: object) -> None:
     assert outcome(compiled_mask, data, key) == outcome(python_mask, data, key)
+
+
+# First bytes that pass (data and control frames, with and without FIN and RSV1) beside any.
+FIRST_BYTES = st.one_of(
+    st.sampled_from([0x00, 0x01, 0x02, 0x80, 0x81, 0x82, 0x88, 0x89, 0x8A, 0xC1, 0x41, 0x08]),
+    st.integers(0, 255),
+)
+
+
+def encode_header(first: int, masked: bool, length: int, width: int, key: bytes, cut: int) -> bytes:
+    """A frame header with ``length`` in the 7-bit, 16-bit or 64-bit field (``width`` 0, 2
+    or 8: a 7-bit field takes the low bits; RFC 6455 §5.2), cut after ``cut`` bytes."""
+    code = {0: length & 0x7F, 2: 126, 8: 127}[width]
+    extended = (length % 2 ** (8 * width)).to_bytes(width, "big") if width else b""
+    header = bytes([first, (0x80 if masked else 0) | code]) + extended + (key if masked else b"")
+    return header[:cut]
+
+
+# Headers as the wire has them: every first byte, both mask bits, every length encoding at
+# its edges (125/126, 65535/65536, the 64-bit top bit), with or without the key, cut short.
+headers = st.one_of(
+    st.binary(max_size=16),
+    st.builds(
+        encode_header,
+        FIRST_BYTES,
+        st.booleans(),
+        st.one_of(
+            st.sampled_from([0, 125, 126, 127, 2**16 - 1, 2**16, 2**63 - 1, 2**63, 2**64 - 1]),
+            st.integers(0, 2**64 - 1),
+        ),
+        st.sampled_from([0, 2, 8]),
+        st.binary(min_size=4, max_size=4),
+        st.integers(0, 14),
+    ),
+)
+frame_limits = st.one_of(
+    st.none(),
+    st.integers(0, 2**16 + 1),
+    st.sampled_from([125, 126, 2**63 - 1, 2**63, 2**64, 2**70]),
+)
+
+
+def header_outcome(function: object, *args: object) -> object:
+    """``outcome``, with a header the connection must fail on as ``False``, which is how the
+    compiled parser answers it (the parser then asks the Python one why)."""
+    try:
+        return function(*args)  # type: ignore[operator]
+    except (ProtocolError, MessageTooBig):
+        return False
+    except Exception as exc:
+        return type(exc)
+
+
+@settings(max_examples=1000)
+@given(
+    prefix=st.binary(max_size=4),
+    header=headers,
+    expect_masked=st.booleans(),
+    max_frame_size=frame_limits,
+    rsv_mask=st.integers(0, 7),
+)
+def test_compiled_read_header_equals_python(
+    prefix: bytes, header: bytes, expect_masked: bool, max_frame_size: int | None, rsv_mask: int
+) -> None:
+    # Both answer alike: the header, None while it is incomplete, or False (Python: an
+    # error) for a header the connection must fail on.
+    buffer = bytearray(prefix + header)
+    args = (buffer, len(prefix), expect_masked, max_frame_size, rsv_mask)
+    assert compiled_read_header(*args) == header_outcome(python_read_header, *args)
+
+
+@given(
+    buffer=st.one_of(st.binary(max_size=8), st.none(), st.integers()),
+    pos=st.one_of(st.integers(-3, 12), st.none()),
+)
+def test_compiled_read_header_fails_like_python(buffer: object, pos: object) -> None:
+    args = (buffer, pos, True, None, 0)
+    assert header_outcome(compiled_read_header, *args) == header_outcome(python_read_header, *args)

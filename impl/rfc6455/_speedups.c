@@ -180,10 +180,150 @@ speedups_mask_slice(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return masked_copy(args[0], args[1], start, end, 1);
 }
 
+PyDoc_STRVAR(read_header_doc,
+"read_header(buffer, pos, expect_masked, max_frame_size, rsv_mask, /)\n"
+"--\n"
+"\n"
+"The frame header at buffer[pos:] (RFC 6455 \xc2\xa7" "5.2) as (first byte, payload length,\n"
+"payload start, masking key or None); None until the whole header has arrived; False for\n"
+"a header its pure-Python twin refuses, which the caller then asks for the error.");
+
+/* Opcodes RFC 6455 §5.2 defines: continuation, text, binary, close, ping, pong. */
+#define KNOWN_OPCODES ((1u << 0x0) | (1u << 0x1) | (1u << 0x2) | (1u << 0x8) | (1u << 0x9) | (1u << 0xA))
+
+static PyObject *
+speedups_read_header(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos, available, header_size = 2;
+    int expect_masked, masked, overflow = 0, has_limit = 0;
+    long long limit = 0;
+    long rsv_mask;
+    unsigned int first, second, opcode, rsv;
+    unsigned long long length;
+    const unsigned char *p;
+    PyObject *key, *result;
+
+    (void)module;
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "read_header() takes 5 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    expect_masked = PyObject_IsTrue(args[2]);
+    if (expect_masked < 0) {
+        return NULL;
+    }
+    if (args[3] != Py_None) {
+        limit = PyLong_AsLongLongAndOverflow(args[3], &overflow);
+        if (limit == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        /* Past the range of a 64-bit length: above it no limit binds, below it all do. */
+        has_limit = overflow <= 0;
+        if (overflow < 0) {
+            limit = -1;
+        }
+    }
+    rsv_mask = PyLong_AsLong(args[4]);
+    if (rsv_mask == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (pos < 0 || pos > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_Format(PyExc_ValueError, "position %zd is outside a buffer of %zd bytes", pos,
+                     view.len);
+        return NULL;
+    }
+    p = (const unsigned char *)view.buf + pos;
+    available = view.len - pos;
+    if (available < 2) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    first = p[0];
+    second = p[1];
+    opcode = first & 0x0F;
+    rsv = (first >> 4) & 0x07;
+    if (!(KNOWN_OPCODES & (1u << opcode))) {
+        goto refused; /* reserved opcode */
+    }
+    if (opcode >= 0x8) {
+        /* §5.5: control frames are never fragmented, carry no RSV bit, at most 125 bytes. */
+        if (!(first & 0x80) || rsv || (second & 0x7F) > 125) {
+            goto refused;
+        }
+    }
+    else if (rsv & ~rsv_mask) {
+        goto refused; /* an RSV bit no negotiated extension defines */
+    }
+    masked = second >= 0x80;
+    if (masked != expect_masked) {
+        goto refused; /* §5.1: clients mask, servers do not */
+    }
+    length = second & 0x7F;
+    if (length == 126) {
+        header_size = 4;
+        if (available < header_size) {
+            goto incomplete;
+        }
+        length = ((unsigned long long)p[2] << 8) | p[3];
+    }
+    else if (length == 127) {
+        header_size = 10;
+        if (available < header_size) {
+            goto incomplete;
+        }
+        length = 0;
+        for (int i = 2; i < 10; i++) {
+            length = (length << 8) | p[i];
+        }
+        if (length >> 63) {
+            goto refused; /* §5.2: the most significant bit MUST be 0 */
+        }
+    }
+    if (has_limit && (long long)length > limit) {
+        goto refused; /* over max_frame_size */
+    }
+    if (masked) {
+        if (available < header_size + 4) {
+            goto incomplete;
+        }
+        key = PyBytes_FromStringAndSize((const char *)p + header_size, 4);
+        if (key == NULL) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        header_size += 4;
+    }
+    else {
+        key = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&view);
+    result = Py_BuildValue("(IKnN)", first, length, pos + header_size, key);
+    return result;
+
+incomplete:
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+
+refused:
+    PyBuffer_Release(&view);
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"mask", (PyCFunction)(void (*)(void))speedups_mask, METH_FASTCALL, mask_doc},
     {"mask_slice", (PyCFunction)(void (*)(void))speedups_mask_slice, METH_FASTCALL,
      mask_slice_doc},
+    {"read_header", (PyCFunction)(void (*)(void))speedups_read_header, METH_FASTCALL,
+     read_header_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -194,7 +334,8 @@ static struct PyModuleDef_Slot speedups_slots[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "rfc6455._speedups",
-    .m_doc = "Compiled twins of rfc6455.frame's masking functions (RFC 6455 \xc2\xa7" "5.3).",
+    .m_doc = "Compiled twins of rfc6455.frame's masking and frame header functions "
+             "(RFC 6455 \xc2\xa7" "5.2, \xc2\xa7" "5.3).",
     .m_size = 0,
     .m_methods = speedups_methods,
     .m_slots = speedups_slots,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from enum import IntEnum
+from typing import Literal, NoReturn
 
 from . import speedups
 from .errors import (
@@ -112,6 +113,88 @@ mask = speedups.choose("mask", _mask_python)
 _mask_slice = speedups.choose("mask_slice", _mask_slice_python)
 
 unmask = mask
+
+#: A validated frame header: (first byte, payload length, payload start, masking key).
+_Header = tuple[int, int, int, bytes | None]
+
+
+def _read_header_python(
+    buf: bytearray | bytes,
+    pos: int,
+    expect_masked: bool,
+    max_frame_size: int | None,
+    rsv_mask: int,
+) -> _Header | Literal[False] | None:
+    """The frame header at ``buf[pos:]`` (RFC 6455 §5.2): (first byte, payload length,
+    payload start, masking key); ``None`` until all of it has arrived. Raises
+    ``ProtocolError`` (or ``MessageTooBig``) for a header the connection must fail on; the
+    compiled twin returns ``False`` there instead and the caller asks this one why.
+    """
+    if not 0 <= pos <= len(buf):
+        raise ValueError(f"position {pos} is outside a buffer of {len(buf)} bytes")
+    available = len(buf) - pos
+    if available < 2:
+        return None
+    first, second = buf[pos], buf[pos + 1]
+    opcode = first & 0x0F
+    if first & 0x70 or opcode > 0x2:
+        # The common data frame without RSV bits needs no further look at its first byte.
+        _check_first_byte(first, rsv_mask)
+    masked = second >= 0x80
+    # RFC 6455 §5.1: a server MUST close the connection upon receiving an unmasked frame;
+    # a client MUST close it upon receiving a masked frame.
+    if masked is not expect_masked:
+        if masked:
+            raise ProtocolError("server frames must not be masked (RFC 6455 §5.1)")
+        raise ProtocolError("client frames must be masked (RFC 6455 §5.1)")
+    length = second & 0x7F
+    header_size = 2
+    if opcode >= 0x8 and length > MAX_CONTROL_PAYLOAD:
+        raise ProtocolError("control frames carry at most 125 bytes (RFC 6455 §5.5)")
+    if length == 126:
+        header_size = 4
+        if available < header_size:
+            return None
+        length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+    elif length == 127:
+        header_size = 10
+        if available < header_size:
+            return None
+        length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+        # RFC 6455 §5.2: the most significant bit of the 64-bit length MUST be 0.
+        if length >> 63:
+            raise ProtocolError("the 64-bit payload length has its top bit set")
+    if max_frame_size is not None and length > max_frame_size:
+        raise MessageTooBig(f"a frame of {length} bytes is over the limit of {max_frame_size}")
+    masking_key: bytes | None = None
+    if masked:
+        if available < header_size + 4:
+            return None
+        masking_key = bytes(buf[pos + header_size : pos + header_size + 4])
+        header_size += 4
+    return first, length, pos + header_size, masking_key
+
+
+def _check_first_byte(first: int, rsv_mask: int) -> None:
+    opcode = first & 0x0F
+    if opcode not in _KNOWN_OPCODES:
+        raise ProtocolError(f"opcode {opcode:#x} is reserved (RFC 6455 §5.2)")
+    rsv = (first >> 4) & 0x07
+    if opcode >= 0x8:
+        # RFC 6455 §5.5: control frames MUST NOT be fragmented. No extension here defines
+        # RSV bits on control frames (RFC 7692 §6.1 forbids compressing them).
+        if not first & 0x80:
+            raise ProtocolError("control frames must not be fragmented (RFC 6455 §5.5)")
+        if rsv:
+            raise ProtocolError("RSV bits set on a control frame")
+    elif rsv & ~rsv_mask:
+        # RFC 6455 §5.2: a nonzero RSV bit no negotiated extension defines fails the
+        # connection.
+        raise ProtocolError(f"RSV bits {rsv:03b} set without an extension that defines them")
+
+
+#: The frame header parser the ``FrameParser`` uses: compiled, or ``_read_header_python``.
+_read_header = speedups.choose("read_header", _read_header_python)
 
 
 def unmasked_frame(opcode: int, payload: bytes) -> bytes:
@@ -419,9 +502,14 @@ class FrameParser:
         if header is None:
             if len(self._buffer) - self._pos < 2:
                 return None  # asked once more after every read: answer it cheaply
-            header = self._read_header()
-            if header is None:
+            read = _read_header(
+                self._buffer, self._pos, self._expect_masked, self.max_frame_size, self.rsv_mask
+            )
+            if read is None:
                 return None
+            if read is False:
+                self._refuse_header()
+            header = read
         first, length, start, masking_key = header
         end = start + length
         buffer = self._buffer
@@ -482,68 +570,20 @@ class FrameParser:
 
     def _read_header(self) -> tuple[int, int, int, bytes | None] | None:
         """Validate and consume a frame header: (first byte, length, payload start, key)."""
-        buf = self._buffer
-        pos = self._pos
-        available = len(buf) - pos
-        if available < 2:
-            return None
-        first, second = buf[pos], buf[pos + 1]
-        opcode = first & 0x0F
-        if first & 0x70 or opcode > 0x2:
-            # The common data frame without RSV bits needs no further look at its first byte.
-            self._check_first_byte(first)
-        masked = second >= 0x80
-        # RFC 6455 §5.1: a server MUST close the connection upon receiving an unmasked frame;
-        # a client MUST close it upon receiving a masked frame.
-        if masked is not self._expect_masked:
-            if masked:
-                raise ProtocolError("server frames must not be masked (RFC 6455 §5.1)")
-            raise ProtocolError("client frames must be masked (RFC 6455 §5.1)")
-        length = second & 0x7F
-        header_size = 2
-        if opcode >= 0x8 and length > MAX_CONTROL_PAYLOAD:
-            raise ProtocolError("control frames carry at most 125 bytes (RFC 6455 §5.5)")
-        if length == 126:
-            header_size = 4
-            if available < header_size:
-                return None
-            length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-        elif length == 127:
-            header_size = 10
-            if available < header_size:
-                return None
-            length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-            # RFC 6455 §5.2: the most significant bit of the 64-bit length MUST be 0.
-            if length >> 63:
-                raise ProtocolError("the 64-bit payload length has its top bit set")
-        if self.max_frame_size is not None and length > self.max_frame_size:
-            raise MessageTooBig(
-                f"a frame of {length} bytes is over the limit of {self.max_frame_size}"
-            )
-        masking_key: bytes | None = None
-        if masked:
-            if available < header_size + 4:
-                return None
-            masking_key = bytes(buf[pos + header_size : pos + header_size + 4])
-            header_size += 4
-        return first, length, pos + header_size, masking_key
+        header = _read_header(
+            self._buffer, self._pos, self._expect_masked, self.max_frame_size, self.rsv_mask
+        )
+        if header is False:
+            self._refuse_header()
+        return header
 
-    def _check_first_byte(self, first: int) -> None:
-        opcode = first & 0x0F
-        if opcode not in _KNOWN_OPCODES:
-            raise ProtocolError(f"opcode {opcode:#x} is reserved (RFC 6455 §5.2)")
-        rsv = (first >> 4) & 0x07
-        if opcode >= 0x8:
-            # RFC 6455 §5.5: control frames MUST NOT be fragmented. No extension here defines
-            # RSV bits on control frames (RFC 7692 §6.1 forbids compressing them).
-            if not first & 0x80:
-                raise ProtocolError("control frames must not be fragmented (RFC 6455 §5.5)")
-            if rsv:
-                raise ProtocolError("RSV bits set on a control frame")
-        elif rsv & ~self.rsv_mask:
-            # RFC 6455 §5.2: a nonzero RSV bit no negotiated extension defines fails the
-            # connection.
-            raise ProtocolError(f"RSV bits {rsv:03b} set without an extension that defines them")
+    def _refuse_header(self) -> NoReturn:
+        """Raise the error for the header the compiled parser refused: the pure-Python one
+        says what is wrong with it."""
+        _read_header_python(
+            self._buffer, self._pos, self._expect_masked, self.max_frame_size, self.rsv_mask
+        )
+        raise AssertionError("the compiled frame header parser refused a valid header")
 
     # -- encoding ----------------------------------------------------------------------------
     def encode(
