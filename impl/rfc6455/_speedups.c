@@ -2,12 +2,13 @@
  *
  * Invariants:
  * - Optional. Every function here has a pure-Python twin in rfc6455.frame that gives the same
- *   result for every input; rfc6455.speedups picks this module when it imports and the
- *   environment does not set RFC6455_NO_SPEEDUPS=1. Differential Hypothesis tests
- *   (fuzz/test_speedups_properties.py) hold the two to the same answers.
+ *   result for every input (read_header returns False where its twin raises the protocol
+ *   error: the parser then asks the twin for it); rfc6455.speedups picks this module when it
+ *   imports and the environment does not set RFC6455_NO_SPEEDUPS=1. Differential Hypothesis
+ *   tests (fuzz/test_speedups_properties.py) hold the two to the same answers.
  * - No state, no threads, the GIL is held throughout: the work per call is a linear pass.
  * - Inputs are anything that exposes the buffer protocol (bytes, bytearray, memoryview,
- *   array); the output is always a new bytes object.
+ *   array); masking returns a new bytes object.
  *
  * RFC 6455 §5.3: octet i of the transformed data is octet i of the original data XOR octet
  * (i MOD 4) of the masking key. Eight octets at a time is the same thing with the key

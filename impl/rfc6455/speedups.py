@@ -5,8 +5,11 @@ Invariants:
   install time) or ``RFC6455_NO_SPEEDUPS=1`` is set, ``compiled`` is ``None`` and ``choose``
   hands back the pure-Python function it is given.
 - A compiled function and its pure-Python twin give the same result for every input (RFC
-  6455 §5.3 masking); the Hypothesis differential tests in ``fuzz/test_speedups_properties.py``
-  hold them to it, and CI runs the whole test suite once per path.
+  6455 §5.3 masking, §5.2 frame headers), with one convention: where the Python header
+  parser raises the error the connection fails with, the compiled one returns ``False``
+  and the parser asks the Python one for the error. The Hypothesis differential tests in
+  ``fuzz/test_speedups_properties.py`` hold them to it, and CI runs the whole test suite
+  once per path.
 - This module imports nothing from ``rfc6455``: the codec (``rfc6455.frame``) owns the
   pure-Python functions and asks this module which one to bind, so there is no import cycle.
 """
