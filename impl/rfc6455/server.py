@@ -3,8 +3,9 @@
 Invariants:
 - h11 owns HTTP parsing and framing (keep-alive, chunked bodies, HEAD, ``Expect:
   100-continue``); this module only moves bytes between the transport and h11. Each
-  connection is an ``asyncio.Protocol`` (no task, stream or future per connection or per
-  read): a request is answered from the ``data_received`` that completes it, and a body
+  connection is an ``asyncio.BufferedProtocol`` (no task, stream or future per connection
+  or per read; the transport reads into the thread's one receive buffer,
+  ``rfc6455.readbuffer``): a request is answered from the read that completes it, and a body
   the peer is slow to take resumes from ``resume_writing``. While a response is being
   written, pipelined requests are not read. One exception to h11 parsing: a plain upgrade
   request whole in a connection's first read is parsed by ``rfc6455.fastpath`` (httptools,
@@ -338,7 +339,7 @@ class _HTTPConnection(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.abort()
 
-    # -- asyncio.Protocol ---------------------------------------------------------------------
+    # -- asyncio.BufferedProtocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)

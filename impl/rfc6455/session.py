@@ -2,7 +2,8 @@
 
 Invariants:
 - The session is the thin asyncio shell around the sans-I/O ``Connection``: once started it
-  is the transport's ``asyncio.Protocol``; bytes it receives go to ``receive_data`` /
+  is the transport's ``asyncio.BufferedProtocol`` (the transport reads into the thread's
+  one receive buffer, ``rfc6455.readbuffer``); bytes it receives go to ``receive_data`` /
   ``receive_eof``, events go to the handler's hooks one at a time, and everything queued on
   the connection leaves through ``data_to_send``. It parses nothing itself.
 - Replies keep the order of the frames that caused them: events are pulled one by one and
@@ -270,7 +271,7 @@ class WebSocketSession(asyncio.BufferedProtocol):
         if not self._run_hook("on_open", self.handler.on_open, self.environ):
             self._process()
 
-    # -- asyncio.Protocol ---------------------------------------------------------------------
+    # -- asyncio.BufferedProtocol -------------------------------------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._read_view
