@@ -23,6 +23,7 @@ from strategies import (
     hostile_streams,
     invalid_close_codes,
     masking_keys,
+    payloads,
     two_frames_cut_inside_the_second,
     utf8ish_bytes,
     valid_close_codes,
@@ -41,10 +42,10 @@ from rfc6455.frame import (
     Role,
     build_close_payload,
     mask,
+    masked_frame,
     parse_close_payload,
+    unmasked_frame,
 )
-
-# Known bug in rfc6455.frame (reported, not ours to fix); strict: remove once fixed.
 
 KEY = bytes.fromhex("37fa213d")
 roles = st.sampled_from([Role.SERVER, Role.CLIENT])
@@ -156,6 +157,18 @@ def test_mask_twice_is_identity(data: bytes, key: bytes) -> None:
 def test_mask_xors_byte_i_with_key_byte_i_mod_4(data: bytes, key: bytes) -> None:
     # RFC 6455 §5.3: transformed-octet-i = original-octet-i XOR masking-key-octet-(i MOD 4).
     assert mask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+# -- the builders a connection uses once per message (RFC 6455 §5.2) ----------------------------
+@given(st.sampled_from([Opcode.TEXT, Opcode.BINARY]), payloads(), masking_keys)
+def test_per_message_builders_equal_build_frame(opcode: Opcode, payload: bytes, key: bytes) -> None:
+    # Built without a Frame object, they must still be the bytes a Frame builds: minimal
+    # length encoding at 125/126 and 65535/65536, the mask bit and key for a client.
+    assert unmasked_frame(opcode, payload) == Frame(payload, opcode, final=True).build_frame()
+    assert (
+        masked_frame(opcode, payload, key)
+        == Frame(payload, opcode, masking_key=key, final=True).build_frame()
+    )
 
 
 # -- robustness: only documented exceptions escape the parser --------------------------------

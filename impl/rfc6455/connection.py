@@ -43,6 +43,7 @@ from .frame import (
     Opcode,
     Role,
     build_close_payload,
+    masked_frame,
     parse_close_payload,
     unmasked_frame,
 )
@@ -231,14 +232,13 @@ class Connection:
     def send_binary(
         self, data: bytes | bytearray | memoryview, fragment_size: int | None = None
     ) -> None:
-        if (
-            fragment_size is None
-            and self.state is State.OPEN
-            and not self._client
-            and not self.extensions
-        ):
-            # Once per message: the frame is built directly (RFC 6455 §5.2).
-            self._out.append(unmasked_frame(_BINARY, bytes(data)))
+        if fragment_size is None and self.state is State.OPEN and not self.extensions:
+            # Once per message: the frame is built directly (RFC 6455 §5.2), masked with a
+            # fresh unpredictable key by a client (§5.3).
+            if self._client:
+                self._out.append(masked_frame(_BINARY, bytes(data), os.urandom(4)))
+            else:
+                self._out.append(unmasked_frame(_BINARY, bytes(data)))
             return
         self._send_message(_BINARY, bytes(data), fragment_size)
 
@@ -416,10 +416,13 @@ class Connection:
         if self.state is not State.OPEN:
             self._check_can_send(f"a {opcode.name.lower()} message")
         if fragment_size is None or len(payload) <= fragment_size:
-            if self._client or self.extensions:
+            # Once per message: without an extension the frame is built directly.
+            if self.extensions:
                 self._queue(Frame(payload, opcode, final=True))
+            elif self._client:
+                self._out.append(masked_frame(opcode, payload, os.urandom(4)))
             else:
-                self._out.append(unmasked_frame(opcode, payload))  # once per message: direct
+                self._out.append(unmasked_frame(opcode, payload))
             return
         if fragment_size < 1:
             raise ValueError("fragment_size must be at least 1")

@@ -213,6 +213,21 @@ def unmasked_frame(opcode: int, payload: bytes) -> bytes:
     return bytes((first, 127)) + length.to_bytes(8, "big") + payload
 
 
+def masked_frame(opcode: int, payload: bytes, masking_key: bytes) -> bytes:
+    """The wire bytes of one final frame without RSV bits, masked with ``masking_key`` (RFC
+    6455 §5.2, §5.3): what a client sends for every message when no extension transforms
+    it, built directly as ``unmasked_frame`` is."""
+    length = len(payload)
+    first = 0x80 | opcode
+    if length < 126:
+        header = bytes((first, 0x80 | length))
+    elif length < 0x10000:
+        header = bytes((first, 0xFE)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((first, 0xFF)) + length.to_bytes(8, "big")
+    return header + masking_key + mask(payload, masking_key)
+
+
 def build_close_payload(code: int | None = None, reason: str = "") -> bytes:
     """The payload of a Close frame: a 2-byte code then a UTF-8 reason (RFC 6455 §5.5.1)."""
     if code is None:
@@ -280,10 +295,11 @@ class Frame:
             payload = bytes(message)
             inferred = Opcode.BINARY
         op = inferred if opcode is None else opcode
-        if op not in _KNOWN_OPCODES:
+        member = _OPCODES.get(op)
+        if member is None:
             raise ValueError(f"opcode {op:#x} is reserved (RFC 6455 §5.2)")
-        self.opcode = Opcode(op)
-        if self.opcode.is_control:
+        self.opcode = member
+        if member >= 0x8:
             if len(payload) > MAX_CONTROL_PAYLOAD:
                 raise ValueError("control frames carry at most 125 bytes (RFC 6455 §5.5)")
             final = True  # RFC 6455 §5.5: control frames are never fragmented
