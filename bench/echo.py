@@ -8,27 +8,14 @@ Goal (issue 7): at least aiohttp's server, aiming for picows'.
 from __future__ import annotations
 
 from measure import Comparison
-from processes import available_servers, fresh_runs
+from processes import server_comparison
 
 CONNECTIONS = 16
 SIZE = 32
 
 
 def run(repeats: int, duration: float) -> list[Comparison]:
-    servers = available_servers()
-    baseline = "aiohttp" if "aiohttp" in servers else "rfc6455"
-    comparison = Comparison(
-        f"Echo round trips/s ({CONNECTIONS} connections, {SIZE}-byte messages, loopback)",
-        "round trips/s",
-        baseline,
-        {name: [] for name in servers},
-    )
-    comparison.values = fresh_runs(
-        servers,
-        repeats,
-        "echo",
-        "--connections", str(CONNECTIONS),
-        "--size", str(SIZE),
-        "--duration", str(duration),
-    )  # fmt: skip
-    return [comparison]
+    title = f"Echo round trips/s ({CONNECTIONS} connections, {SIZE}-byte messages, loopback)"
+    options = ["--connections", str(CONNECTIONS), "--size", str(SIZE)]
+    options += ["--duration", str(duration)]
+    return [server_comparison(title, "round trips/s", repeats, "echo", *options)]

@@ -8,21 +8,12 @@ Goal (issue 7): at least aiohttp's.
 from __future__ import annotations
 
 from measure import Comparison
-from processes import available_servers, fresh_runs
+from processes import server_comparison
 
 WORKERS = 8
 
 
 def run(repeats: int, duration: float) -> list[Comparison]:
-    servers = available_servers()
-    baseline = "aiohttp" if "aiohttp" in servers else "rfc6455"
-    comparison = Comparison(
-        f"Handshakes/s (open + close, {WORKERS} concurrent clients, loopback)",
-        "handshakes/s",
-        baseline,
-        {name: [] for name in servers},
-    )
-    comparison.values = fresh_runs(
-        servers, repeats, "handshakes", "--workers", str(WORKERS), "--duration", str(duration)
-    )
-    return [comparison]
+    title = f"Handshakes/s (open + close, {WORKERS} concurrent clients, loopback)"
+    options = ["--workers", str(WORKERS), "--duration", str(duration)]
+    return [server_comparison(title, "handshakes/s", repeats, "handshakes", *options)]

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from measure import Comparison
+
 BENCH = Path(__file__).resolve().parent
 PYTHON = sys.executable
 START_TIMEOUT = 20.0
@@ -211,3 +213,13 @@ class IdleClient:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             stop(self.process)
+
+
+def server_comparison(title: str, unit: str, repeats: int, mode: str, *options: str) -> Comparison:
+    """``fresh_runs`` of every available server as one comparison, against aiohttp's (the
+    issue's baseline for the network goals) when it is installed, else against ours."""
+    servers = available_servers()
+    baseline = "aiohttp" if "aiohttp" in servers else "rfc6455"
+    comparison = Comparison(title, unit, baseline, {name: [] for name in servers})
+    comparison.values = fresh_runs(servers, repeats, mode, *options)
+    return comparison
