@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -88,19 +88,11 @@ def client_command_for(template: str, url: str, agent: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ClientRunConfig:
-    """Everything one `wsconform run-client` needs, already validated for types by the CLI."""
+class ClientRunConfig(runner.RunSettings):
+    """Everything one `wsconform run-client` needs: the shared settings and the client under
+    test."""
 
-    agent: str
-    outdir: Path
-    cases: Sequence[str] = ("*",)
-    exclude: Sequence[str] = ()
     client_cmd: str | None = None
-    preset: str = "strict"
-    expectations: Sequence[gate.Expectation] = ()
-    allow_unimplemented: bool = False
-    baseline: Path | None = None
-    startup_timeout: float = testee.STARTUP_TIMEOUT
     case_timeout: float = CASE_TIMEOUT
 
 

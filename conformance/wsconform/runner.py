@@ -62,20 +62,27 @@ class FuzzerCrashed(RunError):
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything one `wsconform run` needs, already validated for types by the CLI."""
+class RunSettings:
+    """What a server run and a client run share: the agent, where the reports go, which
+    cases, how they are gated; already validated for types by the CLI."""
 
     agent: str
     outdir: Path
     cases: Sequence[str] = ("*",)
     exclude: Sequence[str] = ()
-    url: str | None = None
-    server_cmd: str | None = None
     preset: str = "strict"
     expectations: Sequence[gate.Expectation] = ()
     allow_unimplemented: bool = False
     baseline: Path | None = None
     startup_timeout: float = testee.STARTUP_TIMEOUT
+
+
+@dataclass(frozen=True)
+class RunConfig(RunSettings):
+    """Everything one `wsconform run` needs: the shared settings and the server under test."""
+
+    url: str | None = None
+    server_cmd: str | None = None
     # (K, N): run only slice K of N of the selection (a CI matrix shard; see parallel).
     shard: tuple[int, int] | None = None
 
