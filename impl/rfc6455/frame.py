@@ -475,7 +475,7 @@ class FrameParser:
         self._buffer = bytearray()
         self._pos = 0
         # A frame whose header passed validation but whose payload has not fully arrived.
-        self._pending_header: tuple[int, int, int, bytes | None] | None = None
+        self._pending_header: _Header | None = None
 
     @property
     def kind(self) -> int:
@@ -584,7 +584,7 @@ class FrameParser:
         shift = start % 4
         return _mask_slice(self._buffer, masking_key[shift:] + masking_key[:shift], begin, end)
 
-    def _read_header(self) -> tuple[int, int, int, bytes | None] | None:
+    def _read_header(self) -> _Header | None:
         """Validate and consume a frame header: (first byte, length, payload start, key)."""
         header = _read_header(
             self._buffer, self._pos, self._expect_masked, self.max_frame_size, self.rsv_mask
