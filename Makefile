@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The Autobahn fuzzer (Python 2.7) provisioned once into the user's cache, as `wsconform run`
-# would do on first use; done up front so the test suite never skips for want of it.
+# would do on first use, so the tests find it. Where nothing can run it, say so up front: its
+# tests then skip with that reason (and fail under CI=true, where they must run).
 fuzzer: install
-	$(PY) -c 'from wsconform.backends import LocalBackend; print(LocalBackend().check())'
+	@$(VENV)/bin/wsconform doctor --provision || \
+	  echo "make test: the Autobahn fuzzer cannot run here (see above): its tests will be skipped"
 
 lint: install
 	$(VENV)/bin/ruff check .

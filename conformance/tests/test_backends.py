@@ -8,7 +8,6 @@ answers (none does on the development machines: that test says so when it skips)
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import threading
@@ -143,15 +142,48 @@ def test_fuzzer_crash_on_a_bad_spec_exits_nonzero_without_index(
     assert not (tmp_path / backends.RAW_DIR / "index.json").exists()
 
 
-def test_broken_install_is_reported_by_check(tmp_path: Path) -> None:
-    venv = tmp_path / f"autobahn-{backends.FUZZER_VERSION}"
+def _broken_cache(root: Path) -> Path:
+    """A cache whose testsuite was finished once and no longer starts (its interpreter gone)."""
+    venv = backends.venv_path(root)
     (venv / "bin").mkdir(parents=True)
-    os.symlink(shutil.which("false") or "/bin/false", venv / "bin" / "python")
-    (venv / "bin" / "wstest").write_text("")
+    wstest = venv / "bin" / "wstest"
+    wstest.write_text(f"#!{root / 'deleted' / 'python'}\n")
+    wstest.chmod(0o755)
+    (venv / backends.PROVISIONED_MARKER).write_text(backends.FUZZER_VERSION + "\n")
+    return venv
+
+
+def test_broken_install_is_discarded_and_a_failed_rebuild_says_why(tmp_path: Path) -> None:
+    venv = _broken_cache(tmp_path)
+    steps: list[str] = []
+    backend = backends.LocalBackend(python2=shutil.which("false") or "/bin/false", root=tmp_path)
+    backend.step = steps.append
     with pytest.raises(backends.BackendError) as caught:
-        backends.LocalBackend(root=tmp_path).check()
+        backend.check()
+    assert "not Python 2.7" in str(caught.value)
+    assert any("does not run, rebuilding" in step for step in steps)
+    assert not venv.exists()  # never trusted again
+
+
+def test_wstest_version_runs_the_console_script_itself(tmp_path: Path) -> None:
+    venv = _broken_cache(tmp_path)
+    with pytest.raises(backends.BackendError) as caught:
+        backends.wstest_version(venv)
     assert "does not run" in str(caught.value)
     assert f"remove {venv}" in caught.value.hint
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_broken_install_is_rebuilt_by_check(tmp_path: Path) -> None:
+    try:
+        backends.find_python2()
+    except backends.BackendError as exc:
+        pytest.skip(f"no Python 2.7 here: {exc}")
+    venv = _broken_cache(tmp_path)
+    backend = backends.LocalBackend(root=tmp_path)
+    assert backend.check() == f"local wstest {backends.FUZZER_VERSION} ({venv})"
+    assert backends.wstest_version(venv) == backends.FUZZER_VERSION
 
 
 @pytest.mark.slow

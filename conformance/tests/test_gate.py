@@ -6,20 +6,23 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from test_results import real_run
+from fuzzer_runs import real_run
 
 from wsconform import gate, results
+from wsconform.backends import LocalBackend
 from wsconform.results import CaseResult, RunResults
 
 
 @pytest.fixture(scope="module")
-def websockets_run(tmp_path_factory: pytest.TempPathFactory) -> RunResults:
-    return results.load(real_run(tmp_path_factory, "websockets"))
+def websockets_run(
+    tmp_path_factory: pytest.TempPathFactory, local_backend: LocalBackend
+) -> RunResults:
+    return results.load(real_run(tmp_path_factory, "websockets", local_backend))
 
 
 @pytest.fixture(scope="module")
-def plain_run(tmp_path_factory: pytest.TempPathFactory) -> RunResults:
-    return results.load(real_run(tmp_path_factory, "plain"), "plain-a")
+def plain_run(tmp_path_factory: pytest.TempPathFactory, local_backend: LocalBackend) -> RunResults:
+    return results.load(real_run(tmp_path_factory, "plain", local_backend), "plain-a")
 
 
 def outcomes(report: gate.GateReport) -> dict[str, str]:

@@ -11,9 +11,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_results import real_run
+from fuzzer_runs import real_run
 
 from wsconform import catalog, gate, render, results
+from wsconform.backends import LocalBackend
 from wsconform.results import CaseResult, RunResults
 
 KNOWN_7_1_5 = gate.parse_expectations(
@@ -22,10 +23,10 @@ KNOWN_7_1_5 = gate.parse_expectations(
 
 
 @pytest.fixture(scope="module")
-def rundir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def rundir(tmp_path_factory: pytest.TempPathFactory, local_backend: LocalBackend) -> Path:
     """Our layout: the fuzzer's output in <run>/raw, the reports in <run>."""
     run = tmp_path_factory.mktemp("render") / "run"
-    shutil.copytree(real_run(tmp_path_factory, "websockets"), run / "raw")
+    shutil.copytree(real_run(tmp_path_factory, "websockets", local_backend), run / "raw")
     return run
 
 
@@ -37,8 +38,8 @@ def websockets_run(rundir: Path) -> RunResults:
 
 
 @pytest.fixture(scope="module")
-def plain_run(tmp_path_factory: pytest.TempPathFactory) -> RunResults:
-    return results.load(real_run(tmp_path_factory, "plain"), "plain-a")
+def plain_run(tmp_path_factory: pytest.TempPathFactory, local_backend: LocalBackend) -> RunResults:
+    return results.load(real_run(tmp_path_factory, "plain", local_backend), "plain-a")
 
 
 def test_summary_line_counts_the_run(websockets_run: RunResults) -> None:

@@ -1,139 +1,35 @@
 """results: reading what the real fuzzer wrote.
 
 The runs here are real: wstest from the local backend's cache against websockets echo servers
-on loopback. ``real_run`` makes each named run once per test session; test_gate and test_render
-read the same runs through it.
+on loopback (``fuzzer_runs.real_run``, shared with test_gate and test_render).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import shutil
-import socket
-import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.server import ServerConnection, serve
+from fuzzer_runs import RUNS, real_run
 
 from wsconform import catalog, results
-
-FUZZER_VERSION = "25.10.1"
-
-
-def wstest_path() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "wsconform" / f"autobahn-{FUZZER_VERSION}" / "bin" / "wstest"
-
-
-@contextmanager
-def echo_server(compression: str | None) -> Iterator[int]:
-    """A websockets echo server on a free loopback port, in a thread; yields the port."""
-    loop = asyncio.new_event_loop()
-    ready: list[int] = []
-    started = threading.Event()
-    stop = asyncio.Event()
-
-    async def echo(connection: ServerConnection) -> None:
-        async for message in connection:
-            await connection.send(message)
-
-    async def main() -> None:
-        async with serve(
-            echo, "127.0.0.1", 0, compression=compression, max_size=2**25, ping_interval=None
-        ) as server:
-            ready.append(next(iter(server.sockets)).getsockname()[1])
-            started.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    assert started.wait(30), "echo server did not start"
-    try:
-        yield ready[0]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        loop.close()
-
-
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-# name -> (compression of the echo server, [(agent, reachable)], cases, exclude)
-RUNS: dict[str, tuple[str | None, list[tuple[str, bool]], list[str], list[str]]] = {
-    # "2.1*" and "7.1*" exercise wstest's start-anchored patterns (2.1, 2.10, 2.11; 7.1.x and
-    # 7.13.x); the agent has characters the fuzzer removes from report file names.
-    "websockets": (
-        "deflate",
-        [("ws echo/1.0 (deflate)", True)],
-        ["1.1.1", "2.1*", "3.2", "7.1*", "12.1.1"],
-        ["2.10"],
-    ),
-    # No permessage-deflate: 12.x/13.x are UNIMPLEMENTED. Two agents in one index.json.
-    "plain": (None, [("plain-a", True), ("plain-b", True)], ["1.1.1", "12.1.1", "13.1.1"], []),
-    # Nothing listens: the fuzzer writes an index without any result.
-    "dead": (None, [("nobody", False)], ["1.1.1"], []),
-}
-_MADE: dict[str, Path] = {}
-
-
-def real_run(factory: pytest.TempPathFactory, name: str) -> Path:
-    """The fuzzer's output directory for run ``name`` (made on first use in the session)."""
-    if name in _MADE:
-        return _MADE[name]
-    wstest = wstest_path()
-    if not wstest.exists():
-        pytest.skip(f"the Autobahn testsuite is not provisioned at {wstest.parent.parent}")
-    compression, agents, cases, exclude = RUNS[name]
-    workdir = factory.mktemp(f"run-{name}")
-    outdir = workdir / "out"
-    with echo_server(compression) as port:
-        spec = {
-            "outdir": str(outdir),
-            "servers": [
-                {"agent": agent, "url": f"ws://127.0.0.1:{port if up else unused_port()}"}
-                for agent, up in agents
-            ],
-            "cases": cases,
-            "exclude-cases": exclude,
-        }
-        (workdir / "spec.json").write_text(json.dumps(spec))
-        proc = subprocess.run(
-            [str(wstest), "-m", "fuzzingclient", "-s", "spec.json"],
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-    assert (outdir / "index.json").exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
-    _MADE[name] = outdir
-    return outdir
+from wsconform.backends import LocalBackend
 
 
 @pytest.fixture(scope="module")
-def websockets_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return real_run(tmp_path_factory, "websockets")
+def websockets_run(tmp_path_factory: pytest.TempPathFactory, local_backend: LocalBackend) -> Path:
+    return real_run(tmp_path_factory, "websockets", local_backend)
 
 
 @pytest.fixture(scope="module")
-def plain_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return real_run(tmp_path_factory, "plain")
+def plain_run(tmp_path_factory: pytest.TempPathFactory, local_backend: LocalBackend) -> Path:
+    return real_run(tmp_path_factory, "plain", local_backend)
 
 
 @pytest.fixture(scope="module")
-def dead_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return real_run(tmp_path_factory, "dead")
+def dead_run(tmp_path_factory: pytest.TempPathFactory, local_backend: LocalBackend) -> Path:
+    return real_run(tmp_path_factory, "dead", local_backend)
 
 
 def copy_run(source: Path, target: Path) -> Path:

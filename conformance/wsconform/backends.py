@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,8 @@ BACKENDS = ("auto", "local", "docker")
 WEBSOCKET_VERSION = 18
 RAW_DIR = "raw"
 SPEC_FILE = "spec.json"
+# Written into the testsuite's virtualenv last, once its wstest has run: "finished".
+PROVISIONED_MARKER = ".wsconform-provisioned"
 
 Step = Callable[[str], None]
 
@@ -277,10 +278,14 @@ def _pyenv_pythons(env: dict[str, str]) -> list[str]:
 
 
 def wstest_version(venv: Path) -> str:
-    """The testsuite version ``wstest -a`` reports from `venv`; BackendError if it does not run."""
+    """The testsuite version ``bin/wstest -a`` reports; BackendError if it does not run.
+
+    The console script itself is run (not ``bin/python bin/wstest``), so an interpreter line
+    that points nowhere is caught here rather than by the first user who runs it by hand.
+    """
     try:
         done = subprocess.run(
-            [str(venv / "bin" / "python"), str(venv / "bin" / "wstest"), "-a"],
+            [str(venv / "bin" / "wstest"), "-a"],
             capture_output=True,
             text=True,
             timeout=60,
@@ -348,12 +353,13 @@ def ensure_virtualenv(step: Step = _quiet) -> None:
 def provision(python2: str, root: Path | None = None, step: Step = _quiet) -> Path:
     """The virtualenv holding ``autobahntestsuite==FUZZER_VERSION``, created once per cache.
 
-    Built in a temporary directory beside its final place and renamed into it, under a lock,
-    so a half-built environment is never used and two runs never provision twice. The
-    environment is always run through its own ``bin/python``, so the rename is harmless.
+    Built in its final place (a virtualenv's scripts name their interpreter by absolute path,
+    so one built elsewhere and moved cannot run), under a lock so two runs never provision
+    twice. A marker written last, once ``wstest -a`` has answered with the pinned version,
+    tells a finished environment from a half-built one; anything without it is rebuilt.
     """
     root = cache_root() if root is None else root
-    venv = root / f"autobahn-{FUZZER_VERSION}"
+    venv = venv_path(root)
     if _provisioned(venv):
         return venv
     root.mkdir(parents=True, exist_ok=True)
@@ -365,17 +371,18 @@ def provision(python2: str, root: Path | None = None, step: Step = _quiet) -> Pa
             fcntl.flock(lock, fcntl.LOCK_EX)
         if _provisioned(venv):
             return venv
-        building = Path(tempfile.mkdtemp(prefix=f".autobahn-{FUZZER_VERSION}-", dir=root))
+        if venv.exists():  # half-built or broken: replaced, never used
+            shutil.rmtree(venv)
         try:
             ensure_virtualenv(step)
             _run_step(
-                [sys.executable, "-m", "virtualenv", "--no-download", "-p", python2, str(building)],
+                [sys.executable, "-m", "virtualenv", "--no-download", "-p", python2, str(venv)],
                 step,
                 "creating a Python 2.7 virtualenv",
             )
             _run_step(
                 [
-                    str(building / "bin" / "python"),
+                    str(venv / "bin" / "python"),
                     "-m",
                     "pip",
                     "install",
@@ -385,21 +392,29 @@ def provision(python2: str, root: Path | None = None, step: Step = _quiet) -> Pa
                 step,
                 f"installing autobahntestsuite=={FUZZER_VERSION}",
             )
-            installed = wstest_version(building)
+            installed = wstest_version(venv)
             if installed != FUZZER_VERSION:
                 raise BackendError(f"provisioned wstest reports {installed}, not {FUZZER_VERSION}")
-            if venv.exists():  # a broken leftover: replaced, never used
-                shutil.rmtree(venv)
-            os.rename(building, venv)
-        finally:
-            if building.exists():
-                shutil.rmtree(building, ignore_errors=True)
+            (venv / PROVISIONED_MARKER).write_text(installed + "\n")
+        except BaseException:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise
     step(f"provisioned autobahntestsuite {FUZZER_VERSION} in {venv}")
     return venv
 
 
+def venv_path(root: Path) -> Path:
+    """Where the pinned testsuite lives inside a cache root."""
+    return root / f"autobahn-{FUZZER_VERSION}"
+
+
+def discard(venv: Path) -> None:
+    """Remove a provisioned environment that no longer runs, so the next check rebuilds it."""
+    shutil.rmtree(venv, ignore_errors=True)
+
+
 def _provisioned(venv: Path) -> bool:
-    return (venv / "bin" / "python").exists() and (venv / "bin" / "wstest").exists()
+    return (venv / PROVISIONED_MARKER).is_file()
 
 
 class LocalFuzzer:
@@ -446,10 +461,21 @@ class LocalBackend:
     venv: Path | None = field(default=None, init=False)
 
     def check(self) -> str:
-        root = cache_root() if self.root is None else self.root
-        venv = root / f"autobahn-{FUZZER_VERSION}"
-        if not _provisioned(venv):
-            venv = provision(find_python2(self.python2), root, self.step)
+        """Provision on first use; a cached install is run before it is trusted.
+
+        One that no longer starts (its interpreter moved, a package deleted) is rebuilt once.
+        """
+        venv = venv_path(cache_root() if self.root is None else self.root)
+        if _provisioned(venv):
+            try:
+                version = wstest_version(venv)
+            except BackendError as broken:
+                self.step(f"the cached testsuite does not run, rebuilding it: {broken}")
+                discard(venv)
+            else:
+                self.venv = venv
+                return f"local wstest {version} ({venv})"
+        venv = provision(find_python2(self.python2), venv.parent, self.step)
         version = wstest_version(venv)
         self.venv = venv
         return f"local wstest {version} ({venv})"

@@ -785,7 +785,12 @@ def cases_command(patterns: tuple[str, ...], exclude: tuple[str, ...], profile: 
 
 @main.command()
 @click.option("--python2", metavar="PATH", help="Python 2.7 to check.")
-def doctor(python2: str | None) -> None:
+@click.option(
+    "--provision",
+    is_flag=True,
+    help="Provision the local fuzzer now (or rebuild a broken one) instead of on first use.",
+)
+def doctor(python2: str | None, provision: bool) -> None:
     """What can run the fuzzer here, its versions, and what to do about what is missing."""
     out, _ = _consoles()
     usable = []
@@ -795,7 +800,7 @@ def doctor(python2: str | None) -> None:
         out.print(f"{mark}{name}: {escape(detail)}")
 
     report("python", True, f"{sys.version.split()[0]} ({sys.executable})")
-    venv = backends.cache_root() / f"autobahn-{backends.FUZZER_VERSION}"
+    venv = backends.venv_path(backends.cache_root())
     try:
         python2_path = backends.find_python2(python2)
         version = backends.python_version(python2_path) or ()
@@ -803,7 +808,14 @@ def doctor(python2: str | None) -> None:
     except backends.BackendError as exc:
         python2_path = None
         report("python 2.7", False, f"{exc.args[0]}; {exc.hint}")
-    if (venv / "bin" / "wstest").exists():
+    if python2_path is not None and provision:
+        try:
+            backend = backends.LocalBackend(python2_path, step=lambda line: out.print(escape(line)))
+            report("local fuzzer", True, backend.check())
+            usable.append("local")
+        except backends.BackendError as exc:
+            report("local fuzzer", False, str(exc))
+    elif (venv / backends.PROVISIONED_MARKER).exists():
         try:
             report(
                 "local fuzzer", True, f"autobahntestsuite {backends.wstest_version(venv)} ({venv})"
