@@ -1,4 +1,4 @@
-"""Real fuzzer runs shared by test_results, test_gate and test_render.
+"""Real fuzzer runs shared by test_results, test_gate, test_render and test_report_browser.
 
 wstest (the console script of the local backend's provisioned testsuite, run as a user runs it)
 against websockets echo servers on loopback. ``real_run`` makes each named run once per test
@@ -72,6 +72,8 @@ RUNS: dict[str, tuple[str | None, list[tuple[str, bool]], list[str], list[str]]]
     ),
     # No permessage-deflate: 12.x/13.x are UNIMPLEMENTED. Two agents in one index.json.
     "plain": (None, [("plain-a", True), ("plain-b", True)], ["1.1.1", "12.1.1", "13.1.1"], []),
+    # Two agents with one 9.x case, for a comparison matrix with a speed table.
+    "speed": (None, [("speed-a", True), ("speed-b", True)], ["9.1.1", "12.1.1"], []),
     # Nothing listens: the fuzzer writes an index without any result.
     "dead": (None, [("nobody", False)], ["1.1.1"], []),
 }
