@@ -7,7 +7,8 @@ agents that differ. Chromium loads the written file; ``contrast.js`` opens every
 and measures, for each element with its own visible text, the WCAG 2.x contrast ratio of its
 colour against the background it is drawn on (the ancestors' background colours composited
 with their alpha over the white canvas). Every ratio must be at least 4.5 (WCAG 1.4.3, level
-AA, normal text). A PNG of each whole page is written beside it, for a person to look at.
+AA, normal text). A PNG of each whole page is written beside it (``index.png`` or
+``compare.png`` under pytest's tmp dir), for a person to look at; ``pytest -rP`` prints where.
 """
 
 from __future__ import annotations
