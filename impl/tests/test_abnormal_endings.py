@@ -162,6 +162,30 @@ async def test_server_delivers_echo_and_close_to_a_peer_still_sending() -> None:
     assert end == "eof"
 
 
+async def test_server_reads_again_to_drain_a_peer_it_stopped_reading() -> None:
+    # Backpressure paused reading (the peer reads nothing) when the keepalive fails the
+    # connection; the peer's bytes then arriving must still be read before TCP is closed.
+    limits = Limits(
+        write_buffer_size=64 * 1024, send_timeout=None, ping_interval=0.05, ping_timeout=0.1
+    )
+    async with echo_server(limits=limits, closing_timeout=PATIENCE) as server:
+        peer = await Peer.open(server.port, rcvbuf=64 * 1024)
+        session = await only_session(server)
+        while not (session.transport and session.transport.get_write_buffer_size()):
+            session.send(bytes(2**20))
+        assert session.transport is not None and not session.transport.is_reading()
+        await until(lambda: session.closed)
+        await peer.send(client_frame(9, b"still sending") * 64)
+        end = await peer.read_to_end()
+        peer.close()
+    frames = peer.frames()
+    assert {f.opcode for f in frames[:-1]} == {Opcode.BINARY, Opcode.PING}
+    assert frames[-1].opcode == Opcode.CLOSE
+    # RFC 6455 §7.4.1: 1011; then TCP ends with a FIN, not a reset.
+    assert parse_close_payload(frames[-1].payload)[0] == 1011
+    assert end == "eof"
+
+
 @pytest.mark.parametrize("with_request", [False, True], ids=["after-101", "with-request"])
 async def test_4_1_5_in_one_byte_reads_echoes_then_fails_with_1002(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, with_request: bool
