@@ -125,7 +125,9 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds the Pong may take, then Close 1011; 0 for no limit "
         f"(default {DEFAULT_LIMITS.ping_timeout:g})",
     )
-    serve.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    # INFO: each connection that ends abnormally logs why (rfc6455.session), so a harness
+    # report's testee log explains how a case ended.
+    serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     client_testee.add_command(commands)
     return parser
 

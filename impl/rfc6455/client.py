@@ -12,7 +12,10 @@ Invariants:
   frame leaves before the Close that fails the connection. Unread data stays in the socket,
   so TCP flow control slows a server that sends faster than the application reads.
 - RFC 6455 §7.1.1: after the closing handshake the client waits for the server to close TCP
-  (at most ``close_timeout`` seconds), then closes it itself.
+  (at most ``close_timeout`` seconds), reading and discarding what still arrives (a socket
+  closed with input unread resets the connection), then closes it itself.
+- A connection that ends other than by a completed closing handshake logs exactly one line
+  on ``rfc6455.client`` once it is over (``rfc6455.endings``).
 - Every method is for the event loop's thread.
 
 Two ways to use it::
@@ -49,6 +52,7 @@ import h11
 
 from . import __version__
 from .connection import Connection, State
+from .endings import Ending, note, protocol_failure
 from .errors import CloseCode, ConnectionClosed, HandshakeError, InvalidState
 from .events import BinaryMessage, Closed, Event, Ping, Pong, TextMessage
 from .extensions import ClientExtensionFactory, ClientPerMessageDeflate, Extension
@@ -204,6 +208,8 @@ class ClientConnection:
         self._eof = False
         self._closing_timer: asyncio.TimerHandle | None = None
         self._done = asyncio.Event()
+        # Why the connection ended abnormally, if it did: logged once, when it is over.
+        self._ending: Ending | None = None
         if initial:
             connection.receive_data(initial)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"websocket {url}")
@@ -382,8 +388,9 @@ class ClientConnection:
                 self._flush()
             self._flush()
             await self._wait_for_server_close()
-        except Exception:
+        except Exception as exc:
             logger.exception("the client connection to %s failed; closing it with 1011", self.url)
+            self._note_ending(f"{type(exc).__name__} raised", level=logging.WARNING)
             self.connection.fail(CloseCode.INTERNAL_ERROR)
             with contextlib.suppress(Exception):
                 self._flush()
@@ -393,12 +400,17 @@ class ClientConnection:
     async def _read(self) -> None:
         try:
             data = await self._reader.read(READ_SIZE)
-        except ConnectionError:
+        except ConnectionError as exc:
             data = b""
+            lost: str | None = f"TCP connection lost: {exc!r}"
+        else:
+            lost = None
         if data:
             self.connection.receive_data(data)
         else:
             self._eof = True
+            if self.connection.state is not State.CLOSED and self._ending is None:
+                self._note_ending(lost or "the server closed TCP without a Close frame")
             self.connection.receive_eof()
 
     async def _dispatch(self, event: Event) -> None:
@@ -413,6 +425,9 @@ class ClientConnection:
                 await self._call_hook("on_pong", self.handler.on_pong, self.environ, event.payload)
         elif isinstance(event, Closed):
             self._closed_seen = True
+            failure = self.connection.failure
+            if failure is not None:
+                self._note_ending(protocol_failure(failure, event.code), self.connection.failed_in)
         # CloseReceived needs nothing here: the connection already queued the answering Close.
 
     async def _deliver(self, message: str | bytes) -> None:
@@ -466,14 +481,17 @@ class ClientConnection:
             async with asyncio.timeout(self._close_timeout):
                 while await self._reader.read(READ_SIZE):
                     pass  # RFC 6455 §5.5.1: nothing is processed after a Close
-        except (TimeoutError, ConnectionError):
-            pass
+        except TimeoutError:
+            self._note_ending(f"the server did not close TCP within {self._close_timeout:g} s")
+        except ConnectionError as exc:
+            self._note_ending(f"TCP connection lost: {exc!r}")
 
     async def _finish(self) -> None:
         """Close TCP, fail the waiters, run ``on_close`` once, mark the connection done."""
         if self._closing_timer is not None:
             self._closing_timer.cancel()
         if self.connection.state is not State.CLOSED:
+            self._note_ending("the connection was cancelled")
             self.connection.receive_eof()  # cancelled or broken: 1006
         self._closed_seen = True
         error = self._closed_error()
@@ -491,11 +509,14 @@ class ClientConnection:
             try:
                 async with asyncio.timeout(self._close_timeout):
                     await writer.wait_closed()
-            except (TimeoutError, ConnectionError, ssl_module.SSLError):
+            except (TimeoutError, ConnectionError, ssl_module.SSLError) as exc:
+                self._note_ending(f"TCP did not close cleanly ({exc!r}); dropped")
                 writer.transport.abort()
             if self.handler is not None:
                 await self._call_hook("on_close", self.handler.on_close, self.environ)
         finally:
+            if self._ending is not None:
+                self._ending.log(logger, self.url, self.connection.close_code)
             self._done.set()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -511,8 +532,14 @@ class ClientConnection:
 
     def _closing_timed_out(self) -> None:
         """The server did not answer our Close in time: drop TCP (the code becomes 1006)."""
-        logger.info("closing handshake with %s timed out; dropping the connection", self.url)
+        self._note_ending(f"no Close from the server within {self._close_timeout:g} s of ours")
         self._writer.transport.abort()
+
+    def _note_ending(
+        self, reason: str, state: State | None = None, level: int = logging.INFO
+    ) -> None:
+        """Record a reason the connection ends abnormally (logged once it is over)."""
+        self._ending = note(self._ending, reason, state or self.connection.state, level)
 
     def _check_not_closed(self) -> None:
         if self.connection.state is State.CLOSED:
@@ -536,6 +563,7 @@ class ClientConnection:
     def _hook_failed(self, name: str) -> None:
         """A hook raised: log it and close with 1011, telling the server nothing more."""
         logger.exception("WS.%s raised; closing the connection with 1011", name)
+        self._note_ending(f"WS.{name} raised", level=logging.WARNING)
         if self.connection.state is State.OPEN:
             # RFC 6455 §7.4.1: 1011, "an unexpected condition that prevented it from
             # fulfilling the request".

@@ -160,7 +160,8 @@ def add_command(commands: Any) -> None:
         default=True,
         help="offer permessage-deflate (default: yes)",
     )
-    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    # INFO: each case's outcome, and why a connection ended abnormally (rfc6455.client).
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
 
 def command(args: argparse.Namespace) -> int:

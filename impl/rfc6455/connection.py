@@ -88,6 +88,7 @@ class Connection:
         "close_reason",
         "close_transport",
         "extensions",
+        "failed_in",
         "failure",
         "max_message_size",
         "role",
@@ -125,6 +126,7 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.failure: ProtocolError | None = None
+        self.failed_in: State | None = None  # the state ``fail`` found (for the shell's log)
         self.close_transport = False
         # Pending events, oldest first, read from ``_event_index``: an empty list costs 56
         # bytes where an empty deque costs 760, for every idle connection.
@@ -261,6 +263,7 @@ class Connection:
         """Fail the connection (RFC 6455 §7.1.7): send Close with ``code`` and stop reading."""
         if self.state == State.CLOSED:
             return
+        self.failed_in = self.state
         if not self._close_sent:
             self._send_close(code, reason)
         self._reading = False

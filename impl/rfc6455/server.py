@@ -220,7 +220,7 @@ class Server:
         if waiters:
             _done, pending = await asyncio.wait(waiters, timeout=self.shutdown_timeout)
             for conn in list(self._connections):
-                conn.abort()
+                conn.abort(f"the server shut down; still open after {self.shutdown_timeout:g} s")
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
         if self._server is not None:
@@ -335,8 +335,11 @@ class _HTTPConnection(asyncio.BufferedProtocol):
                 self._done.set_result(None)
         return self._done
 
-    def abort(self) -> None:
-        if self.transport is not None:
+    def abort(self, reason: str = "") -> None:
+        """Drop TCP now; a WebSocket logs ``reason`` as how it ended."""
+        if self.session is not None and reason:
+            self.session.abort(reason)
+        elif self.transport is not None:
             self.transport.abort()
 
     # -- asyncio.BufferedProtocol -------------------------------------------------------------

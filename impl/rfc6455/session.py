@@ -18,8 +18,16 @@ Invariants:
   reading pauses until the hook is done.
 - After our Close is sent the peer has ``closing_timeout`` seconds to finish the closing
   handshake; then TCP is dropped (RFC 6455 §7.1.1: the server closes the TCP connection
-  once the closing handshake is done). A closed transport that cannot flush within
+  once the closing handshake is done).
+- TCP is never closed with input unread: closing a socket whose receive queue holds data
+  makes the kernel answer with a reset (RFC 1122 §4.2.2.13), and a reset discards what is
+  still queued for the peer, or overtakes it: the echo and the Close that fail a connection
+  would be lost (issue 19). So the session half-closes (our FIN follows everything queued),
+  reads and discards until the peer's EOF, then closes; a peer that has not closed within
   ``closing_timeout`` is aborted.
+- A connection that ends other than by a completed closing handshake (a protocol error, the
+  peer's EOF or reset, a timeout, a hook's exception, a shutdown) logs exactly one line on
+  ``rfc6455.session`` once it is over (``rfc6455.endings``).
 - With ``ping_interval`` set, a Ping goes out every ``ping_interval`` seconds; no Pong
   within ``ping_timeout`` closes with 1011, except while a hook is suspended (its Pong may
   be waiting, unread, behind the message being handled).
@@ -38,6 +46,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from .connection import Connection, State
+from .endings import Ending, note, protocol_failure
 from .errors import CloseCode
 from .events import BinaryMessage, Closed, Ping, Pong, TextMessage
 from .extensions import Extension
@@ -77,6 +86,7 @@ class WebSocketSession(asyncio.BufferedProtocol):
         "_done",
         "_drain_waiters",
         "_draining",
+        "_ending",
         "_eof",
         "_eof_fed",
         "_finished",
@@ -84,6 +94,7 @@ class WebSocketSession(asyncio.BufferedProtocol):
         "_limits",
         "_loop",
         "_lost",
+        "_lost_exc",
         "_on_close_called",
         "_on_close_done",
         "_on_finished",
@@ -140,6 +151,9 @@ class WebSocketSession(asyncio.BufferedProtocol):
         self._eof = False  # the peer closed TCP (or it was lost)
         self._eof_fed = False  # ... and the connection was told
         self._lost = False  # ``connection_lost`` ran
+        self._lost_exc: Exception | None = None  # ... and why, if the transport says
+        # Why the connection ended abnormally, if it did: logged once, when it is over.
+        self._ending: Ending | None = None
         self._closing_transport = False
         self._closing_timer: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
@@ -219,6 +233,13 @@ class WebSocketSession(asyncio.BufferedProtocol):
             if waiter in self._drain_waiters:
                 self._drain_waiters.remove(waiter)
 
+    def abort(self, reason: str) -> None:
+        """Drop TCP now, without a closing handshake; ``reason`` goes into the log line."""
+        if self._transport is None or self._lost:
+            return
+        self._note_ending(reason, self.connection.state)
+        self._transport.abort()
+
     @property
     def transport(self) -> asyncio.Transport | None:
         """The running connection's transport (write buffer size, reading state), or ``None``."""
@@ -281,6 +302,8 @@ class WebSocketSession(asyncio.BufferedProtocol):
         self.data_received(self._read_view[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
+        if self._closing_transport:
+            return  # lingering until the peer's EOF: nothing is processed now
         self.connection.receive_data(data)
         if self._task is None:
             self._process()
@@ -291,12 +314,19 @@ class WebSocketSession(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         self._eof = True
+        if self._closing_transport:
+            # Our FIN is queued and every byte of the peer's was read: a close that cannot
+            # reset the connection.
+            assert self._transport is not None
+            self._transport.close()
+            return True
         if self._task is None:
             self._process()
         return True  # the session closes TCP itself, once the connection says so
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._lost_exc = exc
         self._eof = True
         for timer in (
             self._closing_timer,
@@ -357,13 +387,18 @@ class WebSocketSession(asyncio.BufferedProtocol):
                         self._keepalive_answered()
                     if self._run_hook("on_pong", handler.on_pong, environ, event.payload):
                         return
-                elif isinstance(event, Closed) and self._call_on_close():
-                    return
+                elif isinstance(event, Closed):
+                    self._note_close(event)
+                    if self._call_on_close():
+                        return
                 # CloseReceived needs nothing from us: the connection already queued the
                 # answer.
             if self._eof and not self._eof_fed:
                 # Every byte that came before the EOF was handled: now the connection ends.
                 self._eof_fed = True
+                if connection.state is not State.CLOSED and self._ending is None:
+                    # (An abort we made already said why TCP ended.)
+                    self._note_ending(self._eof_reason(), connection.state)
                 connection.receive_eof()
                 continue
             break
@@ -444,6 +479,7 @@ class WebSocketSession(asyncio.BufferedProtocol):
     def _hook_failed(self, name: str) -> None:
         """A hook raised: log it and close with 1011, telling the peer nothing more."""
         logger.exception("WS.%s raised; closing the connection with 1011", name)
+        self._note_ending(f"WS.{name} raised", self.connection.state, logging.WARNING)
         if self.connection.state is State.OPEN:
             # RFC 6455 §7.4.1: 1011, "an unexpected condition that prevented it from
             # fulfilling the request".
@@ -456,7 +492,7 @@ class WebSocketSession(asyncio.BufferedProtocol):
             return  # not started yet: the bytes stay queued until ``start``
         connection = self.connection
         data = connection.data_to_send()
-        if data and not self._lost and not transport.is_closing():
+        if data and not self._lost and not self._closing_transport and not transport.is_closing():
             transport.write(data)
         if connection.state is State.CLOSING and self._closing_timer is None and not self._lost:
             assert self._loop is not None
@@ -465,21 +501,48 @@ class WebSocketSession(asyncio.BufferedProtocol):
             )
 
     def _close_transport(self) -> None:
-        """Close TCP once what is buffered is written; abort if that takes too long."""
+        """End TCP without a reset: half-close, drain the peer until its EOF, then close.
+
+        Our FIN follows everything queued (asyncio shuts the socket down once its buffer is
+        written). Closing at once instead would reset the connection whenever the peer's
+        bytes are still arriving, as they are after a frame that fails the connection, and
+        the reset can cost the peer our Close (see the module's invariants). A peer that
+        neither reads nor closes within ``closing_timeout`` is aborted.
+        """
         transport = self._transport
         if self._closing_transport or self._lost or transport is None:
             return
         self._closing_transport = True
-        transport.close()
-        if transport.get_write_buffer_size():
-            # Closing waits for the buffer to reach the peer: bound that wait.
-            assert self._loop is not None
-            self._abort_timer = self._loop.call_later(self._closing_timeout, transport.abort)
+        assert self._loop is not None
+        if self._eof or not transport.can_write_eof():
+            # The peer's EOF was read (nothing can be left unread), or the transport cannot
+            # half-close (TLS): close once the buffer is written.
+            transport.close()
+            if transport.get_write_buffer_size():
+                self._abort_timer = self._loop.call_later(
+                    self._closing_timeout, self._linger_timed_out
+                )
+            return
+        transport.write_eof()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()  # the peer's bytes are read (and dropped) until EOF
+        self._abort_timer = self._loop.call_later(self._closing_timeout, self._linger_timed_out)
+
+    def _linger_timed_out(self) -> None:
+        """The peer neither took our last bytes nor closed TCP in time: drop it."""
+        self._abort_timer = None
+        if self._transport is not None and not self._lost:
+            self._note_ending(
+                f"the peer did not close TCP within {self._closing_timeout:g} s of ours; dropped",
+                self.connection.state,
+            )
+            self._transport.abort()
 
     def _update_reading(self) -> None:
         """Pause reading while the peer does not read, or a suspended hook has enough."""
         transport = self._transport
-        if transport is None or self._lost or transport.is_closing():
+        if transport is None or self._lost or self._closing_transport or transport.is_closing():
             return
         pause = self._writing_paused or (
             self._task is not None and self._unread > self._limits.max_read_buffer
@@ -501,13 +564,21 @@ class WebSocketSession(asyncio.BufferedProtocol):
         """The peer read nothing for ``send_timeout`` seconds: drop TCP."""
         self._send_timer = None
         if self._transport is not None and self._writing_paused:
-            logger.info("the peer read nothing for %s s; dropping TCP", self._limits.send_timeout)
+            self._note_ending(
+                f"the peer read nothing for {self._limits.send_timeout:g} s; dropped",
+                self.connection.state,
+            )
             self._transport.abort()
 
     def _maybe_finish(self) -> None:
         if self._finished or not self._lost or not self._on_close_done:
             return
         self._finished = True
+        if self._ending is not None:
+            environ = self.environ
+            peer = f"{environ.get('REMOTE_ADDR', '?')}:{environ.get('REMOTE_PORT', '?')}"
+            name = f"{peer} {environ.get('PATH_INFO', '')}".rstrip()
+            self._ending.log(logger, name, self.connection.close_code)
         # The environ and this session refer to each other, a cycle only the cyclic GC
         # frees: what the session alone holds (the transport, its socket and buffers) is
         # let go now instead.
@@ -558,7 +629,11 @@ class WebSocketSession(asyncio.BufferedProtocol):
             timeout = self._limits.ping_timeout or self._limits.closing_timeout
             self._pong_timer = self._loop.call_later(timeout, self._keepalive_timed_out)
             return
-        logger.info("keepalive ping timed out; closing the connection with 1011")
+        self._note_ending(
+            f"no Pong within {self._limits.ping_timeout:g} s of the keepalive Ping; "
+            "sent Close 1011",
+            self.connection.state,
+        )
         # RFC 6455 §7.4.1: 1011, the server "encountered an unexpected condition that
         # prevented it from fulfilling the request" (websockets sends the same code and
         # reason). The peer is unresponsive, so TCP is closed without waiting for its Close;
@@ -571,5 +646,30 @@ class WebSocketSession(asyncio.BufferedProtocol):
     def _closing_timed_out(self) -> None:
         """The peer did not finish the closing handshake in time: drop TCP."""
         if self._transport is not None and not self._lost:
-            logger.info("closing handshake timed out; dropping the TCP connection")
+            self._note_ending(
+                f"no Close from the peer within {self._closing_timeout:g} s of ours; dropped",
+                self.connection.state,
+            )
             self._transport.abort()
+
+    # -- how the connection ended ---------------------------------------------------------------
+
+    def _note_ending(self, reason: str, state: State, level: int = logging.INFO) -> None:
+        """Record a reason the connection ends abnormally (logged once it is over)."""
+        self._ending = note(self._ending, reason, state, level)
+
+    def _note_close(self, event: Closed) -> None:
+        """Record why the connection failed, if the ``Closed`` event says it did."""
+        failure = self.connection.failure
+        if failure is not None:
+            state = self.connection.failed_in or State.OPEN
+            self._note_ending(protocol_failure(failure, event.code), state)
+
+    def _eof_reason(self) -> str:
+        """Why TCP ended before the closing handshake did."""
+        exc = self._lost_exc
+        if exc is not None:
+            return f"TCP connection lost: {exc!r}"
+        if self._lost:
+            return "TCP connection lost"
+        return "the peer closed TCP without a Close frame"
