@@ -13,14 +13,16 @@ Invariants:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from wsconform import catalog
+from wsconform import backends, catalog, testee
+from wsconform.native import engine
 
-__all__ = ["Agreement", "CaseSide", "Difference", "compare", "markdown"]
+__all__ = ["Agreement", "CaseSide", "Difference", "Timing", "compare", "markdown", "run_both"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +147,41 @@ def markdown(
                 f"- {names[1]}: {_side_text(diff.candidate)}",
             ]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Wall time of each engine's run of the same selection, in seconds."""
+
+    autobahn: float
+    native: float
+
+
+def run_both(
+    command: str, case_ids: Sequence[str], workdir: Path, *, label: str, agent: str = "testee"
+) -> tuple[Agreement, Timing]:
+    """Run the real fuzzer and the native engine, each against a fresh testee started from
+    ``command`` (a ``{port}`` template), on ``case_ids``; compare them. The runs stay in
+    ``workdir/autobahn`` and ``workdir/native``."""
+    fuzzer = backends.LocalBackend()
+    fuzzer.check()
+    with testee.start(command, workdir / "autobahn-testee") as server:
+        server.wait_ready()
+        began = time.monotonic()
+        process = fuzzer.start(
+            backends.FuzzerSpec(url=server.url, agent=agent, cases=list(case_ids)),
+            workdir / "autobahn",
+        )
+        for _ in process.lines():
+            pass
+        process.wait()
+        autobahn_time = time.monotonic() - began
+    with testee.start(command, workdir / "native-testee") as server:
+        server.wait_ready()
+        began = time.monotonic()
+        engine.run(server.url, agent, list(case_ids), workdir / "native", seed=0)
+        native_time = time.monotonic() - began
+    agreement = compare(
+        workdir / "autobahn" / backends.RAW_DIR, workdir / "native", label=label, agent=agent
+    )
+    return agreement, Timing(autobahn_time, native_time)
