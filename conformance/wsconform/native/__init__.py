@@ -1,0 +1,16 @@
+"""The native fuzzing engine: Autobahn|Testsuite 25.10.1's server cases and verdicts on
+Python 3 alone.
+
+It imports nothing from ``rfc6455`` (the judge is independent of what it judges). Entry
+point: ``run(url, agent, case_ids, outdir, seed=..., progress=...)``; layout:
+
+- ``frames`` (frame writer, masking keys), ``utf8`` (fail-fast validation), ``handshake``
+- ``connection``: the fuzzer's own WebSocket client layer (checks, failing, timers)
+- ``record`` (events, wire log), ``session`` (plays one case), ``verdict`` (the rules)
+- ``casedef`` (how a case is declared) and ``cases/`` (one module per category)
+- ``report`` (the fuzzer's file format), ``engine`` (the run), ``agree`` (engine agreement)
+"""
+
+from wsconform.native.engine import CaseEvent, CaseOutcome, run, run_async
+
+__all__ = ["CaseEvent", "CaseOutcome", "run", "run_async"]

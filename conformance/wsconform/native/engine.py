@@ -1,0 +1,243 @@
+"""The native engine's entry point: run cases against a server, write the fuzzer's output.
+
+Invariants:
+- Cases run one after another, one TCP connection each, in the order given.
+- After every finished case its report is on disk and ``index.json`` lists it, so a run that
+  is cancelled (``asyncio.CancelledError``, Ctrl-C) or crashes keeps every finished case.
+- A server that refuses the TCP connection ends the run there, as the fuzzer does (it moves
+  on to its next server); the cases not run have no entry.
+- Masking keys and handshake nonces come from one seed per case, derived from the run's seed,
+  which every report records: one case can be replayed alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from wsconform import catalog
+from wsconform.native import cases, frames, handshake, report
+from wsconform.native.casedef import CaseSpec, SendMessage
+from wsconform.native.connection import Connection
+from wsconform.native.record import WireLog, shown_event
+from wsconform.native.session import Session
+from wsconform.native.verdict import Observed, Rule, Verdict, decide
+
+__all__ = ["CaseEvent", "CaseOutcome", "play", "run", "run_async"]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseOutcome:
+    """A finished case, as ``index.json`` lists it."""
+
+    case_id: str
+    verdict: Verdict
+    duration_ms: int
+    remote_close_code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEvent:
+    """Progress: a case ``started``, ``finished`` (with its outcome), or the testee was
+    ``unreachable`` (the run stops there)."""
+
+    kind: Literal["started", "finished", "unreachable"]
+    case_id: str
+    position: int
+    total: int
+    outcome: CaseOutcome | None = None
+    detail: str = ""
+
+
+def _case_seed(seed: int, case_id: str) -> str:
+    return f"{seed}:{case_id}"
+
+
+def _auto_fragment(spec: CaseSpec) -> tuple[int, int]:
+    for step in spec.script:
+        if isinstance(step, SendMessage):
+            return len(step.payload), step.fragment
+    return 0, 0
+
+
+def _judge(spec: CaseSpec, session: Session, connection: Connection) -> Verdict:
+    flags = connection.flags
+    close = spec.close
+    seen = Observed(
+        received=session.received,
+        was_open=flags.was_open,
+        closed_by_me=flags.closed_by_me,
+        was_clean=flags.was_clean,
+        dropped_by_me=flags.dropped_by_me,
+        remote_close_code=flags.remote_code,
+        tx_frames=flags.tx_frames,
+    )
+    return decide(
+        spec.expected,
+        close.closed_by_fuzzer,
+        close.codes,
+        close.require_clean,
+        close.wrong_side_fatal,
+        spec.rule,
+        seen,
+        auto_fragment=_auto_fragment(spec) if spec.rule is Rule.FRAME_COUNT else (0, 0),
+    )
+
+
+def _report(
+    spec: CaseSpec,
+    agent: str,
+    seed: int,
+    started: str,
+    session: Session,
+    connection: Connection,
+    log: WireLog,
+    verdict: Verdict,
+    duration_ms: int,
+) -> dict[str, Any]:
+    info = catalog.describe(spec.case_id)
+    flags = connection.flags
+    opened = flags.was_open
+    close = spec.close
+    local_reason = flags.local_reason
+    return {
+        "agent": agent,
+        "id": spec.case_id,
+        "case": catalog.ALL_CASES.index(spec.case_id) + 1,
+        "description": info.description,
+        "expectation": info.expectation,
+        "started": started,
+        "duration": duration_ms,
+        "behavior": verdict.behavior,
+        "behaviorClose": verdict.behavior_close,
+        "result": verdict.result,
+        "resultClose": verdict.result_close,
+        "expected": (
+            {k: [shown_event(e) for e in v] for k, v in spec.expected.items()} if opened else {}
+        ),
+        "expectedClose": (
+            {
+                "closedByMe": close.closed_by_fuzzer,
+                "closeCode": list(close.codes),
+                "requireClean": close.require_clean,
+                **({"closedByWrongEndpointIsFatal": True} if close.wrong_side_fatal else {}),
+            }
+            if opened
+            else {}
+        ),
+        "received": [shown_event(e) for e in session.received],
+        "closedByMe": flags.closed_by_me,
+        "failedByMe": flags.failed_by_me,
+        "droppedByMe": flags.dropped_by_me,
+        "wasClean": flags.was_clean,
+        "wasNotCleanReason": flags.not_clean_reason,
+        "wasServerConnectionDropTimeout": flags.server_drop_timeout,
+        "wasOpenHandshakeTimeout": flags.open_handshake_timeout,
+        "wasCloseHandshakeTimeout": flags.close_handshake_timeout,
+        "localCloseCode": flags.local_code,
+        "localCloseReason": (
+            local_reason.decode("utf-8", "replace") if local_reason is not None else None
+        ),
+        "remoteCloseCode": flags.remote_code,
+        "remoteCloseReason": flags.remote_reason,
+        "isServer": False,
+        "reportTime": False,
+        "txFrameStats": {str(k): v for k, v in sorted(flags.tx_frames.items())},
+        "rxFrameStats": {str(k): v for k, v in sorted(flags.rx_frames.items())},
+        "httpRequest": connection.http_request.decode("utf-8", "replace"),
+        "httpResponse": connection.http_response.decode("utf-8", "replace"),
+        "engine": report.ENGINE,
+        "seed": seed,
+        "caseSeed": _case_seed(seed, spec.case_id),
+        "wirelog": log.entries,
+    }
+
+
+async def play(
+    spec: CaseSpec, where: handshake.Target, seed: int, agent: str
+) -> tuple[CaseOutcome, dict[str, Any]]:
+    """Run one case on a fresh connection; its outcome and report.
+
+    Raises ``OSError`` when the TCP connection cannot be made at all.
+    """
+    log = WireLog()
+    session = Session(spec, log)
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    keys = frames.MaskKeys(_case_seed(seed, spec.case_id))
+    loop = asyncio.get_running_loop()
+    connect_time = time.monotonic()
+
+    def connect() -> Connection:
+        connection = Connection(where, keys, log, session)
+        session.attach(connection)
+        return connection
+
+    _, connection = await loop.create_connection(connect, where.host, where.port)
+    await connection.done
+    end = session.clock.ended or time.monotonic()
+    begin = session.clock.started or connect_time
+    duration_ms = round(1000 * (end - begin))
+    verdict = _judge(spec, session, connection)
+    outcome = CaseOutcome(spec.case_id, verdict, duration_ms, connection.flags.remote_code)
+    return outcome, _report(
+        spec, agent, seed, started, session, connection, log, verdict, duration_ms
+    )
+
+
+async def run_async(
+    url: str,
+    agent: str,
+    case_ids: Sequence[str],
+    outdir: Path,
+    *,
+    seed: int | None = None,
+    progress: Callable[[CaseEvent], None] | None = None,
+) -> Path:
+    """``run`` inside a running event loop."""
+    where = handshake.target(url)
+    specs = [cases.get(case_id) for case_id in case_ids]
+    run_seed = secrets.randbits(63) if seed is None else seed
+    outdir.mkdir(parents=True, exist_ok=True)
+    entries: dict[str, report.IndexEntry] = {}
+    tell = progress or (lambda _: None)
+    try:
+        for position, spec in enumerate(specs, 1):
+            tell(CaseEvent("started", spec.case_id, position, len(specs)))
+            try:
+                outcome, case_report = await play(spec, where, run_seed, agent)
+            except OSError as exc:
+                tell(CaseEvent("unreachable", spec.case_id, position, len(specs), detail=str(exc)))
+                break
+            report.write_case(outdir, case_report)
+            entries[spec.case_id] = report.IndexEntry(
+                outcome.verdict.behavior,
+                outcome.verdict.behavior_close,
+                outcome.duration_ms,
+                outcome.remote_close_code,
+                report.report_filename(agent, spec.case_id),
+            )
+            report.write_index(outdir, agent, entries)
+            tell(CaseEvent("finished", spec.case_id, position, len(specs), outcome))
+    finally:
+        report.write_index(outdir, agent, entries)
+    return outdir
+
+
+def run(
+    url: str,
+    agent: str,
+    case_ids: list[str],
+    outdir: Path,
+    *,
+    seed: int | None = None,
+    progress: Callable[[CaseEvent], None] | None = None,
+) -> Path:
+    """Run ``case_ids`` against the server at ``url``; ``outdir`` then holds ``index.json``
+    and one report per finished case (also after Ctrl-C). Returns ``outdir``."""
+    return asyncio.run(run_async(url, agent, case_ids, outdir, seed=seed, progress=progress))

@@ -1,0 +1,132 @@
+"""Playing one case on one connection: run its script, record events, close when it is done.
+
+Invariants:
+- The script runs when the opening handshake completes (never before); timers armed by it
+  act only while the connection is up, as the fuzzer's do.
+- Each event is recorded, then, if what was received equals *every* declared event list (the
+  fuzzer's own test), the fuzzer starts the closing handshake with the first allowed code,
+  unless the case expects the testee to close or suppresses it.
+- A case that the fuzzer itself would wait on for ever (the testee closed, then kept TCP
+  open, and the case armed no timer) is ended by ``GUARD`` seconds of silence: we drop TCP
+  and say so in the wire log. That is the one place the engine does not wait like Autobahn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wsconform.native import casedef
+from wsconform.native.connection import Connection, State
+from wsconform.native.record import Event, Message, Pong, WireLog
+
+__all__ = ["GUARD", "Session"]
+
+GUARD = 60.0
+
+
+@dataclass
+class _Clock:
+    started: float = 0.0
+    ended: float = 0.0
+
+
+class Session:
+    """The listener of one ``Connection``: the case's side of the exchange."""
+
+    def __init__(self, spec: casedef.CaseSpec, log: WireLog) -> None:
+        self.spec = spec
+        self.received: list[Event] = []
+        self.clock = _Clock()
+        self._log = log
+        self._connection: Connection | None = None
+        self._guard: asyncio.TimerHandle | None = None
+
+    def attach(self, connection: Connection) -> None:
+        """The connection this session plays on (set before it connects)."""
+        self._connection = connection
+
+    @property
+    def connection(self) -> Connection:
+        assert self._connection is not None, "attach() first"
+        return self._connection
+
+    # ------------------------------------------------------------------ Listener
+
+    def opened(self) -> None:
+        self.clock.started = time.monotonic()
+        self._rearm_guard()
+        self._run(self.spec.script)
+
+    def message(self, payload: bytes, binary: bool) -> None:
+        self._record(Message(payload, binary))
+
+    def pong(self, payload: bytes) -> None:
+        self._record(Pong(payload))
+
+    def lost(self) -> None:
+        self.clock.ended = time.monotonic()
+        if self._guard is not None:
+            self._guard.cancel()
+
+    # ------------------------------------------------------------------ the script
+
+    def _record(self, event: Event) -> None:
+        self.received.append(event)
+        self._rearm_guard()
+        # The fuzzer closes only when the events equal every declared list at once.
+        if all(list(events) == self.received for events in self.spec.expected.values()):
+            close = self.spec.close
+            if close.closed_by_fuzzer and not self.spec.suppress_close:
+                self.connection.send_close(close.codes[0])
+
+    def _run(self, steps: tuple[casedef.Step, ...]) -> None:
+        connection = self.connection
+        for step in steps:
+            match step:
+                case casedef.SendFrame():
+                    connection.send_frame(
+                        step.opcode,
+                        step.payload,
+                        fin=step.fin,
+                        rsv=step.rsv,
+                        length=step.length,
+                        chop=step.chop,
+                        sync=step.sync,
+                    )
+                case casedef.SendClose():
+                    connection.send_close(step.code, step.reason)
+                case casedef.SendCloseFrame():
+                    connection.send_close_frame(step.code, step.reason)
+                case casedef.SendMessage():
+                    connection.send_message(step.payload, step.binary, step.fragment)
+                case casedef.KillAfter():
+                    self._later("kill", step.seconds, connection.fail)
+                case casedef.CloseAfter():
+                    self._later("close", step.seconds, connection.send_close)
+                case casedef.ContinueLater():
+                    self._later("continue", step.seconds, functools.partial(self._run, step.steps))
+
+    def _later(self, name: str, seconds: float, action: Callable[[], None]) -> None:
+        self._log.timer(name, seconds)
+
+        def fire() -> None:
+            if self.connection.state is not State.CLOSED:
+                self._log.fired(name)
+                self._rearm_guard()
+                action()
+
+        asyncio.get_running_loop().call_later(seconds, fire)
+
+    def _rearm_guard(self) -> None:
+        if self._guard is not None:
+            self._guard.cancel()
+        self._guard = asyncio.get_running_loop().call_later(GUARD, self._stuck)
+
+    def _stuck(self) -> None:
+        if self.connection.state is not State.CLOSED:
+            self._log.note(f"no progress for {GUARD:.0f} s: the engine drops TCP (guard)")
+            self.connection.drop(abort=True)
