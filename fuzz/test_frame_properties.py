@@ -171,6 +171,27 @@ def test_per_message_builders_equal_build_frame(opcode: Opcode, payload: bytes, 
     )
 
 
+@given(
+    st.sampled_from([Opcode.TEXT, Opcode.BINARY, Opcode.CONTINUATION]),
+    payloads(),
+    payloads(),
+    st.booleans(),
+    st.none() | masking_keys,
+)
+def test_build_frame_message_is_the_payload_sent(
+    opcode: Opcode, constructed: bytes, message: bytes, final: bool, key: bytes | None
+) -> None:
+    # pulsar's build_frame(message): the argument is what goes on the wire, with this frame's
+    # opcode, FIN and key, and a header whose length is the argument's.
+    frame = Frame(constructed, opcode, masking_key=key, final=final)
+    wire = frame.build_frame(message)
+    assert wire == Frame(message, opcode, masking_key=key, final=final).build_frame()
+    parsed, error, buffered = parse_chunks([wire], Role.SERVER if key else Role.CLIENT)
+    assert (error, buffered) == (None, 0)
+    assert [(f.opcode, f.final, f.payload) for f in parsed] == [(opcode, final, message)]
+    assert frame.payload == constructed
+
+
 # -- robustness: only documented exceptions escape the parser --------------------------------
 @given(st.data(), roles, st.sampled_from([None, 0, 125, 4096]), rsv_masks)
 def test_only_protocol_errors_escape_the_parser(

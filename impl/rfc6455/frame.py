@@ -268,6 +268,7 @@ class Frame:
     bytes-like (binary); with no ``opcode`` it is inferred from the message's type. ``final``
     defaults to ``False`` as in pulsar: a whole message is ``Frame(msg, final=True)``.
     ``masking_key`` (4 bytes) masks the frame on the wire, as a client must.
+    ``build_frame(message=None)`` gives the wire bytes, of ``message`` when given.
     """
 
     __slots__ = ("final", "masking_key", "opcode", "payload", "rsv1", "rsv2", "rsv3", "version")
@@ -382,9 +383,18 @@ class Frame:
 
     unmask = mask
 
-    def build_frame(self) -> bytes:
-        """The wire bytes: header (RFC 6455 §5.2), optional masking key, (masked) payload."""
-        payload = self.payload
+    def build_frame(self, message: str | bytes | bytearray | memoryview | None = None) -> bytes:
+        """The wire bytes: header (RFC 6455 §5.2), optional masking key, (masked) payload.
+
+        ``message``, when given, is the payload to send (pulsar's ``build_frame(message)``):
+        it wins over the payload given to the constructor, and the header's length is its
+        length, so the frame is well formed whichever was given (pulsar put the
+        constructor's length in the header, a corrupt frame when the two differed). The
+        opcode, FIN, RSV bits and masking key stay this frame's; ``str`` is UTF-8 encoded.
+        The frame itself is not changed. A control frame's payload is still at most 125
+        bytes (RFC 6455 §5.5), else ``ValueError``.
+        """
+        payload = self.payload if message is None else self._payload_for(message)
         length = len(payload)
         first = (
             (0x80 if self.final else 0)
@@ -404,6 +414,13 @@ class Frame:
         if self.masking_key is None:
             return header + payload
         return header + self.masking_key + mask(payload, self.masking_key)
+
+    def _payload_for(self, message: str | bytes | bytearray | memoryview) -> bytes:
+        """``build_frame``'s ``message`` as payload bytes, held to this frame's opcode."""
+        payload = _as_bytes(message)
+        if self.opcode >= 0x8 and len(payload) > MAX_CONTROL_PAYLOAD:
+            raise ValueError("control frames carry at most 125 bytes (RFC 6455 §5.5)")
+        return payload
 
     def __bytes__(self) -> bytes:
         return self.build_frame()

@@ -92,9 +92,11 @@ class RawPeer:
             self.parser.feed(data)
 
     async def at_eof(self) -> bool:
-        """Whether the server closed TCP (reads and discards until EOF)."""
+        """Whether the server closed TCP (reads and discards until EOF); then closes our end,
+        as the connection is over."""
         while await self.reader.read(65536):
             pass
+        self.writer.close()
         return True
 
     def close(self) -> None:

@@ -239,21 +239,25 @@ async def raw_server(after_handshake: RawHandler | None) -> AsyncIterator[str]:
     tasks: list[asyncio.Task[None]] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        if after_handshake is None:
-            await reader.read()  # never answer
-            return
-        key = next(
-            line.split(":", 1)[1].strip()
-            for line in head.decode("latin-1").split("\r\n")
-            if line.lower().startswith("sec-websocket-key:")
-        )
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode("latin-1")
-        )
-        await after_handshake(reader, writer, FrameParser(13, Role.SERVER))
-        writer.close()
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if after_handshake is None:
+                await reader.read()  # never answer
+                return
+            key = next(
+                line.split(":", 1)[1].strip()
+                for line in head.decode("latin-1").split("\r\n")
+                if line.lower().startswith("sec-websocket-key:")
+            )
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\n"
+                + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode("latin-1")
+            )
+            await after_handshake(reader, writer, FrameParser(13, Role.SERVER))
+        finally:
+            # Also when the test is over first and cancels this task: no socket outlives it.
+            writer.close()
 
     def start(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         tasks.append(asyncio.get_running_loop().create_task(serve(reader, writer)))

@@ -87,6 +87,35 @@ def test_length_encoding_is_minimal_at_each_boundary(length: int, header: str) -
     assert Frame(bytes(length), final=True).build_frame()[: len(header) // 2].hex() == header
 
 
+# -- pulsar's build_frame(message) ---------------------------------------------------------
+def test_build_frame_takes_the_message_as_pulsar_documents() -> None:
+    assert Frame("Hello", final=True).build_frame("Hello") == bytes.fromhex("810548656c6c6f")
+
+
+def test_build_frame_message_wins_over_the_constructors_and_sets_the_length() -> None:
+    frame = Frame("a much longer constructor message", final=True, masking_key=KEY)
+    assert frame.build_frame("Hello") == bytes.fromhex("818537fa213d7f9f4d5158")
+    assert frame.build_frame(HELLO) == frame.build_frame("Hello")  # bytes or str alike
+    # The frame is not changed: without an argument it still builds its own payload.
+    assert frame.payload == b"a much longer constructor message"
+    assert (
+        frame.build_frame()
+        == Frame(frame.payload, Opcode.TEXT, masking_key=KEY, final=True).build_frame()
+    )
+
+
+def test_build_frame_keeps_the_frames_opcode_and_fin() -> None:
+    # Binary opcode, not final: a str argument does not turn the frame into text.
+    assert Frame(b"x", Opcode.BINARY).build_frame("Hel") == bytes.fromhex("020348656c")
+
+
+def test_build_frame_refuses_a_control_payload_over_125_bytes() -> None:
+    ping = Frame.ping(b"small")
+    assert ping.build_frame(bytes(125))[:2] == bytes.fromhex("897d")
+    with pytest.raises(ValueError, match="125 bytes"):
+        ping.build_frame(bytes(126))
+
+
 # -- RFC 6455 §5.7 examples, parsed --------------------------------------------------------
 def test_client_parses_unmasked_text_frame() -> None:
     (frame,) = parse_all(bytes.fromhex("810548656c6c6f"), Role.CLIENT)
