@@ -241,8 +241,12 @@ class Session:
                     payload = b"".join([p async for p in payload_pieces(self.wire, header)])
                     if not await self.on_control(header.opcode, payload):
                         return
-                elif header.opcode in DATA_OPCODES and not await self.on_data(header):
-                    return
+                elif header.opcode in DATA_OPCODES:
+                    if not await self.on_data(header):
+                        return
+                else:  # a reserved opcode that the behaviour lets through: skip the frame
+                    async for _ in payload_pieces(self.wire, header):
+                        pass
                 if self.wire.drained():
                     self.flush()
         except ProtocolError as error:
