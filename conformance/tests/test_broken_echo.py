@@ -33,6 +33,7 @@ EXPECTED: dict[str, dict[str, tuple[str, str]]] = {
     "no-echo-before-fail": {"3.2": ("NON-STRICT", "OK"), "5.15": ("NON-STRICT", "OK")},
     "server-closes-first": {"1.1.1": ("OK", "FAILED")},
     "bad-accept": {"1.1.1": ("FAILED", "FAILED")},
+    "echo-as-binary": {"1.1.1": ("FAILED", "WRONG CODE"), "9.7.1": ("FAILED", "OK")},
 }
 INFORMATIONAL = ("INFORMATIONAL", "INFORMATIONAL")
 EXPECTED["conformant"] = {
