@@ -2,15 +2,17 @@
 
 Each agent is a server command template with ``{python}`` (this interpreter), ``{testees}``
 (the shipped ``conformance/testees`` folder), ``{host}`` and ``{port}`` filled in. Peers are
-echo servers over other Python WebSocket libraries, each configured the same way (compression
-on where the library has it, messages of at least 16 MiB allowed) so a comparison measures the
-libraries, not their settings. Whether a peer can run here is whether its library imports.
+echo servers over other WebSocket libraries, each configured the same way (compression on where
+the library has it, messages of at least 16 MiB allowed) so a comparison measures the
+libraries, not their settings. Whether a peer can run here is whether its library imports, or
+for a peer outside Python (Node's ``ws``), whether its probe command succeeds.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import shlex
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,23 +34,37 @@ class Agent:
 
     name: str
     template: str
-    requires: str | None  # the module that must import, None for the reference
+    requires: str | None  # the module that must import, None for the reference or a probe
     notes: str = ""
+    probe: str = ""  # outside Python: a command that exits 0 when the agent can run here
+    install: str = ""  # what it needs and how to get it, when the probe fails
 
     def command(self, python: str | None = None) -> str:
         """The ``--server-cmd`` template for this agent (``{host}``/``{port}`` still open)."""
-        return self.template.replace("{python}", shlex.quote(python or sys.executable)).replace(
-            "{testees}", shlex.quote(str(TESTEES))
-        )
+        return _fill(self.template, python)
 
     def available(self) -> bool:
-        """True when the library this agent runs on can be imported here."""
+        """True when the library this agent runs on can be imported (or probed) here."""
+        if self.probe:
+            try:
+                done = subprocess.run(
+                    shlex.split(_fill(self.probe)), capture_output=True, timeout=30
+                )
+            except (OSError, subprocess.TimeoutExpired):
+                return False
+            return done.returncode == 0
         if self.requires is None:
             return True
         try:
             return importlib.util.find_spec(self.requires) is not None
         except (ImportError, ValueError):
             return False
+
+
+def _fill(template: str, python: str | None = None) -> str:
+    return template.replace("{python}", shlex.quote(python or sys.executable)).replace(
+        "{testees}", shlex.quote(str(TESTEES))
+    )
 
 
 def _peer(name: str, module: str, notes: str) -> Agent:
@@ -69,6 +85,14 @@ AGENTS: dict[str, Agent] = {
         _peer("tornado", "tornado", "tornado WebSocketHandler, compression on"),
         _peer("wsproto", "wsproto", "wsproto in a small asyncio shell, permessage-deflate"),
         _peer("picows", "picows", "picows (frame level; no permessage-deflate in the library)"),
+        Agent(
+            "node-ws",
+            "node {testees}/node_ws_echo.js {port} {host}",
+            None,
+            "Node's ws server, perMessageDeflate on",
+            probe="node {testees}/node_ws_echo.js --check",
+            install="needs Node.js and its ws package: npm ci --prefix impl/tests/node",
+        ),
     )
 }
 
@@ -99,7 +123,8 @@ def resolve(spec: str) -> tuple[str, str]:
         return name, command.strip()
     agent = lookup(name)
     if not agent.available():
-        raise ValueError(
-            f"agent {name!r} needs the {agent.requires!r} package: pip install {agent.requires}"
+        needs = (
+            agent.install or f"needs the {agent.requires!r} package: pip install {agent.requires}"
         )
+        raise ValueError(f"agent {name!r} {needs}")
     return name, agent.command()
