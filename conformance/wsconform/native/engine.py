@@ -77,6 +77,7 @@ def _judge(spec: CaseSpec, session: Session, connection: Connection) -> Verdict:
         dropped_by_me=flags.dropped_by_me,
         remote_close_code=flags.remote_code,
         tx_frames=flags.tx_frames,
+        echoes=session.echoes,
     )
     return decide(
         spec.expected,

@@ -1,8 +1,10 @@
 """What a case saw: the events it received and the wire log of everything sent and received.
 
 Invariants:
-- Events are the fuzzer's: a complete message (payload, binary or not) or a pong. Pings from
-  the testee are answered by the connection and are not events (the fuzzer records none).
+- Events are the fuzzer's: a complete message (payload, binary or not), a pong, or a case's
+  own named timeout (6.4.x record that their wait passed with the connection still open).
+  Pings from the testee are answered by the connection and are not events (the fuzzer
+  records none).
 - The wire log is append-only, in the order things happened, each entry stamped with the
   seconds since the TCP connection was made; frames carry their masking key in hex.
 - Payloads are shown as the fuzzer's reports show them (``shown``), so the ``received`` and
@@ -16,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Event", "Message", "Pong", "WireLog", "shown", "shown_event"]
+__all__ = ["Event", "Message", "Pong", "Timeout", "WireLog", "shown", "shown_event"]
 
 _SHOWN_MAX = 64
 _ELLIPSIS = " ..."
@@ -37,7 +39,14 @@ class Pong:
     payload: bytes
 
 
-Event = Message | Pong
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """A case's wait named ``name`` ran out while the connection was still open."""
+
+    name: str
+
+
+Event = Message | Pong | Timeout
 
 
 def _hex(data: bytes) -> str:
@@ -56,9 +65,12 @@ def shown(data: bytes) -> str:
 
 
 def shown_event(event: Event) -> list[Any]:
-    """An event as a report lists it: ``["message", text, binary]`` or ``["pong", text]``."""
+    """An event as a report lists it: ``["message", text, binary]``, ``["pong", text]`` or
+    ``["timeout", name]``."""
     if isinstance(event, Message):
         return ["message", shown(event.payload), event.binary]
+    if isinstance(event, Timeout):
+        return ["timeout", event.name]
     return ["pong", shown(event.payload)]
 
 
