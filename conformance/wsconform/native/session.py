@@ -63,7 +63,7 @@ class Session:
         self.echoes: list[tuple[bool, int]] = []
         self.clock = _Clock()
         self._tally = EchoTally(spec.rule) if isinstance(spec.rule, EchoCheck) else None
-        self._guard_delay = GUARD + longest_timer(spec.script)
+        self.guard_delay = GUARD + longest_timer(spec.script)
         self._log = log
         self._connection: Connection | None = None
         self._guard: asyncio.TimerHandle | None = None
@@ -166,11 +166,11 @@ class Session:
     def _rearm_guard(self) -> None:
         if self._guard is not None:
             self._guard.cancel()
-        self._guard = asyncio.get_running_loop().call_later(self._guard_delay, self._stuck)
+        self._guard = asyncio.get_running_loop().call_later(self.guard_delay, self._stuck)
 
     def _stuck(self) -> None:
         if self.connection.state is not State.CLOSED:
             self._log.note(
-                f"no progress for {self._guard_delay:.0f} s: the engine drops TCP (guard)"
+                f"no progress for {self.guard_delay:.0f} s: the engine drops TCP (guard)"
             )
             self.connection.drop(abort=True)
