@@ -201,7 +201,13 @@ class Connection(asyncio.Protocol):
             self._write(b"".join(held))
 
     def eof_received(self) -> bool:
-        return False  # the fuzzer does not half-close: the connection is lost
+        # The fuzzer's protocol does not half-close: on the peer's EOF its reactor closes the
+        # socket at once, discarding what it had not yet written (asyncio would flush it first,
+        # waiting on a peer that may have stopped reading).
+        self._log.note("the testee closed its side: the connection is lost")
+        if self._transport is not None:
+            self._transport.abort()
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         for timer in self._timers.values():

@@ -7,6 +7,8 @@ Invariants:
   records none).
 - The wire log is append-only, in the order things happened, each entry stamped with the
   seconds since the TCP connection was made; frames carry their masking key in hex.
+- While ``quiet`` (9.x, until their echo is judged: the fuzzer turns its wire log off for
+  them), frames and octets are not logged; timers and notes still are.
 - Payloads are shown as the fuzzer's reports show them (``shown``), so the ``received`` and
   ``expected`` lists of the two engines' reports can be compared as text.
 """
@@ -80,6 +82,7 @@ class WireLog:
     def __init__(self) -> None:
         self._start = time.monotonic()
         self.entries: list[dict[str, Any]] = []
+        self.quiet = False
 
     def _add(self, kind: str, **fields: Any) -> None:
         self.entries.append({"t": round(time.monotonic() - self._start, 6), "kind": kind, **fields})
@@ -97,6 +100,8 @@ class WireLog:
         sync: bool = False,
     ) -> None:
         """A frame sent (``"tx"``) or received (``"rx"``), with its masking key."""
+        if self.quiet:
+            return
         fields: dict[str, Any] = {
             "opcode": opcode,
             "fin": fin,
@@ -111,6 +116,8 @@ class WireLog:
 
     def octets(self, direction: str, data: bytes) -> None:
         """Bytes written to or read from TCP (the handshake, and every chop of a chopped write)."""
+        if self.quiet:
+            return
         self._add(f"{direction}-octets", length=len(data), hex=_hex(data))
 
     def timer(self, name: str, delay: float) -> None:

@@ -8,7 +8,8 @@ Invariants:
   unless the case expects the testee to close or suppresses it.
 - A 9.x case (an ``EchoCheck`` rule) records no events: each message's type and length go
   to ``echoes`` and to an ``EchoTally``, which says whether to send the script's frames again
-  (round trips) or to start the closing handshake (1000).
+  (round trips) or to start the closing handshake (1000). Its wire log is quiet from the
+  open until then, as the fuzzer's is.
 - A ``ContinueLater`` with a mark acts only while the connection is open, and records its
   ``Timeout`` event without the closing check above (the fuzzer appends it directly).
 - A case that the fuzzer itself would wait on for ever (the testee closed, then kept TCP
@@ -82,6 +83,7 @@ class Session:
     def opened(self) -> None:
         self.clock.started = time.monotonic()
         self._rearm_guard()
+        self._log.quiet = self._tally is not None
         self._run(self.spec.script)
 
     def message(self, payload: bytes, binary: bool) -> None:
@@ -93,6 +95,7 @@ class Session:
         if self._tally.add(binary, len(payload)):
             self._run(tuple(s for s in self.spec.script if isinstance(s, casedef.SendFrame)))
         else:
+            self._log.quiet = False
             self.connection.send_close(casedef.NORMAL)
 
     def pong(self, payload: bytes) -> None:
