@@ -70,6 +70,7 @@ def test_the_reference_passes_utf8_and_limit_cases_strictly(tmp_path: Path) -> N
     assert reports["9.2.1"]["result"] == "Received binary message of length 65536."
     assert reports["9.7.1"]["txFrameStats"] == {"1": 1000, "8": 1}
     assert reports["9.7.1"]["received"] == [] and reports["9.7.1"]["expected"] == {}
+    assert reports["9.7.1"]["reportTime"] is True and reports["6.2.3"]["reportTime"] is False
 
 
 def test_websockets_validates_late_and_refuses_many_fragments(
