@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wsconform.native import verdict
 from wsconform.native.record import Message
-from wsconform.native.verdict import Observed, Rule, decide
+from wsconform.native.verdict import EchoCheck, EchoTally, Observed, Rule, decide
 
 HELLO = Message(b"Hello", False)
 
@@ -18,8 +18,11 @@ def seen(
     dropped_by_me: bool = False,
     code: int | None = 1000,
     tx: dict[int, int] | None = None,
+    echoes: tuple[tuple[bool, int], ...] = (),
 ) -> Observed:
-    return Observed(received, was_open, closed_by_me, was_clean, dropped_by_me, code, tx or {})
+    return Observed(
+        received, was_open, closed_by_me, was_clean, dropped_by_me, code, tx or {}, echoes
+    )
 
 
 def judge(
@@ -30,7 +33,7 @@ def judge(
     codes: tuple[int, ...] = (1000,),
     clean: bool = True,
     fatal: bool = False,
-    rule: Rule = Rule.PLAIN,
+    rule: Rule | EchoCheck = Rule.PLAIN,
     auto: tuple[int, int] = (0, 0),
 ) -> verdict.Verdict:
     return decide(
@@ -146,3 +149,82 @@ def test_auto_fragmentation_counts_the_frames_sent() -> None:
     )
     never = judge(seen(was_open=False), rule=Rule.FRAME_COUNT, auto=(65536, 1300))
     assert never.result == "WebSocket connection was never open"
+
+
+TEXT_64K = EchoCheck(binary=False, length=65536, limit=10)
+BINARY_4M_FRAGMENTED = EchoCheck(binary=True, length=4 * 2**20, limit=100, says_got_binary=True)
+ROUND_TRIPS = EchoCheck(binary=True, length=16, limit=60, round_trips=1000)
+
+
+def judge_echoes(
+    check: EchoCheck,
+    *echoes: tuple[bool, int],
+    was_open: bool = True,
+    closed_by_me: bool = True,
+    code: int | None = 1000,
+) -> verdict.Verdict:
+    observed = seen(echoes=echoes, was_open=was_open, closed_by_me=closed_by_me, code=code)
+    return judge(observed, {}, rule=check)
+
+
+def test_a_9x_echo_of_the_right_type_and_length_is_ok_with_its_length_in_the_result() -> None:
+    result = judge_echoes(TEXT_64K, (False, 65536))
+    assert (result.behavior, result.behavior_close) == ("OK", "OK")
+    assert result.result == "Received text message of length 65536."
+
+
+def test_a_9x_case_with_no_echo_fails_naming_its_own_time_limit() -> None:
+    result = judge_echoes(TEXT_64K)
+    assert result.behavior == "FAILED"
+    assert result.result == "Did not receive message within 10 seconds."
+    rounds = judge_echoes(ROUND_TRIPS, *[(True, 16)] * 999)
+    assert (rounds.behavior, rounds.result) == ("FAILED", "Case did not finish within 60 seconds.")
+
+
+def test_a_9x_echo_of_the_wrong_type_or_length_fails_with_the_fuzzers_texts() -> None:
+    assert judge_echoes(TEXT_64K, (True, 65536)).result == (
+        "Expected text message with payload, but got binary."
+    )
+    short = judge_echoes(TEXT_64K, (False, 3))
+    assert (short.behavior, short.result) == (
+        "FAILED",
+        "Expected text message with payload of length 65536, but got 3.",
+    )
+    # 9.4.x name the wrong type "binary" whatever arrived (the fuzzer's own text).
+    assert judge_echoes(BINARY_4M_FRAGMENTED, (False, 4 * 2**20)).result == (
+        "Expected binary message with payload, but got binary."
+    )
+
+
+def test_a_wrong_9x_echo_after_a_right_one_changes_only_the_text() -> None:
+    result = judge_echoes(TEXT_64K, (False, 65536), (True, 1))
+    assert (result.behavior, result.result) == (
+        "OK",
+        "Expected text message with payload, but got binary.",
+    )
+
+
+def test_round_trips_send_again_until_the_last_echo_then_pass() -> None:
+    tally = EchoTally(ROUND_TRIPS)
+    again = [tally.add(True, 16) for _ in range(1000)]
+    assert again == [True] * 999 + [False]
+    assert (tally.behavior, tally.result) == ("OK", "Ok, received all echo'ed messages in time.")
+    assert judge_echoes(ROUND_TRIPS, *[(True, 16)] * 1000).behavior == "OK"
+
+
+def test_a_wrong_round_trip_echo_fails_and_stops() -> None:
+    tally = EchoTally(ROUND_TRIPS)
+    assert tally.add(True, 16) is True
+    assert tally.add(False, 16) is False
+    assert (tally.behavior, tally.result) == (
+        "FAILED",
+        "Echo'ed message type or length differs from what I sent "
+        "(got binary = False, payload length = 16).",
+    )
+
+
+def test_9x_close_rules_still_apply_and_a_closed_handshake_fails_as_undecided() -> None:
+    wrong_side = judge_echoes(TEXT_64K, closed_by_me=False, code=1009)
+    assert (wrong_side.behavior, wrong_side.behavior_close) == ("FAILED", "FAILED")
+    never = judge_echoes(TEXT_64K, was_open=False, closed_by_me=False, code=None)
+    assert (never.behavior, never.result) == ("FAILED", "Actual events differ from any expected.")

@@ -3,8 +3,8 @@
 Invariants:
 - A case is data: a ``script`` of steps run when the connection opens, the event lists that
   earn each verdict, a ``CloseExpectation`` and, for the few cases that decide in code, one
-  ``Rule`` from ``verdict``. Nothing here does I/O; ``session`` plays a case, ``verdict``
-  judges it.
+  ``Rule`` (or, for 9.x, an ``EchoCheck``) from ``verdict``. Nothing here does I/O;
+  ``session`` plays a case, ``verdict`` judges it.
 - Case ids, descriptions and expectations come from the catalog; a definition only names its
   id (``cases/__init__`` checks each one is in the catalog).
 - Times are the fuzzer's own, in seconds, so the wire logs show the same waits.
@@ -16,16 +16,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wsconform.native.record import Event
-from wsconform.native.verdict import Rule
+from wsconform.native.verdict import EchoCheck, Rule
 
 __all__ = [
     "INVALID_PAYLOAD",
     "NORMAL",
     "PROTOCOL_ERROR",
+    "BeginFrame",
     "CaseSpec",
     "CloseAfter",
     "CloseExpectation",
     "ContinueLater",
+    "FrameData",
     "KillAfter",
     "SendClose",
     "SendCloseFrame",
@@ -54,6 +56,22 @@ class SendFrame:
     length: int | None = None
     chop: int | None = None
     sync: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BeginFrame:
+    """A frame header alone (FIN clear) for a ``length``-byte payload that ``FrameData`` steps
+    send later, masked as one payload: the fuzzer's streaming message API (6.4.3, 6.4.4)."""
+
+    opcode: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrameData:
+    """The next part of the payload of the frame ``BeginFrame`` opened."""
+
+    payload: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +115,25 @@ class CloseAfter:
 
 @dataclass(frozen=True, slots=True)
 class ContinueLater:
-    """After ``seconds``, run more steps (if the connection is still up)."""
+    """After ``seconds``, run more steps (if the connection is still up). With a ``mark``, only
+    if it is still open, and the event ``Timeout(mark)`` is recorded first (6.4.x)."""
 
     seconds: float
     steps: tuple[Step, ...]
+    mark: str | None = None
 
 
-Step = SendFrame | SendClose | SendCloseFrame | SendMessage | KillAfter | CloseAfter | ContinueLater
+Step = (
+    SendFrame
+    | SendClose
+    | SendCloseFrame
+    | SendMessage
+    | BeginFrame
+    | FrameData
+    | KillAfter
+    | CloseAfter
+    | ContinueLater
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +162,12 @@ def testee_fails(*codes: int) -> CloseExpectation:
 class CaseSpec:
     """One case. ``expected`` maps a verdict (OK, NON-STRICT, INFORMATIONAL) to the exact
     event list that earns it; ``suppress_close`` stops the fuzzer from starting the closing
-    handshake itself once the expected events have arrived."""
+    handshake itself once the expected events have arrived; with an ``EchoCheck`` rule the
+    echoes are counted, not recorded as events, and ``expected`` is empty (9.x)."""
 
     case_id: str
     script: tuple[Step, ...]
     expected: Mapping[str, tuple[Event, ...]]
     close: CloseExpectation
     suppress_close: bool = False
-    rule: Rule = Rule.PLAIN
+    rule: Rule | EchoCheck = Rule.PLAIN

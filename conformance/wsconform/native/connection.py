@@ -167,6 +167,7 @@ class Connection(asyncio.Protocol):
         self._queue: deque[bytes] = deque()
         self._sending = False
         self._held: list[bytes] | None = None
+        self._streamed: tuple[bytes, int] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -200,7 +201,13 @@ class Connection(asyncio.Protocol):
             self._write(b"".join(held))
 
     def eof_received(self) -> bool:
-        return False  # the fuzzer does not half-close: the connection is lost
+        # The fuzzer's protocol does not half-close: on the peer's EOF its reactor closes the
+        # socket at once, discarding what it had not yet written (asyncio would flush it first,
+        # waiting on a peer that may have stopped reading).
+        self._log.note("the testee closed its side: the connection is lost")
+        if self._transport is not None:
+            self._transport.abort()
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         for timer in self._timers.values():
@@ -267,17 +274,38 @@ class Connection(asyncio.Protocol):
         self._send_data(frames.encode(opcode, body, fin=fin, rsv=rsv, mask=mask), sync, chop)
 
     def send_message(self, payload: bytes, binary: bool, fragment: int) -> None:
-        """A message, split into ``fragment``-byte frames when longer (0: one frame)."""
+        """A message, split into ``fragment``-byte frames when longer (0: one frame). As the
+        fuzzer splits: the last frame starts at the last multiple of ``fragment``, so a
+        length that is a multiple ends with an empty final frame."""
         if self.state is not State.OPEN:
             return
         opcode = 2 if binary else 1
         if not fragment or len(payload) <= fragment:
             self.send_frame(opcode, payload)
             return
-        for start in range(0, len(payload), fragment):
-            last = start + fragment >= len(payload)
+        last = len(payload) - len(payload) % fragment
+        for start in range(0, last + 1, fragment):
             chunk = payload[start : start + fragment]
-            self.send_frame(opcode if start == 0 else 0, chunk, fin=last)
+            self.send_frame(opcode if start == 0 else 0, chunk, fin=start == last)
+
+    def begin_frame(self, opcode: int, length: int) -> None:
+        """A frame header alone (FIN clear) with a fresh key; ``frame_data`` sends the payload
+        in parts, masked as one. Only while open (the fuzzer's streaming API)."""
+        if self.state is not State.OPEN:
+            return
+        mask = self._keys.key()
+        self._streamed = (mask, 0)
+        self._log.note(f"frame header: opcode {opcode}, {length} octets, mask {mask.hex()}")
+        self._send_data(frames.header(opcode, length, fin=False, mask=mask), False, None)
+
+    def frame_data(self, payload: bytes) -> None:
+        """The next part of the frame ``begin_frame`` opened; only while open."""
+        if self.state is not State.OPEN or self._streamed is None:
+            return
+        mask, offset = self._streamed
+        self._streamed = (mask, offset + len(payload))
+        turn = offset % 4
+        self._send_data(frames.apply_mask(payload, mask[turn:] + mask[:turn]), False, None)
 
     def send_close_frame(
         self, code: int | None = None, reason: bytes | None = None, *, reply: bool = False

@@ -27,7 +27,7 @@ from wsconform.native.casedef import CaseSpec, SendMessage
 from wsconform.native.connection import Connection
 from wsconform.native.record import WireLog, shown_event
 from wsconform.native.session import Session
-from wsconform.native.verdict import Observed, Rule, Verdict, decide
+from wsconform.native.verdict import EchoCheck, Observed, Rule, Verdict, decide
 
 __all__ = ["CaseEvent", "CaseOutcome", "play", "run", "run_async"]
 
@@ -77,6 +77,7 @@ def _judge(spec: CaseSpec, session: Session, connection: Connection) -> Verdict:
         dropped_by_me=flags.dropped_by_me,
         remote_close_code=flags.remote_code,
         tx_frames=flags.tx_frames,
+        echoes=session.echoes,
     )
     return decide(
         spec.expected,
@@ -147,7 +148,7 @@ def _report(
         "remoteCloseCode": flags.remote_code,
         "remoteCloseReason": flags.remote_reason,
         "isServer": False,
-        "reportTime": False,
+        "reportTime": isinstance(spec.rule, EchoCheck),  # the fuzzer times its 9.x cases
         "txFrameStats": {str(k): v for k, v in sorted(flags.tx_frames.items())},
         "rxFrameStats": {str(k): v for k, v in sorted(flags.rx_frames.items())},
         "httpRequest": connection.http_request.decode("utf-8", "replace"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import struct
 
-__all__ = ["MaskKeys", "apply_mask", "encode", "repeat_to"]
+__all__ = ["MaskKeys", "apply_mask", "encode", "header", "repeat_to"]
 
 # RFC 6455 §5.2: 7-bit length up to 125, 126 + 16-bit length, 127 + 64-bit length.
 _LEN_7_MAX = 125
@@ -40,11 +40,22 @@ class MaskKeys:
         return self._random.getrandbits(8 * count).to_bytes(count, "big")
 
 
+# Above this size, masking by byte translation of the four interleaved slices is faster than
+# one big-integer XOR (measured here: 16 MiB in 80 ms instead of 215 ms; at 64 KiB the XOR
+# is faster, 0.30 ms against 0.36 ms).
+_TRANSLATE_FROM = 256 * 1024
+
+
 def apply_mask(data: bytes, key: bytes) -> bytes:
     """XOR ``data`` with the repeated 4-byte ``key`` (RFC 6455 §5.3); its own inverse."""
     if not data:
         return b""
     size = len(data)
+    if size >= _TRANSLATE_FROM:
+        out = bytearray(size)
+        for lane, octet in enumerate(key):
+            out[lane::4] = data[lane::4].translate(bytes(b ^ octet for b in range(256)))
+        return bytes(out)
     repeated = (key * (size // 4 + 1))[:size]
     return (int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")).to_bytes(size, "big")
 
@@ -57,6 +68,21 @@ def repeat_to(payload: bytes, length: int) -> bytes:
     return payload * whole + payload[:rest]
 
 
+def header(
+    opcode: int, length: int, *, fin: bool = True, rsv: int = 0, mask: bytes | None = None
+) -> bytes:
+    """A frame header for a ``length``-byte payload, with its masking key if any."""
+    first = (0x80 if fin else 0) | ((rsv & 0x7) << 4) | (opcode & 0x0F)
+    mask_bit = 0x80 if mask is not None else 0
+    if length <= _LEN_7_MAX:
+        head = struct.pack("!BB", first, mask_bit | length)
+    elif length <= _LEN_16_MAX:
+        head = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        head = struct.pack("!BBQ", first, mask_bit | 127, length)
+    return head if mask is None else head + mask
+
+
 def encode(
     opcode: int,
     payload: bytes = b"",
@@ -66,15 +92,5 @@ def encode(
     mask: bytes | None = None,
 ) -> bytes:
     """One frame on the wire: header, optional masking key, (masked) payload."""
-    first = (0x80 if fin else 0) | ((rsv & 0x7) << 4) | (opcode & 0x0F)
-    mask_bit = 0x80 if mask is not None else 0
-    size = len(payload)
-    if size <= _LEN_7_MAX:
-        header = struct.pack("!BB", first, mask_bit | size)
-    elif size <= _LEN_16_MAX:
-        header = struct.pack("!BBH", first, mask_bit | 126, size)
-    else:
-        header = struct.pack("!BBQ", first, mask_bit | 127, size)
-    if mask is None:
-        return header + payload
-    return header + mask + apply_mask(payload, mask)
+    head = header(opcode, len(payload), fin=fin, rsv=rsv, mask=mask)
+    return head + (payload if mask is None else apply_mask(payload, mask))

@@ -1,10 +1,14 @@
 """What a case saw: the events it received and the wire log of everything sent and received.
 
 Invariants:
-- Events are the fuzzer's: a complete message (payload, binary or not) or a pong. Pings from
-  the testee are answered by the connection and are not events (the fuzzer records none).
+- Events are the fuzzer's: a complete message (payload, binary or not), a pong, or a case's
+  own named timeout (6.4.x record that their wait passed with the connection still open).
+  Pings from the testee are answered by the connection and are not events (the fuzzer
+  records none).
 - The wire log is append-only, in the order things happened, each entry stamped with the
   seconds since the TCP connection was made; frames carry their masking key in hex.
+- While ``quiet`` (9.x, until their echo is judged: the fuzzer turns its wire log off for
+  them), frames and octets are not logged; timers and notes still are.
 - Payloads are shown as the fuzzer's reports show them (``shown``), so the ``received`` and
   ``expected`` lists of the two engines' reports can be compared as text.
 """
@@ -16,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Event", "Message", "Pong", "WireLog", "shown", "shown_event"]
+__all__ = ["Event", "Message", "Pong", "Timeout", "WireLog", "shown", "shown_event"]
 
 _SHOWN_MAX = 64
 _ELLIPSIS = " ..."
@@ -37,7 +41,14 @@ class Pong:
     payload: bytes
 
 
-Event = Message | Pong
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """A case's wait named ``name`` ran out while the connection was still open."""
+
+    name: str
+
+
+Event = Message | Pong | Timeout
 
 
 def _hex(data: bytes) -> str:
@@ -56,9 +67,12 @@ def shown(data: bytes) -> str:
 
 
 def shown_event(event: Event) -> list[Any]:
-    """An event as a report lists it: ``["message", text, binary]`` or ``["pong", text]``."""
+    """An event as a report lists it: ``["message", text, binary]``, ``["pong", text]`` or
+    ``["timeout", name]``."""
     if isinstance(event, Message):
         return ["message", shown(event.payload), event.binary]
+    if isinstance(event, Timeout):
+        return ["timeout", event.name]
     return ["pong", shown(event.payload)]
 
 
@@ -68,6 +82,7 @@ class WireLog:
     def __init__(self) -> None:
         self._start = time.monotonic()
         self.entries: list[dict[str, Any]] = []
+        self.quiet = False
 
     def _add(self, kind: str, **fields: Any) -> None:
         self.entries.append({"t": round(time.monotonic() - self._start, 6), "kind": kind, **fields})
@@ -85,6 +100,8 @@ class WireLog:
         sync: bool = False,
     ) -> None:
         """A frame sent (``"tx"``) or received (``"rx"``), with its masking key."""
+        if self.quiet:
+            return
         fields: dict[str, Any] = {
             "opcode": opcode,
             "fin": fin,
@@ -99,6 +116,8 @@ class WireLog:
 
     def octets(self, direction: str, data: bytes) -> None:
         """Bytes written to or read from TCP (the handshake, and every chop of a chopped write)."""
+        if self.quiet:
+            return
         self._add(f"{direction}-octets", length=len(data), hex=_hex(data))
 
     def timer(self, name: str, delay: float) -> None:

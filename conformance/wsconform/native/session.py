@@ -6,9 +6,17 @@ Invariants:
 - Each event is recorded, then, if what was received equals *every* declared event list (the
   fuzzer's own test), the fuzzer starts the closing handshake with the first allowed code,
   unless the case expects the testee to close or suppresses it.
+- A 9.x case (an ``EchoCheck`` rule) records no events: each message's type and length go
+  to ``echoes`` and to an ``EchoTally``, which says whether to send the script's frames again
+  (round trips) or to start the closing handshake (1000). Its wire log is quiet from the
+  open until then, as the fuzzer's is.
+- A ``ContinueLater`` with a mark acts only while the connection is open, and records its
+  ``Timeout`` event without the closing check above (the fuzzer appends it directly).
 - A case that the fuzzer itself would wait on for ever (the testee closed, then kept TCP
-  open, and the case armed no timer) is ended by ``GUARD`` seconds of silence: we drop TCP
-  and say so in the wire log. That is the one place the engine does not wait like Autobahn.
+  open, and the case armed no timer) is ended by silence: ``GUARD`` seconds more than the
+  case's longest timer (so a 9.x case's own limit, up to 1000 s, always acts first), after
+  which we drop TCP and say so in the wire log. That is the one place the engine does not
+  wait like Autobahn.
 """
 
 from __future__ import annotations
@@ -21,11 +29,24 @@ from dataclasses import dataclass
 
 from wsconform.native import casedef
 from wsconform.native.connection import Connection, State
-from wsconform.native.record import Event, Message, Pong, WireLog
+from wsconform.native.record import Event, Message, Pong, Timeout, WireLog
+from wsconform.native.verdict import EchoCheck, EchoTally
 
-__all__ = ["GUARD", "Session"]
+__all__ = ["GUARD", "Session", "longest_timer"]
 
 GUARD = 60.0
+
+
+def longest_timer(steps: tuple[casedef.Step, ...]) -> float:
+    """The longest wait a script can arm, counting waits nested in continuations."""
+    longest = 0.0
+    for step in steps:
+        match step:
+            case casedef.KillAfter() | casedef.CloseAfter():
+                longest = max(longest, step.seconds)
+            case casedef.ContinueLater():
+                longest = max(longest, step.seconds + longest_timer(step.steps))
+    return longest
 
 
 @dataclass
@@ -40,7 +61,10 @@ class Session:
     def __init__(self, spec: casedef.CaseSpec, log: WireLog) -> None:
         self.spec = spec
         self.received: list[Event] = []
+        self.echoes: list[tuple[bool, int]] = []
         self.clock = _Clock()
+        self._tally = EchoTally(spec.rule) if isinstance(spec.rule, EchoCheck) else None
+        self.guard_delay = GUARD + longest_timer(spec.script)
         self._log = log
         self._connection: Connection | None = None
         self._guard: asyncio.TimerHandle | None = None
@@ -59,10 +83,20 @@ class Session:
     def opened(self) -> None:
         self.clock.started = time.monotonic()
         self._rearm_guard()
+        self._log.quiet = self._tally is not None
         self._run(self.spec.script)
 
     def message(self, payload: bytes, binary: bool) -> None:
-        self._record(Message(payload, binary))
+        if self._tally is None:
+            self._record(Message(payload, binary))
+            return
+        self.echoes.append((binary, len(payload)))
+        self._rearm_guard()
+        if self._tally.add(binary, len(payload)):
+            self._run(tuple(s for s in self.spec.script if isinstance(s, casedef.SendFrame)))
+        else:
+            self._log.quiet = False
+            self.connection.send_close(casedef.NORMAL)
 
     def pong(self, payload: bytes) -> None:
         self._record(Pong(payload))
@@ -103,12 +137,23 @@ class Session:
                     connection.send_close_frame(step.code, step.reason)
                 case casedef.SendMessage():
                     connection.send_message(step.payload, step.binary, step.fragment)
+                case casedef.BeginFrame():
+                    connection.begin_frame(step.opcode, step.length)
+                case casedef.FrameData():
+                    connection.frame_data(step.payload)
                 case casedef.KillAfter():
                     self._later("kill", step.seconds, connection.fail)
                 case casedef.CloseAfter():
                     self._later("close", step.seconds, connection.send_close)
                 case casedef.ContinueLater():
-                    self._later("continue", step.seconds, functools.partial(self._run, step.steps))
+                    self._later("continue", step.seconds, functools.partial(self._continue, step))
+
+    def _continue(self, step: casedef.ContinueLater) -> None:
+        if step.mark is not None:
+            if self.connection.state is not State.OPEN:
+                return
+            self.received.append(Timeout(step.mark))
+        self._run(step.steps)
 
     def _later(self, name: str, seconds: float, action: Callable[[], None]) -> None:
         self._log.timer(name, seconds)
@@ -124,9 +169,11 @@ class Session:
     def _rearm_guard(self) -> None:
         if self._guard is not None:
             self._guard.cancel()
-        self._guard = asyncio.get_running_loop().call_later(GUARD, self._stuck)
+        self._guard = asyncio.get_running_loop().call_later(self.guard_delay, self._stuck)
 
     def _stuck(self) -> None:
         if self.connection.state is not State.CLOSED:
-            self._log.note(f"no progress for {GUARD:.0f} s: the engine drops TCP (guard)")
+            self._log.note(
+                f"no progress for {self.guard_delay:.0f} s: the engine drops TCP (guard)"
+            )
             self.connection.drop(abort=True)

@@ -11,6 +11,10 @@ Invariants (the order is the fuzzer's and must not change):
 3. ``wrong_side_fatal`` and the wrong side closed -> ``behavior`` FAILED.
 4. Then the case's own ``Rule`` (7.x WRONG CODE fails behavior; 7.1.6 and 7.13.x are
    INFORMATIONAL; 10.1.1 counts the frames it sent).
+5. 9.x have an ``EchoCheck`` instead and no event lists: ``behavior`` and ``result`` are what
+   ``EchoTally`` makes of the echoes' types and lengths in arrival order; rule 2 still decides
+   the close. Time limits are not judged here: the case's own timer closes the connection,
+   and an echo that has not come by the end of the connection never counts.
 Pure functions over data; no I/O.
 """
 
@@ -20,7 +24,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Observed", "Rule", "Verdict", "decide"]
+__all__ = ["EchoCheck", "EchoTally", "Observed", "Rule", "Verdict", "decide"]
 
 OK = "OK"
 NON_STRICT = "NON-STRICT"
@@ -59,8 +63,68 @@ class Rule(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class EchoCheck:
+    """A 9.x case: the echo of what we sent is checked by type and length only. ``round_trips``
+    0 is one message (9.1-9.6); N is N messages, each sent when the previous echo is back
+    (9.7, 9.8). ``limit`` is the case's own time limit, in seconds (its result text names it).
+    ``says_got_binary``: 9.4.x's text for a text echo says "but got binary" (the fuzzer's)."""
+
+    binary: bool
+    length: int
+    limit: float
+    round_trips: int = 0
+    says_got_binary: bool = False
+
+
+class EchoTally:
+    """The 9.x judgement, one echo at a time: ``add`` says whether to send the next message
+    (else the fuzzer closes with 1000); ``behavior`` and ``result`` are the verdict so far."""
+
+    def __init__(self, check: EchoCheck) -> None:
+        self.check = check
+        self.behavior = FAILED
+        self.sent = 1
+        if check.round_trips:
+            self.result = f"Case did not finish within {check.limit:.0f} seconds."
+        else:
+            self.result = f"Did not receive message within {check.limit:.0f} seconds."
+
+    def add(self, binary: bool, length: int) -> bool:
+        """One echo arrived; True: send the next message."""
+        check = self.check
+        if check.round_trips:
+            if binary != check.binary or length != check.length:
+                self.behavior = FAILED
+                self.result = (
+                    "Echo'ed message type or length differs from what I sent "
+                    f"(got binary = {binary}, payload length = {length})."
+                )
+            elif self.sent < check.round_trips:
+                self.sent += 1
+                return True
+            else:
+                self.behavior = OK
+                self.result = "Ok, received all echo'ed messages in time."
+            return False
+        kind = "binary" if check.binary else "text"
+        if binary != check.binary:
+            got = "binary" if binary or check.says_got_binary else "text"
+            # The behavior stays as it was: a wrong echo only changes the text.
+            self.result = f"Expected {kind} message with payload, but got {got}."
+        elif length != check.length:
+            self.result = (
+                f"Expected {kind} message with payload of length {check.length}, but got {length}."
+            )
+        else:
+            self.behavior = OK
+            self.result = f"Received {kind} message of length {length}."
+        return False
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
-    """What the connection ended with: the case's events and the fuzzer-side close flags."""
+    """What the connection ended with: the case's events and the fuzzer-side close flags;
+    ``echoes`` are the (binary, length) of each message of a 9.x case, in order."""
 
     received: Sequence[object]
     was_open: bool
@@ -69,6 +133,7 @@ class Observed:
     dropped_by_me: bool
     remote_close_code: int | None
     tx_frames: Mapping[int, int]
+    echoes: Sequence[tuple[bool, int]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +179,7 @@ def decide(
     codes: Sequence[int],
     require_clean: bool,
     wrong_side_fatal: bool,
-    rule: Rule,
+    rule: Rule | EchoCheck,
     seen: Observed,
     *,
     auto_fragment: tuple[int, int] = (0, 0),
@@ -128,7 +193,13 @@ def decide(
     if seen.was_open and wrong_side_fatal and closed_by_fuzzer != seen.closed_by_me:
         behavior = FAILED
 
-    if rule is Rule.WRONG_CODE_FAILS and behavior_close == WRONG_CODE:
+    if isinstance(rule, EchoCheck):
+        if seen.was_open:
+            tally = EchoTally(rule)
+            for binary, length in seen.echoes:
+                tally.add(binary, length)
+            behavior, result = tally.behavior, tally.result
+    elif rule is Rule.WRONG_CODE_FAILS and behavior_close == WRONG_CODE:
         behavior, result = FAILED, result_close
     elif rule is Rule.INFORMATIONAL:
         behavior = behavior_close = INFORMATIONAL

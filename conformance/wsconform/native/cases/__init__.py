@@ -17,14 +17,26 @@ from wsconform.native.cases import (
     close,
     fragmentation,
     framing,
+    limits,
     opcodes,
     pingpong,
     reserved_bits,
+    utf8_handling,
 )
 
 __all__ = ["DEFINED", "UnsupportedCase", "get", "supported"]
 
-_MODULES = (framing, pingpong, reserved_bits, opcodes, fragmentation, close, autofragment)
+_MODULES = (
+    framing,
+    pingpong,
+    reserved_bits,
+    opcodes,
+    fragmentation,
+    utf8_handling,
+    close,
+    limits,
+    autofragment,
+)
 
 
 class UnsupportedCase(ValueError):
