@@ -241,29 +241,3 @@ def test_load_run_reads_ours_and_the_fuzzers_own_directories(
     assert list(ours.cases) == list(theirs.cases) == ["1.1.1"]
     with pytest.raises(results.ResultsError):
         runner.load_run(tmp_path / "nowhere")
-
-
-# ------------------------------------------------------------------------------ pytest plugin
-
-
-def test_pytest_fixture_runs_and_gates(
-    local_backend: backends.LocalBackend,
-    wsconform_run: Callable[..., runner.RunOutcome],
-    echo_cmd: str,
-) -> None:
-    outcome = wsconform_run(server_cmd=echo_cmd, cases=["1.1.1", "1.1.2"], backend="local")
-    assert outcome.exit_code == gate.EXIT_OK
-    assert outcome.paths["junit"].is_file()
-
-
-def test_pytest_fixture_fails_the_test_with_the_failing_cases(
-    local_backend: backends.LocalBackend,
-    wsconform_run: Callable[..., runner.RunOutcome],
-    faulty_cmd: Callable[..., str],
-) -> None:
-    with pytest.raises(pytest.fail.Exception) as caught:
-        wsconform_run(server_cmd=faulty_cmd("mute"), cases=["1.1.1"], backend="local")
-    message = str(caught.value)
-    assert "1 case: 0 passed, 0 informational, 1 failed (strict)" in message
-    assert "  1.1.1: " in message
-    assert "summary.md" in message

@@ -111,8 +111,8 @@ def execute(
     config: ClientRunConfig, backend: backends.Backend, view: progress.View, say: Say
 ) -> runner.RunOutcome:
     """Run the client through the fuzzing server's cases, then gate and render the reports."""
-    selected = _selection(config)
-    baseline = _load_baseline(config.baseline)
+    selected = runner.selected_cases(config)
+    baseline = runner.load_baseline(config.baseline)
     with runner.exclusive(config.outdir):
         raw = config.outdir / backends.RAW_DIR
         if raw.exists():  # stale per-case reports of an earlier run must not be mixed in
@@ -168,31 +168,6 @@ def execute(
         regressions=regressions,
         notes=list(run.notes),
     )
-
-
-def _selection(config: ClientRunConfig) -> list[str]:
-    try:
-        selected = catalog.select(list(config.cases), list(config.exclude))
-    except catalog.CaseSelectionError as exc:
-        raise runner.ConfigError(
-            str(exc), "hint: `wsconform cases PATTERN` lists what it selects"
-        ) from exc
-    if not selected:
-        raise runner.ConfigError(
-            f"no case matches --cases {' '.join(config.cases)}"
-            + (f" --exclude {' '.join(config.exclude)}" if config.exclude else ""),
-            "hint: `wsconform cases PATTERN` lists what a pattern selects",
-        )
-    return selected
-
-
-def _load_baseline(path: Path | None) -> results.RunResults | None:
-    if path is None:
-        return None
-    try:
-        return runner.load_run(path)
-    except results.ResultsError as exc:
-        raise runner.ConfigError(f"cannot read the baseline run {path}: {exc}") from exc
 
 
 def _start_client(command: list[str], logdir: Path) -> testee.Testee:

@@ -132,7 +132,18 @@ def exclusive(outdir: Path) -> Iterator[None]:
 
 
 def selection(config: RunConfig) -> list[str]:
-    """The case ids the run asks for, in the fuzzer's order; ConfigError when none."""
+    """The case ids the run asks for (its shard's slice), in the fuzzer's order."""
+    selected = selected_cases(config)
+    if config.shard is not None:
+        from wsconform import parallel  # parallel builds on this module
+
+        return parallel.shard_cases(selected, *config.shard)
+    return selected
+
+
+def selected_cases(config: RunSettings) -> list[str]:
+    """The case ids a server or client run selects, in the fuzzer's order; ConfigError when
+    none."""
     try:
         selected = catalog.select(list(config.cases), list(config.exclude))
     except catalog.CaseSelectionError as exc:
@@ -145,10 +156,6 @@ def selection(config: RunConfig) -> list[str]:
             + (f" --exclude {' '.join(config.exclude)}" if config.exclude else ""),
             "hint: `wsconform cases PATTERN` lists what a pattern selects",
         )
-    if config.shard is not None:
-        from wsconform import parallel  # parallel builds on this module
-
-        return parallel.shard_cases(selected, *config.shard)
     return selected
 
 
@@ -157,7 +164,7 @@ def execute(
 ) -> RunOutcome:
     """Run the fuzzer against the configured testee, then gate and render the reports."""
     selected = selection(config)
-    baseline = _load_baseline(config.baseline)
+    baseline = load_baseline(config.baseline)
     with exclusive(config.outdir):
         raw = config.outdir / backends.RAW_DIR
         if raw.exists():  # stale per-case reports of an earlier run must not be mixed in
@@ -196,7 +203,8 @@ def execute(
         )
 
 
-def _load_baseline(path: Path | None) -> results.RunResults | None:
+def load_baseline(path: Path | None) -> results.RunResults | None:
+    """The --baseline run of a server or client run; ConfigError when it cannot be read."""
     if path is None:
         return None
     try:
