@@ -64,9 +64,49 @@ def test_passing_run_exits_0_with_quiet_progress_and_reports_under_cwd(
     # Not a terminal: one line per finished category instead of a live bar.
     assert "[1/3] 1 Framing: 1 cases done" in done.stderr
     assert "[3/3] 2 Pings/Pongs: 2 cases done" in done.stderr
-    reports = tmp_path / "reports" / "echo"
+    reports = tmp_path / "reports" / "runs" / "echo"
     for name in ("summary.json", "summary.md", "junit.xml", "index.html", "raw/index.json"):
         assert (reports / name).is_file(), name
+
+
+def checkout_of_reports(path: Path) -> Path:
+    """A git checkout holding this tree's committed reports/ and its ignore rules."""
+    tracked = subprocess.run(
+        ["git", "ls-files", ".gitignore", "reports"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert "reports/reference/summary.md" in tracked
+    for name in tracked:
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / name, path / name)
+    for command in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "checkout"]):
+        git = ["git", "-c", "user.name=wsconform", "-c", "user.email=wsconform@localhost"]
+        subprocess.run([*git, *command], cwd=path, check=True)
+    return path
+
+
+def git_status(checkout: Path) -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=checkout, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def test_runs_with_the_default_outdir_leave_the_checkout_clean(
+    local_backend: object, tmp_path: Path, env: dict[str, str]
+) -> None:
+    checkout = checkout_of_reports(tmp_path / "checkout")
+    for command in ("run", "run-client"):
+        done = wsconform(command, "--cases", "1.1.1", "-q", cwd=checkout, env=env)
+        assert done.returncode == 0, done.stderr
+    assert (checkout / "reports" / "runs" / "reference" / "summary.md").is_file()
+    assert (checkout / "reports" / "runs" / "clients" / "reference" / "summary.md").is_file()
+    assert git_status(checkout) == ""
+    # make conformance's explicit --outdir is what refreshes a committed summary.
+    done = wsconform("run", "--cases", "1.1.1", "-q", "--outdir", "reports/reference",
+                     cwd=checkout, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert git_status(checkout) == " M reports/reference/summary.md\n"
 
 
 def test_console_script_is_installed_and_documents_exit_codes() -> None:

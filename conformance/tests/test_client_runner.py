@@ -154,7 +154,7 @@ def test_run_client_refuses_a_command_without_placeholders(tmp_path: Path) -> No
 def test_reference_client_passes_the_quick_profile_under_the_strict_gate(
     local_backend: backends.LocalBackend, tmp_path: Path
 ) -> None:
-    outdir = tmp_path / "reports" / "clients" / "reference"
+    outdir = tmp_path / "reports" / "runs" / "clients" / "reference"
     done = subprocess.run(
         [sys.executable, "-m", "wsconform", "run-client", "--profile", "quick", "--quiet"],
         capture_output=True,

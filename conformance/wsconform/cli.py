@@ -50,6 +50,9 @@ Exit codes:
 """
 
 MAX_LISTED_FAILURES = 25
+#: Where a run writes without --outdir: never a committed path (the published summaries in
+#: reports/reference/ are refreshed only by an explicit --outdir, as `make conformance` does).
+RUNS_DIR = Path("reports") / "runs"
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -242,7 +245,7 @@ def main() -> None:
 @click.option(
     "--outdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default: reports/<agent>).",
+    help="Run directory (default: reports/runs/<agent>).",
 )
 @backend_options
 @click.option(
@@ -306,7 +309,7 @@ def run(
     chosen, excluded = catalog.profile_selection(profile, cases, exclude)
     config = runner.RunConfig(
         agent=agent,
-        outdir=outdir if outdir is not None else Path("reports") / agent,
+        outdir=outdir if outdir is not None else RUNS_DIR / agent,
         cases=chosen,
         exclude=excluded,
         url=url,
@@ -350,7 +353,7 @@ def run(
 @click.option(
     "--outdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default: reports/clients/<agent>).",
+    help="Run directory (default: reports/runs/clients/<agent>).",
 )
 @backend_options
 @click.option(
@@ -400,7 +403,7 @@ def run_client(
     chosen, excluded = catalog.profile_selection(profile, cases, exclude)
     config = client_runner.ClientRunConfig(
         agent=agent,
-        outdir=outdir if outdir is not None else Path("reports") / "clients" / agent,
+        outdir=outdir if outdir is not None else RUNS_DIR / "clients" / agent,
         cases=chosen,
         exclude=excluded,
         client_cmd=client_cmd,
@@ -525,7 +528,7 @@ def gate_command(
     baseline: Path | None,
     outdir: Path | None,
 ) -> None:
-    """Gate an existing run: ours (reports/<agent>) or a directory wstest wrote elsewhere."""
+    """Gate an existing run: ours (reports/runs/<agent>) or a directory wstest wrote elsewhere."""
     out, err = _consoles()
     expected = _load_expectations(err, expectations)
     run_results = _load_run(err, directory, agent)
