@@ -99,9 +99,9 @@ def test_runs_with_the_default_outdir_leave_the_checkout_clean(
     for command in ("run", "run-client"):
         done = wsconform(command, "--cases", "1.1.1", "-q", cwd=checkout, env=env)
         assert done.returncode == 0, done.stderr
+    assert git_status(checkout) == ""
     assert (checkout / "reports" / "runs" / "reference" / "summary.md").is_file()
     assert (checkout / "reports" / "runs" / "clients" / "reference" / "summary.md").is_file()
-    assert git_status(checkout) == ""
     # make conformance's explicit --outdir is what refreshes a committed summary.
     done = wsconform("run", "--cases", "1.1.1", "-q", "--outdir", "reports/reference",
                      cwd=checkout, env=env)  # fmt: skip
