@@ -109,6 +109,22 @@ def test_runs_with_the_default_outdir_leave_the_checkout_clean(
     assert git_status(checkout) == " M reports/reference/summary.md\n"
 
 
+def test_python_placeholder_is_the_interpreter_of_an_unactivated_console_script(
+    local_backend: object, tmp_path: Path, env: dict[str, str]
+) -> None:
+    testee = ROOT / "conformance" / "testees" / "websockets_echo.py"
+    console_script = Path(sys.executable).with_name("wsconform")
+    env.update(PATH="/usr/bin:/bin")  # not activated: `python` here lacks the venv's packages
+    done = subprocess.run(
+        [str(console_script), "run", "--server-cmd", f"{{python}} '{testee}' {{port}}",
+         "--cases", "1.1.1", "-q", "--outdir", str(tmp_path / "run")],
+        env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "1 case: 1 passed" in done.stdout
+    assert f"testee: {sys.executable} {testee} " in done.stderr
+
+
 def test_console_script_is_installed_and_documents_exit_codes() -> None:
     script = Path(sys.executable).with_name("wsconform")
     if not script.exists():

@@ -22,6 +22,17 @@ def test_command_for_fills_port_and_host_in_every_word() -> None:
     assert command == ["srv", "--listen", "127.0.0.2:8123", "--name", "a b"]
 
 
+def test_command_for_fills_python_with_this_interpreter_as_one_word(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/opt/my venv/bin/python3")
+    command = testee.command_for("{python} -m srv --port {port}", 8123)
+    assert command == ["/opt/my venv/bin/python3", "-m", "srv", "--port", "8123"]
+    # Shell-quoted, so it stays one word inside a double-quoted shell command too.
+    nested = testee.command_for('sh -c "{python} srv.py {port}"', 8123)
+    assert nested == ["sh", "-c", "'/opt/my venv/bin/python3' srv.py 8123"]
+
+
 def test_command_without_port_placeholder_is_refused() -> None:
     with pytest.raises(ValueError, match=r"\{port\}"):
         testee.command_for("srv --port 9000", 8123)

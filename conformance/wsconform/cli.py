@@ -234,8 +234,9 @@ def main() -> None:
 @click.option(
     "--server-cmd",
     metavar="CMD",
-    help="Start the testee with this command; {port} (and {host}) are filled in. "
-    "Default (no --url either): the reference server, python -m rfc6455 serve.",
+    help="Start the testee with this command; {port} (and {host}) are filled in, and "
+    "{python} is the interpreter running wsconform (e.g. '{python} my_server.py {port}'). "
+    "Default (no --url either): the reference server, {python} -m rfc6455 serve.",
 )
 @click.option(
     "--agent", help="Name of the implementation under test (default: reference, or testee)."
@@ -343,9 +344,10 @@ def run(
 @click.option(
     "--client-cmd",
     metavar="CMD",
-    help="The client under test; {url} (the fuzzing server) and {agent} are filled in. It "
-    "runs every case itself: /getCaseCount, /runCase?case=N&agent=A echoing each message, "
-    "/updateReports. Default: our client, python -m rfc6455 client-testee.",
+    help="The client under test; {url} (the fuzzing server) and {agent} are filled in, and "
+    "{python} is the interpreter running wsconform. It runs every case itself: "
+    "/getCaseCount, /runCase?case=N&agent=A echoing each message, /updateReports. "
+    "Default: our client, {python} -m rfc6455 client-testee.",
 )
 @click.option("--agent", help="Name of the client under test (default: reference, or testee).")
 @selection_options

@@ -31,7 +31,6 @@ import queue
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -66,8 +65,7 @@ _PASSING = ("OK", "INFORMATIONAL")
 
 def reference_client_command() -> str:
     """The command that runs our own client through the cases: the default client."""
-    python = shlex.quote(sys.executable)
-    return f"{python} -m rfc6455 client-testee --url {{url}} --agent {{agent}}"
+    return f"{testee.PYTHON} -m rfc6455 client-testee --url {{url}} --agent {{agent}}"
 
 
 def case_bound(case_id: str, case_timeout: float = CASE_TIMEOUT) -> float:
@@ -76,12 +74,13 @@ def case_bound(case_id: str, case_timeout: float = CASE_TIMEOUT) -> float:
 
 
 def client_command_for(template: str, url: str, agent: str) -> list[str]:
-    """Split `template` like a shell would and fill in ``{url}`` and ``{agent}``."""
+    """Split `template` like a shell would and fill in ``{url}`` and ``{agent}`` (and
+    ``{python}``, as `testee.command_for` does)."""
     for placeholder in ("{url}", "{agent}"):
         if placeholder not in template:
             raise ValueError(f"the client command must contain {placeholder}: {template!r}")
     try:
-        words = shlex.split(template)
+        words = shlex.split(testee.with_python(template))
     except ValueError as exc:
         raise ValueError(f"cannot parse the client command {template!r}: {exc}") from exc
     return [word.replace("{url}", url).replace("{agent}", agent) for word in words]

@@ -1,5 +1,11 @@
 """Starting the implementation under test: a command with a ``{port}`` placeholder.
 
+Placeholders: ``{port}`` (required) and ``{host}``, filled into each word of the split
+command; ``{python}``, the interpreter running wsconform, shell-quoted and filled in before
+the split, so ``'{python} my_server.py {port}'`` runs the venv's Python even when the venv is
+not activated (``python`` on PATH may be another one, without the testee's packages). Client
+commands (`client_runner`) take ``{python}`` the same way.
+
 The harness picks a free port, starts the command in its own session (so a Ctrl-C meant for
 the harness does not kill the testee before the harness has stopped the fuzzer), waits until
 the port accepts TCP connections (bounded), and stops the whole session afterwards. The
@@ -45,9 +51,17 @@ class TesteeError(Exception):
         return message
 
 
+PYTHON = "{python}"
+
+
+def with_python(template: str) -> str:
+    """`template` with ``{python}`` replaced by this interpreter, shell-quoted."""
+    return template.replace(PYTHON, shlex.quote(sys.executable))
+
+
 def reference_command() -> str:
     """The command that runs our reference server: the default testee."""
-    return f"{shlex.quote(sys.executable)} -m rfc6455 serve --host {{host}} --port {{port}}"
+    return f"{PYTHON} -m rfc6455 serve --host {{host}} --port {{port}}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -59,11 +73,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def command_for(template: str, port: int, host: str = "127.0.0.1") -> list[str]:
-    """Split `template` like a shell would and fill in ``{port}`` (and ``{host}``)."""
+    """Split `template` like a shell would and fill in ``{port}`` (and ``{host}``, ``{python}``)."""
     if "{port}" not in template:
         raise ValueError(f"the server command must contain {{port}}: {template!r}")
     try:
-        words = shlex.split(template)
+        words = shlex.split(with_python(template))
     except ValueError as exc:
         raise ValueError(f"cannot parse the server command {template!r}: {exc}") from exc
     if not words:
