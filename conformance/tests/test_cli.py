@@ -67,6 +67,7 @@ def test_passing_run_exits_0_with_quiet_progress_and_reports_under_cwd(
     reports = tmp_path / "reports" / "runs" / "echo"
     for name in ("summary.json", "summary.md", "junit.xml", "index.html", "raw/index.json"):
         assert (reports / name).is_file(), name
+    assert not (reports / runner.LOCK_FILE).exists()
 
 
 def checkout_of_reports(path: Path) -> Path:
@@ -243,6 +244,18 @@ def test_second_run_into_a_busy_outdir_exits_2(
         )  # fmt: skip
     assert done.returncode == 2
     assert f"another wsconform run is writing into {tmp_path}" in done.stderr
+
+
+def test_run_refused_on_a_bad_option_leaves_no_lock_and_no_folder(
+    local_backend: object, tmp_path: Path, env: dict[str, str]
+) -> None:
+    outdir = tmp_path / "reports" / "runs" / "testee"
+    done = wsconform("run", "--server-cmd", "srv 'unclosed {port}", "--cases", "1.1.1",
+                     cwd=tmp_path, env=env)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "cannot parse the server command" in done.stderr
+    assert not (outdir / runner.LOCK_FILE).exists()
+    assert not outdir.exists()
 
 
 # ------------------------------------------------------------------------------------ exit 3

@@ -116,19 +116,46 @@ def load_run(path: Path, agent: str | None = None) -> results.RunResults:
 
 @contextlib.contextmanager
 def exclusive(outdir: Path) -> Iterator[None]:
-    """Hold the run directory's lock; OutdirBusy when another run holds it."""
+    """Hold the run directory's lock for the block; OutdirBusy when another run holds it.
+
+    The lock file goes when the block ends, however it ends, and so does a run directory the
+    block created and left empty: a run refused on a bad option leaves nothing behind.
+    """
+    created = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
-    with open(outdir / LOCK_FILE, "w") as lock:
+    path = outdir / LOCK_FILE
+    while True:
+        lock = open(path, "a")  # noqa: SIM115 (closed below; "w" would wipe the holder's pid)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock.close()
             raise OutdirBusy(
                 f"another wsconform run is writing into {outdir}",
                 "hint: wait for it, or pass a different --outdir",
             ) from None
+        if _is_open_as(lock.fileno(), path):
+            break
+        lock.close()  # the holder removed the file as it finished: lock the new one
+    try:
+        lock.truncate(0)
         lock.write(f"{os.getpid()}\n")
         lock.flush()
         yield
+    finally:
+        path.unlink()  # still locked: a run that opens it now retries on the next file
+        lock.close()
+        if created:
+            with contextlib.suppress(OSError):  # not empty: the run wrote its reports
+                outdir.rmdir()
+
+
+def _is_open_as(descriptor: int, path: Path) -> bool:
+    """Is `descriptor` the file at `path` (not one unlinked since it was opened)?"""
+    try:
+        return os.path.samestat(os.fstat(descriptor), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def selection(config: RunConfig) -> list[str]:
