@@ -110,9 +110,16 @@ def test_wait_for_url_refuses_non_websocket_urls() -> None:
         testee.wait_for_url("http://127.0.0.1:80/")
 
 
-def test_wait_for_url_fails_when_nothing_listens() -> None:
+def test_wait_for_url_to_a_closed_port_says_the_port_refused() -> None:
+    # The start-up timeout is long; the refusal ends the wait (retried for the grace only).
+    with pytest.raises(testee.TesteeError, match=r"127\.0\.0\.1 refused connections on port"):
+        testee.wait_for_url(f"ws://127.0.0.1:{testee.free_port()}/", timeout=60)
+
+
+def test_wait_for_url_gives_up_at_the_timeout_when_connections_are_not_refused() -> None:
     with pytest.raises(testee.TesteeError, match="nothing accepts connections"):
-        testee.wait_for_url(f"ws://127.0.0.1:{testee.free_port()}/", timeout=0.3)
+        # No refusal ever lasts the grace: the timeout ends the wait.
+        testee.wait_for_url(f"ws://127.0.0.1:{testee.free_port()}/", 0.3, refused_grace=60)
 
 
 def test_reference_command_runs_the_rfc6455_server_on_the_placeholder_port() -> None:

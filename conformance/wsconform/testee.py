@@ -32,6 +32,9 @@ from urllib.parse import urlsplit
 # that a testee which will never listen fails the job quickly.
 STARTUP_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
+# A server given by --url is already running: a refusal is an answer (a closed port), not a
+# server still starting, so it is retried only this long (a restart in progress) then reported.
+REFUSED_GRACE = 2.0
 POLL_INTERVAL = 0.05
 STDOUT_LOG = "testee-stdout.log"
 STDERR_LOG = "testee-stderr.log"
@@ -85,25 +88,49 @@ def command_for(template: str, port: int, host: str = "127.0.0.1") -> list[str]:
     return [word.replace("{port}", str(port)).replace("{host}", host) for word in words]
 
 
-def accepts_connections(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when a TCP connection to host:port succeeds."""
+def connection_error(host: str, port: int, timeout: float = 1.0) -> OSError | None:
+    """Why a TCP connection to host:port fails, or None when it succeeds."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+            return None
+    except OSError as exc:
+        return exc
 
 
-def wait_for_url(url: str, timeout: float = STARTUP_TIMEOUT) -> None:
-    """Wait until the server behind `url` accepts TCP connections; TesteeError if it never does."""
+def accepts_connections(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when a TCP connection to host:port succeeds."""
+    return connection_error(host, port, timeout) is None
+
+
+def wait_for_url(
+    url: str, timeout: float = STARTUP_TIMEOUT, refused_grace: float = REFUSED_GRACE
+) -> None:
+    """Wait until the server behind `url` accepts TCP connections; TesteeError if it never does.
+
+    Refusals end the wait after `refused_grace` seconds (nothing listens on that port);
+    anything else (no route yet, a silent host) is retried until `timeout`.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
     port = parts.port or (443 if parts.scheme == "wss" else 80)
-    deadline = time.monotonic() + timeout
-    while not accepts_connections(parts.hostname, port):
-        if time.monotonic() >= deadline:
-            raise TesteeError(f"nothing accepts connections at {url} (waited {timeout:g} s)")
+    started = time.monotonic()
+    refused_since: float | None = None
+    while (error := connection_error(parts.hostname, port)) is not None:
+        now = time.monotonic()
+        if isinstance(error, ConnectionRefusedError):
+            refused_since = now if refused_since is None else refused_since
+            if now - refused_since >= refused_grace:
+                raise TesteeError(
+                    f"{parts.hostname} refused connections on port {port} ({url}): nothing "
+                    "listens there; start the server first, or check the port"
+                )
+        else:
+            refused_since = None
+        if now - started >= timeout:
+            raise TesteeError(
+                f"nothing accepts connections at {url} (waited {timeout:g} s; last: {error})"
+            )
         time.sleep(POLL_INTERVAL)
 
 
