@@ -7,12 +7,16 @@ real ones; quick commands use click's CliRunner on the same ``main``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
@@ -338,6 +342,49 @@ def test_cases_lists_what_a_pattern_selects_with_wstest_semantics() -> None:
     assert listed[:3] == ["12.1.1", "12.1.10", "12.1.11"]  # anchored at the start only
     assert "12.2.1" in listed and "12.2.10" in listed
     assert result.output.splitlines()[-1] == f"{len(listed)} cases"
+
+
+def test_cases_shows_whole_descriptions_when_not_on_a_terminal() -> None:
+    result = CliRunner().invoke(main, ["cases", "9.3.1"])
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "9.3.1  Send fragmented text message message with message payload of length "
+        "4 * 2**20 (4M). Sent out in fragments of 64.",
+        "1 case",
+    ]
+
+
+def in_terminal(args: list[str], columns: int) -> str:
+    """``python -m wsconform ARGS`` on a real pseudo-terminal `columns` wide; its output."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "wsconform", *args],
+        stdin=slave, stdout=slave, stderr=slave, env=env,
+    ) as process:  # fmt: skip
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(master)
+        assert process.wait(timeout=60) == 0
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_cases_wraps_descriptions_to_the_terminals_width() -> None:
+    lines = in_terminal(["cases", "9.3.1", "9.3.2"], columns=60).splitlines()
+    assert max(len(line) for line in lines) <= 60
+    assert lines[0].startswith("9.3.1  Send fragmented text message")
+    assert lines[1].startswith("       ")  # continued under the description
+    assert "fragments of 64." in " ".join(lines)
+    assert lines[-1] == "2 cases"
 
 
 def test_cases_with_profile_and_exclude() -> None:

@@ -11,6 +11,7 @@ import dataclasses
 import re
 import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,8 @@ Exit codes:
 """
 
 MAX_LISTED_FAILURES = 25
+#: `wsconform cases` on a narrow terminal: descriptions get at least this many columns.
+MIN_DESCRIPTION_WIDTH = 30
 #: Where a run writes without --outdir: never a committed path (the published summaries in
 #: reports/reference/ are refreshed only by an explicit --outdir, as `make conformance` does).
 RUNS_DIR = Path("reports") / "runs"
@@ -780,10 +783,20 @@ def cases_command(patterns: tuple[str, ...], exclude: tuple[str, ...], profile: 
         _fail(err, gate.EXIT_USAGE, str(exc))
         return
     width = max((len(case) for case in selected), default=0)
+    # A terminal gets each description wrapped to its width; a pipe or file gets it whole.
+    columns = max(out.width, width + 2 + MIN_DESCRIPTION_WIDTH) if out.is_terminal else None
     for case in selected:
+        head = f"{case:<{width}}  "
         description = " ".join(catalog.describe(case).description.split())
-        out.print(f"{case:<{width}}  {escape(description[:110])}")
-    summary = f"{len(selected)} cases"
+        if columns is not None:
+            indent = " " * len(head)
+            description = textwrap.fill(
+                description, columns, initial_indent=head, subsequent_indent=indent
+            )
+        else:
+            description = head + description
+        out.print(escape(description))
+    summary = f"{len(selected)} {'case' if len(selected) == 1 else 'cases'}"
     if excluded:
         summary += f" (excluding {', '.join(excluded)})"
     out.print(summary)
