@@ -92,6 +92,9 @@ def test_unknown_option_values_are_usage_errors_naming_the_choices(tmp_path: Pat
     done = scratch_pytest(project, "--wsconform-cases", "1.1.1,6.4.99")
     assert done.returncode == pytest.ExitCode.USAGE_ERROR
     assert "unknown case id '6.4.99'" in done.stderr
+    done = scratch_pytest(project, "--wsconform-expectations", "missing.toml")
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "missing.toml" in done.stderr
 
 
 SETTINGS_AND_SUMMARY = """
@@ -169,3 +172,13 @@ def test_fixture_fails_the_test_with_the_failing_cases(
     assert "1 case: 0 passed, 0 informational, 1 failed (strict)" in message
     assert "  1.1.1: " in message
     assert "summary.md" in message
+
+
+@pytest.mark.autobahn
+def test_fixture_fails_the_test_saying_why_a_run_could_not_happen(
+    local_backend: backends.LocalBackend,
+    wsconform_run: Callable[..., runner.RunOutcome],
+    unused_port: int,
+) -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"wsconform could not run: .*refused"):
+        wsconform_run(url=f"ws://127.0.0.1:{unused_port}", cases="1.1.1", backend="local")

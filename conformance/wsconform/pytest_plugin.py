@@ -129,7 +129,9 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         if not catalog.select(chosen, excluded):
             raise ValueError(f"--wsconform-cases: no case matches {' '.join(chosen)}")
-    except (ValueError, catalog.CaseSelectionError) as exc:
+        if "expectations" in given:
+            gates.load_expectations(Path(given["expectations"]))
+    except (ValueError, catalog.CaseSelectionError, gates.GateConfigError) as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
@@ -238,8 +240,11 @@ def _run_and_gate(request: pytest.FixtureRequest, tmp_path: Path) -> RunFixture:
             allow_unimplemented=setting("allow_unimplemented", allow_unimplemented),
         )
         log: list[str] = []
-        fuzzer = backends.choose(setting("backend", backend))
-        outcome = runner.execute(config, fuzzer, _SilentView(), log.append)
+        try:
+            fuzzer = backends.choose(setting("backend", backend))
+            outcome = runner.execute(config, fuzzer, _SilentView(), log.append)
+        except (backends.BackendError, runner.RunError) as exc:
+            pytest.fail(f"wsconform could not run: {exc}", pytrace=False)
         verdict = "gate passed" if outcome.exit_code == gates.EXIT_OK else "gate FAILED"
         request.node.user_properties.append(
             (
