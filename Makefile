@@ -39,7 +39,9 @@ unit: install fuzzer
 test: lint typecheck unit
 
 # The main job: the reference server, then the reference client, through the full Autobahn
-# suite under the strict gate; refreshes reports/reference/ and reports/clients/reference/.
+# suite under the strict gate. The explicit --outdir is what refreshes the committed
+# reports/reference/summary.md and reports/clients/reference/summary.md: a run without one
+# writes under reports/runs/, which git ignores.
 conformance: install
 	$(VENV)/bin/wsconform run --profile full --gate strict --agent reference \
 	  --outdir reports/reference

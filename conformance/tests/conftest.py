@@ -19,11 +19,11 @@ from typing import NoReturn
 import pytest
 
 from wsconform import backends
-from wsconform.pytest_plugin import wsconform_run  # noqa: F401  (the plugin's fixture, under test)
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTEES = ROOT / "conformance" / "testees"
 PYTHON = shlex.quote(sys.executable)
+PLUGIN = "wsconform.pytest_plugin"
 
 # websockets 17.4 here: these cases FAIL (7.1.5: the echo of the message sent before a close
 # frame goes missing; 9.3.1-9.3.3 and 9.4.1-9.4.3: 4 MiB in tiny fragments is too slow).
@@ -32,6 +32,13 @@ WEBSOCKETS_FAILURES = ("7.1.5", "9.3.1", "9.3.2", "9.3.3", "9.4.1", "9.4.2", "9.
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes a minute or more (real provisioning)")
+    # wsconform_run comes from the installed plugin, as in a user's suite (not imported here,
+    # which would shadow the plugin's fixture and its options with a second copy).
+    if not config.pluginmanager.has_plugin(PLUGIN):
+        raise pytest.UsageError(
+            f"the {PLUGIN} plugin is not loaded: install wsconform (make install), or pass "
+            f"-p {PLUGIN} when plugin autoloading is off"
+        )
 
 
 @pytest.fixture

@@ -90,6 +90,17 @@ def test_an_unknown_literal_id_is_an_error_naming_the_closest() -> None:
         catalog.select(["*"], ["9.9.1"])  # a typo in an exclude never goes unnoticed
 
 
+def test_profile_selection_replaces_cases_adds_excludes_and_splits_commas() -> None:
+    assert catalog.profile_selection("no-deflate") == (["*"], ["12.*", "13.*"])
+    assert catalog.profile_selection("no-deflate", "1.*, 2.1.1", ["9.*,10.*"]) == (
+        ["1.*", "2.1.1"],
+        ["12.*", "13.*", "9.*", "10.*"],
+    )
+    assert catalog.profile_selection("quick", (), "6.4.*")[1] == ["6.4.*"]
+    with pytest.raises(catalog.CaseSelectionError, match=r"'quik' \(closest: quick\)"):
+        catalog.profile_selection("quik")
+
+
 def test_a_cases_pattern_that_selects_nothing_is_an_error_but_an_exclude_may() -> None:
     with pytest.raises(catalog.CaseSelectionError, match=r"'8\.\*' selects no case"):
         catalog.select(["8.*"])

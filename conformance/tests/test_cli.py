@@ -7,12 +7,16 @@ real ones; quick commands use click's CliRunner on the same ``main``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,9 +68,66 @@ def test_passing_run_exits_0_with_quiet_progress_and_reports_under_cwd(
     # Not a terminal: one line per finished category instead of a live bar.
     assert "[1/3] 1 Framing: 1 cases done" in done.stderr
     assert "[3/3] 2 Pings/Pongs: 2 cases done" in done.stderr
-    reports = tmp_path / "reports" / "echo"
+    reports = tmp_path / "reports" / "runs" / "echo"
     for name in ("summary.json", "summary.md", "junit.xml", "index.html", "raw/index.json"):
         assert (reports / name).is_file(), name
+    assert not (reports / runner.LOCK_FILE).exists()
+
+
+def checkout_of_reports(path: Path) -> Path:
+    """A git checkout holding this tree's committed reports/ and its ignore rules."""
+    tracked = subprocess.run(
+        ["git", "ls-files", ".gitignore", "reports"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert "reports/reference/summary.md" in tracked
+    for name in tracked:
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / name, path / name)
+    for command in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "checkout"]):
+        git = ["git", "-c", "user.name=wsconform", "-c", "user.email=wsconform@localhost"]
+        subprocess.run([*git, *command], cwd=path, check=True)
+    return path
+
+
+def git_status(checkout: Path) -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=checkout, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def test_runs_with_the_default_outdir_leave_the_checkout_clean(
+    local_backend: object, tmp_path: Path, env: dict[str, str]
+) -> None:
+    checkout = checkout_of_reports(tmp_path / "checkout")
+    for command in ("run", "run-client"):
+        done = wsconform(command, "--cases", "1.1.1", "-q", cwd=checkout, env=env)
+        assert done.returncode == 0, done.stderr
+    assert git_status(checkout) == ""
+    assert (checkout / "reports" / "runs" / "reference" / "summary.md").is_file()
+    assert (checkout / "reports" / "runs" / "clients" / "reference" / "summary.md").is_file()
+    # make conformance's explicit --outdir is what refreshes a committed summary.
+    done = wsconform("run", "--cases", "1.1.1", "-q", "--outdir", "reports/reference",
+                     cwd=checkout, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert git_status(checkout) == " M reports/reference/summary.md\n"
+
+
+def test_python_placeholder_is_the_interpreter_of_an_unactivated_console_script(
+    local_backend: object, tmp_path: Path, env: dict[str, str]
+) -> None:
+    testee = ROOT / "conformance" / "testees" / "websockets_echo.py"
+    console_script = Path(sys.executable).with_name("wsconform")
+    env.update(PATH="/usr/bin:/bin")  # not activated: `python` here lacks the venv's packages
+    done = subprocess.run(
+        [str(console_script), "run", "--server-cmd", f"{{python}} '{testee}' {{port}}",
+         "--cases", "1.1.1", "-q", "--outdir", str(tmp_path / "run")],
+        env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "1 case: 1 passed" in done.stdout
+    assert f"testee: {sys.executable} {testee} " in done.stderr
 
 
 def test_console_script_is_installed_and_documents_exit_codes() -> None:
@@ -189,6 +250,18 @@ def test_second_run_into_a_busy_outdir_exits_2(
     assert f"another wsconform run is writing into {tmp_path}" in done.stderr
 
 
+def test_run_refused_on_a_bad_option_leaves_no_lock_and_no_folder(
+    local_backend: object, tmp_path: Path, env: dict[str, str]
+) -> None:
+    outdir = tmp_path / "reports" / "runs" / "testee"
+    done = wsconform("run", "--server-cmd", "srv 'unclosed {port}", "--cases", "1.1.1",
+                     cwd=tmp_path, env=env)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "cannot parse the server command" in done.stderr
+    assert not (outdir / runner.LOCK_FILE).exists()
+    assert not outdir.exists()
+
+
 # ------------------------------------------------------------------------------------ exit 3
 
 
@@ -269,6 +342,49 @@ def test_cases_lists_what_a_pattern_selects_with_wstest_semantics() -> None:
     assert listed[:3] == ["12.1.1", "12.1.10", "12.1.11"]  # anchored at the start only
     assert "12.2.1" in listed and "12.2.10" in listed
     assert result.output.splitlines()[-1] == f"{len(listed)} cases"
+
+
+def test_cases_shows_whole_descriptions_when_not_on_a_terminal() -> None:
+    result = CliRunner().invoke(main, ["cases", "9.3.1"])
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "9.3.1  Send fragmented text message message with message payload of length "
+        "4 * 2**20 (4M). Sent out in fragments of 64.",
+        "1 case",
+    ]
+
+
+def in_terminal(args: list[str], columns: int) -> str:
+    """``python -m wsconform ARGS`` on a real pseudo-terminal `columns` wide; its output."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "wsconform", *args],
+        stdin=slave, stdout=slave, stderr=slave, env=env,
+    ) as process:  # fmt: skip
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(master)
+        assert process.wait(timeout=60) == 0
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_cases_wraps_descriptions_to_the_terminals_width() -> None:
+    lines = in_terminal(["cases", "9.3.1", "9.3.2"], columns=60).splitlines()
+    assert max(len(line) for line in lines) <= 60
+    assert lines[0].startswith("9.3.1  Send fragmented text message")
+    assert lines[1].startswith("       ")  # continued under the description
+    assert "fragments of 64." in " ".join(lines)
+    assert lines[-1] == "2 cases"
 
 
 def test_cases_with_profile_and_exclude() -> None:

@@ -96,6 +96,11 @@ def test_client_command_fills_url_and_agent() -> None:
     assert "rfc6455 client-testee" in reference_client_command()
 
 
+def test_client_command_fills_python_with_this_interpreter() -> None:
+    command = client_command_for("{python} client.py {url} {agent}", "ws://h:1", "me")
+    assert command == [sys.executable, "client.py", "ws://h:1", "me"]
+
+
 @pytest.mark.parametrize("template", ["client {url}", "client {agent}", "client 'unclosed {url}"])
 def test_client_command_without_placeholders_or_unparsable_is_refused(template: str) -> None:
     with pytest.raises(ValueError):
@@ -154,7 +159,7 @@ def test_run_client_refuses_a_command_without_placeholders(tmp_path: Path) -> No
 def test_reference_client_passes_the_quick_profile_under_the_strict_gate(
     local_backend: backends.LocalBackend, tmp_path: Path
 ) -> None:
-    outdir = tmp_path / "reports" / "clients" / "reference"
+    outdir = tmp_path / "reports" / "runs" / "clients" / "reference"
     done = subprocess.run(
         [sys.executable, "-m", "wsconform", "run-client", "--profile", "quick", "--quiet"],
         capture_output=True,

@@ -22,6 +22,17 @@ def test_command_for_fills_port_and_host_in_every_word() -> None:
     assert command == ["srv", "--listen", "127.0.0.2:8123", "--name", "a b"]
 
 
+def test_command_for_fills_python_with_this_interpreter_as_one_word(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "executable", "/opt/my venv/bin/python3")
+    command = testee.command_for("{python} -m srv --port {port}", 8123)
+    assert command == ["/opt/my venv/bin/python3", "-m", "srv", "--port", "8123"]
+    # Shell-quoted, so it stays one word inside a double-quoted shell command too.
+    nested = testee.command_for('sh -c "{python} srv.py {port}"', 8123)
+    assert nested == ["sh", "-c", "'/opt/my venv/bin/python3' srv.py 8123"]
+
+
 def test_command_without_port_placeholder_is_refused() -> None:
     with pytest.raises(ValueError, match=r"\{port\}"):
         testee.command_for("srv --port 9000", 8123)
@@ -99,9 +110,16 @@ def test_wait_for_url_refuses_non_websocket_urls() -> None:
         testee.wait_for_url("http://127.0.0.1:80/")
 
 
-def test_wait_for_url_fails_when_nothing_listens() -> None:
+def test_wait_for_url_to_a_closed_port_says_the_port_refused() -> None:
+    # The start-up timeout is long; the refusal ends the wait (retried for the grace only).
+    with pytest.raises(testee.TesteeError, match=r"127\.0\.0\.1 refused connections on port"):
+        testee.wait_for_url(f"ws://127.0.0.1:{testee.free_port()}/", timeout=60)
+
+
+def test_wait_for_url_gives_up_at_the_timeout_when_connections_are_not_refused() -> None:
     with pytest.raises(testee.TesteeError, match="nothing accepts connections"):
-        testee.wait_for_url(f"ws://127.0.0.1:{testee.free_port()}/", timeout=0.3)
+        # No refusal ever lasts the grace: the timeout ends the wait.
+        testee.wait_for_url(f"ws://127.0.0.1:{testee.free_port()}/", 0.3, refused_grace=60)
 
 
 def test_reference_command_runs_the_rfc6455_server_on_the_placeholder_port() -> None:

@@ -21,6 +21,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -435,8 +436,9 @@ class LocalFuzzer:
 
     def lines(self) -> Iterator[str]:
         assert self._process.stdout is not None
-        for line in self._process.stdout:
-            yield line.rstrip("\n")
+        with self._process.stdout as output:  # the pipe is closed once the output ends
+            for line in output:
+                yield line.rstrip("\n")
 
     def interrupt(self) -> None:
         if self._process.poll() is None:
@@ -567,13 +569,21 @@ def docker_client() -> Any:
         raise BackendError(
             "the docker SDK is not installed", "pip install 'wsconform[docker]'"
         ) from exc
+    hint = "start Docker (or set DOCKER_HOST), or use --backend local"
+    # The SDK leaks the socket of a failed connection to a unix socket: probe it ourselves.
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if host.startswith("unix://"):
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(host.removeprefix("unix://"))
+        except OSError as exc:
+            raise BackendError(f"no Docker engine answers ({host}: {exc.strerror})", hint) from exc
     try:
         client = docker.from_env()
         client.ping()
     except Exception as exc:  # the SDK raises several unrelated types for "no engine"
         raise BackendError(
-            f"no Docker engine answers ({exc.__class__.__name__}: {exc})",
-            "start Docker (or set DOCKER_HOST), or use --backend local",
+            f"no Docker engine answers ({exc.__class__.__name__}: {exc})", hint
         ) from exc
     return client
 
@@ -674,7 +684,7 @@ class DockerBackend:
 def docker_available() -> bool:
     """True when a Docker engine answers here."""
     try:
-        docker_client()
+        docker_client().close()
     except BackendError:
         return False
     return True

@@ -42,8 +42,10 @@ __all__ = [
     "describe",
     "matches",
     "plain_text",
+    "profile_selection",
     "resolve",
     "select",
+    "split_patterns",
 ]
 
 
@@ -171,6 +173,34 @@ def select(cases: Sequence[str] = ("*",), exclude: Sequence[str] = ()) -> list[s
     wanted = resolve(cases)
     dropped = set(resolve(exclude, require_match=False))
     return [case_id for case_id in wanted if case_id not in dropped]
+
+
+def split_patterns(values: str | Sequence[str]) -> list[str]:
+    """Patterns from repeated options or a list, each also split on commas (ids hold none)."""
+    if isinstance(values, str):
+        values = [values]
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def profile_selection(
+    profile: str, cases: str | Sequence[str] = (), exclude: str | Sequence[str] = ()
+) -> tuple[list[str], list[str]]:
+    """The (cases, exclude) patterns a profile and the user's own patterns stand for.
+
+    The one resolver of every front end (the CLI's --profile/--cases/--exclude, the pytest
+    plugin's options and fixture): ``cases`` replaces the profile's cases, ``exclude`` adds to
+    the profile's exclusions, and both accept comma lists. CaseSelectionError names the
+    closest profile for an unknown one.
+    """
+    try:
+        profile_cases, profile_exclude = PROFILES[profile]
+    except KeyError:
+        raise CaseSelectionError(
+            f"unknown profile {profile!r}{_closest(profile, list(PROFILES))} "
+            f"(profiles: {', '.join(PROFILES)})"
+        ) from None
+    chosen = split_patterns(cases) or list(profile_cases)
+    return chosen, list(profile_exclude) + split_patterns(exclude)
 
 
 _BREAK = re.compile(r"<\s*br\s*/?\s*>\n?", re.IGNORECASE)

@@ -11,8 +11,9 @@ import dataclasses
 import re
 import shutil
 import sys
+import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +51,11 @@ Exit codes:
 """
 
 MAX_LISTED_FAILURES = 25
+#: `wsconform cases` on a narrow terminal: descriptions get at least this many columns.
+MIN_DESCRIPTION_WIDTH = 30
+#: Where a run writes without --outdir: never a committed path (the published summaries in
+#: reports/reference/ are refreshed only by an explicit --outdir, as `make conformance` does).
+RUNS_DIR = Path("reports") / "runs"
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,6 +72,19 @@ def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+PROFILE_HELP = "quick (1-7, 10), no-deflate (all but 12, 13), full (all 517)."
+#: The --gate help of every command: what each rule accepts.
+GATE_HELP = (
+    "Pass rule for each case's verdicts (behavior/close): "
+    + "; ".join(f"{name}: {rule}" for name, rule in gate.PRESET_RULES.items())
+    + ". UNIMPLEMENTED fails under all three unless --allow-unimplemented."
+)
+EXPECTATIONS_HELP = "TOML file of known failures, each with its reason (see the README)."
+ALLOW_UNIMPLEMENTED_HELP = (
+    "Do not fail on UNIMPLEMENTED (12.x/13.x against a testee without permessage-deflate)."
+)
+
+
 #: --profile, --cases, --exclude: the case selection of run, run-client and compare.
 selection_options = _options(
     click.option(
@@ -73,7 +92,7 @@ selection_options = _options(
         type=click.Choice(sorted(catalog.PROFILES)),
         default="full",
         show_default=True,
-        help="Case selection: quick (1-7, 10), no-deflate (all but 12, 13), full.",
+        help="Case selection: " + PROFILE_HELP,
     ),
     click.option(
         "--cases",
@@ -89,31 +108,33 @@ selection_options = _options(
         help="Cases to leave out (added to the profile's).",
     ),
 )
-#: --gate, --expectations, --baseline, --allow-unimplemented: how run and run-client gate.
-gate_options = _options(
-    click.option(
+
+
+def _gate_option(default: str = "strict", extra: str = "") -> Callable[[F], F]:
+    return click.option(
         "--gate",
         "preset",
         type=click.Choice(gate.PRESETS),
-        default="strict",
+        default=default,
         show_default=True,
-        help="Pass rule.",
-    ),
+        help=GATE_HELP + extra,
+    )
+
+
+#: --gate, --expectations, --baseline, --allow-unimplemented: how run and run-client gate.
+gate_options = _options(
+    _gate_option(),
     click.option(
         "--expectations",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="TOML file of accepted verdicts, with reasons.",
+        help=EXPECTATIONS_HELP,
     ),
     click.option(
         "--baseline",
         type=click.Path(file_okay=False, path_type=Path),
         help="An earlier run: exit 4 when a case regressed against it.",
     ),
-    click.option(
-        "--allow-unimplemented",
-        is_flag=True,
-        help="Do not fail on UNIMPLEMENTED (e.g. no permessage-deflate).",
-    ),
+    click.option("--allow-unimplemented", is_flag=True, help=ALLOW_UNIMPLEMENTED_HELP),
 )
 #: --backend, --python2, --docker-image: where the fuzzer runs.
 backend_options = _options(
@@ -145,20 +166,6 @@ def _consoles() -> tuple[Console, Console]:
     return Console(highlight=False, soft_wrap=True), Console(
         stderr=True, highlight=False, soft_wrap=True
     )
-
-
-def _patterns(values: Sequence[str]) -> list[str]:
-    """Patterns from repeated options, each also split on commas (case ids hold none)."""
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def _selection(
-    profile: str, cases: Sequence[str], exclude: Sequence[str]
-) -> tuple[list[str], list[str]]:
-    """--cases replaces the profile's cases; --exclude adds to the profile's exclusions."""
-    profile_cases, profile_exclude = catalog.PROFILES[profile]
-    chosen = _patterns(cases) or list(profile_cases)
-    return chosen, list(profile_exclude) + _patterns(exclude)
 
 
 def _fail(err: Console, code: int, message: str) -> None:
@@ -230,8 +237,9 @@ def main() -> None:
 @click.option(
     "--server-cmd",
     metavar="CMD",
-    help="Start the testee with this command; {port} (and {host}) are filled in. "
-    "Default (no --url either): the reference server, python -m rfc6455 serve.",
+    help="Start the testee with this command; {port} (and {host}) are filled in, and "
+    "{python} is the interpreter running wsconform (e.g. '{python} my_server.py {port}'). "
+    "Default (no --url either): the reference server, {python} -m rfc6455 serve.",
 )
 @click.option(
     "--agent", help="Name of the implementation under test (default: reference, or testee)."
@@ -241,7 +249,7 @@ def main() -> None:
 @click.option(
     "--outdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default: reports/<agent>).",
+    help="Run directory (default: reports/runs/<agent>).",
 )
 @backend_options
 @click.option(
@@ -302,10 +310,10 @@ def run(
     if agent is None:
         agent = "testee" if url is not None or server_cmd is not None else "reference"
     _check_agent(agent)
-    chosen, excluded = _selection(profile, cases, exclude)
+    chosen, excluded = catalog.profile_selection(profile, cases, exclude)
     config = runner.RunConfig(
         agent=agent,
-        outdir=outdir if outdir is not None else Path("reports") / agent,
+        outdir=outdir if outdir is not None else RUNS_DIR / agent,
         cases=chosen,
         exclude=excluded,
         url=url,
@@ -339,9 +347,10 @@ def run(
 @click.option(
     "--client-cmd",
     metavar="CMD",
-    help="The client under test; {url} (the fuzzing server) and {agent} are filled in. It "
-    "runs every case itself: /getCaseCount, /runCase?case=N&agent=A echoing each message, "
-    "/updateReports. Default: our client, python -m rfc6455 client-testee.",
+    help="The client under test; {url} (the fuzzing server) and {agent} are filled in, and "
+    "{python} is the interpreter running wsconform. It runs every case itself: "
+    "/getCaseCount, /runCase?case=N&agent=A echoing each message, /updateReports. "
+    "Default: our client, {python} -m rfc6455 client-testee.",
 )
 @click.option("--agent", help="Name of the client under test (default: reference, or testee).")
 @selection_options
@@ -349,7 +358,7 @@ def run(
 @click.option(
     "--outdir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default: reports/clients/<agent>).",
+    help="Run directory (default: reports/runs/clients/<agent>).",
 )
 @backend_options
 @click.option(
@@ -396,10 +405,10 @@ def run_client(
     if agent is None:
         agent = "testee" if client_cmd is not None else "reference"
     _check_agent(agent)
-    chosen, excluded = _selection(profile, cases, exclude)
+    chosen, excluded = catalog.profile_selection(profile, cases, exclude)
     config = client_runner.ClientRunConfig(
         agent=agent,
-        outdir=outdir if outdir is not None else Path("reports") / "clients" / agent,
+        outdir=outdir if outdir is not None else RUNS_DIR / "clients" / agent,
         cases=chosen,
         exclude=excluded,
         client_cmd=client_cmd,
@@ -500,11 +509,11 @@ def _step_printer(err: Console) -> backends.Step:
 @main.command("gate", epilog=EXIT_CODES)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--agent", help="The agent to gate when the run holds several.")
+@_gate_option()
 @click.option(
-    "--gate", "preset", type=click.Choice(gate.PRESETS), default="strict", show_default=True
+    "--expectations", type=click.Path(dir_okay=False, path_type=Path), help=EXPECTATIONS_HELP
 )
-@click.option("--expectations", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--allow-unimplemented", is_flag=True)
+@click.option("--allow-unimplemented", is_flag=True, help=ALLOW_UNIMPLEMENTED_HELP)
 @click.option(
     "--baseline",
     type=click.Path(file_okay=False, path_type=Path),
@@ -524,7 +533,7 @@ def gate_command(
     baseline: Path | None,
     outdir: Path | None,
 ) -> None:
-    """Gate an existing run: ours (reports/<agent>) or a directory wstest wrote elsewhere."""
+    """Gate an existing run: ours (reports/runs/<agent>) or a directory wstest wrote elsewhere."""
     out, err = _consoles()
     expected = _load_expectations(err, expectations)
     run_results = _load_run(err, directory, agent)
@@ -581,11 +590,11 @@ def _shard(value: str | None, jobs: int) -> tuple[int, int] | None:
     help="Where the merged run is written.",
 )
 @click.option("--agent", help="The agent to merge when the runs hold several.")
+@_gate_option()
 @click.option(
-    "--gate", "preset", type=click.Choice(gate.PRESETS), default="strict", show_default=True
+    "--expectations", type=click.Path(dir_okay=False, path_type=Path), help=EXPECTATIONS_HELP
 )
-@click.option("--expectations", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--allow-unimplemented", is_flag=True)
+@click.option("--allow-unimplemented", is_flag=True, help=ALLOW_UNIMPLEMENTED_HELP)
 def merge(
     directories: tuple[Path, ...],
     outdir: Path,
@@ -643,14 +652,7 @@ def merge(
     show_default=True,
     help="Fuzzer processes per agent run.",
 )
-@click.option(
-    "--gate",
-    "preset",
-    type=click.Choice(gate.PRESETS),
-    default="standard",
-    show_default=True,
-    help="Pass rule of each agent's own reports (the matrix shows raw verdicts).",
-)
+@_gate_option("standard", " Applies to each agent's own reports; the matrix shows raw verdicts.")
 @click.option(
     "--outdir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -699,7 +701,7 @@ def compare_command(
             )
         known = known_agents.AGENTS.get(name)
         planned.append((name, template, known.notes if known and "=" not in spec else template))
-    chosen, excluded = _selection(profile, cases, exclude)
+    chosen, excluded = catalog.profile_selection(profile, cases, exclude)
     runs, notes, walls = [], {}, {}
     failed = 0
     try:
@@ -757,25 +759,44 @@ def compare_command(
 
 @main.command("cases")
 @click.argument("patterns", nargs=-1)
-@click.option("--exclude", multiple=True, metavar="PATTERN")
 @click.option(
-    "--profile", type=click.Choice(sorted(catalog.PROFILES)), default="full", show_default=True
+    "--exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Cases to leave out (added to the profile's); repeatable or comma-separated.",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(catalog.PROFILES)),
+    default="full",
+    show_default=True,
+    help="The selection when no PATTERNS are given: " + PROFILE_HELP,
 )
 def cases_command(patterns: tuple[str, ...], exclude: tuple[str, ...], profile: str) -> None:
     """List the cases a selection means (wstest's pattern semantics: '*' is a wildcard
     anchored at the start; '12.*.1' also selects 12.1.10)."""
     out, err = _consoles()
-    chosen, excluded = _selection(profile, patterns, exclude)
+    chosen, excluded = catalog.profile_selection(profile, patterns, exclude)
     try:
         selected = catalog.select(chosen, excluded)
     except catalog.CaseSelectionError as exc:
         _fail(err, gate.EXIT_USAGE, str(exc))
         return
     width = max((len(case) for case in selected), default=0)
+    # A terminal gets each description wrapped to its width; a pipe or file gets it whole.
+    columns = max(out.width, width + 2 + MIN_DESCRIPTION_WIDTH) if out.is_terminal else None
     for case in selected:
+        head = f"{case:<{width}}  "
         description = " ".join(catalog.describe(case).description.split())
-        out.print(f"{case:<{width}}  {escape(description[:110])}")
-    summary = f"{len(selected)} cases"
+        if columns is not None:
+            indent = " " * len(head)
+            description = textwrap.fill(
+                description, columns, initial_indent=head, subsequent_indent=indent
+            )
+        else:
+            description = head + description
+        out.print(escape(description))
+    summary = f"{len(selected)} {'case' if len(selected) == 1 else 'cases'}"
     if excluded:
         summary += f" (excluding {', '.join(excluded)})"
     out.print(summary)

@@ -31,7 +31,6 @@ import queue
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -66,8 +65,7 @@ _PASSING = ("OK", "INFORMATIONAL")
 
 def reference_client_command() -> str:
     """The command that runs our own client through the cases: the default client."""
-    python = shlex.quote(sys.executable)
-    return f"{python} -m rfc6455 client-testee --url {{url}} --agent {{agent}}"
+    return f"{testee.PYTHON} -m rfc6455 client-testee --url {{url}} --agent {{agent}}"
 
 
 def case_bound(case_id: str, case_timeout: float = CASE_TIMEOUT) -> float:
@@ -76,12 +74,13 @@ def case_bound(case_id: str, case_timeout: float = CASE_TIMEOUT) -> float:
 
 
 def client_command_for(template: str, url: str, agent: str) -> list[str]:
-    """Split `template` like a shell would and fill in ``{url}`` and ``{agent}``."""
+    """Split `template` like a shell would and fill in ``{url}`` and ``{agent}`` (and
+    ``{python}``, as `testee.command_for` does)."""
     for placeholder in ("{url}", "{agent}"):
         if placeholder not in template:
             raise ValueError(f"the client command must contain {placeholder}: {template!r}")
     try:
-        words = shlex.split(template)
+        words = shlex.split(testee.with_python(template))
     except ValueError as exc:
         raise ValueError(f"cannot parse the client command {template!r}: {exc}") from exc
     return [word.replace("{url}", url).replace("{agent}", agent) for word in words]
@@ -111,8 +110,8 @@ def execute(
     config: ClientRunConfig, backend: backends.Backend, view: progress.View, say: Say
 ) -> runner.RunOutcome:
     """Run the client through the fuzzing server's cases, then gate and render the reports."""
-    selected = _selection(config)
-    baseline = _load_baseline(config.baseline)
+    selected = runner.selected_cases(config)
+    baseline = runner.load_baseline(config.baseline)
     with runner.exclusive(config.outdir):
         raw = config.outdir / backends.RAW_DIR
         if raw.exists():  # stale per-case reports of an earlier run must not be mixed in
@@ -168,31 +167,6 @@ def execute(
         regressions=regressions,
         notes=list(run.notes),
     )
-
-
-def _selection(config: ClientRunConfig) -> list[str]:
-    try:
-        selected = catalog.select(list(config.cases), list(config.exclude))
-    except catalog.CaseSelectionError as exc:
-        raise runner.ConfigError(
-            str(exc), "hint: `wsconform cases PATTERN` lists what it selects"
-        ) from exc
-    if not selected:
-        raise runner.ConfigError(
-            f"no case matches --cases {' '.join(config.cases)}"
-            + (f" --exclude {' '.join(config.exclude)}" if config.exclude else ""),
-            "hint: `wsconform cases PATTERN` lists what a pattern selects",
-        )
-    return selected
-
-
-def _load_baseline(path: Path | None) -> results.RunResults | None:
-    if path is None:
-        return None
-    try:
-        return runner.load_run(path)
-    except results.ResultsError as exc:
-        raise runner.ConfigError(f"cannot read the baseline run {path}: {exc}") from exc
 
 
 def _start_client(command: list[str], logdir: Path) -> testee.Testee:

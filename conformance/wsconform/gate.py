@@ -61,6 +61,7 @@ __all__ = [
     "FAILING_OUTCOMES",
     "OUTCOMES",
     "PRESETS",
+    "PRESET_RULES",
     "CaseChange",
     "CaseVerdict",
     "DiffReport",
@@ -80,7 +81,13 @@ EXIT_USAGE = 2  # usage or configuration error (bad option, expectations file, i
 EXIT_RUN_ERROR = 3  # the fuzzer or the testee could not run (no result at all)
 EXIT_REGRESSION = 4  # regression against a baseline (wsconform diff)
 
-PRESETS = ("strict", "standard", "lenient")
+#: What each preset accepts of a case's behavior/behaviorClose, in words (for --help).
+PRESET_RULES = {
+    "strict": "both OK, or both INFORMATIONAL",
+    "standard": "behavior OK, NON-STRICT or INFORMATIONAL, and close OK or INFORMATIONAL",
+    "lenient": "behavior OK, NON-STRICT or INFORMATIONAL; the close is not judged",
+}
+PRESETS = tuple(PRESET_RULES)
 
 OUTCOMES = (
     "passed",

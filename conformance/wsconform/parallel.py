@@ -363,6 +363,10 @@ class _Job:
         for line in lines:
             self.tracker.feed(line)
 
+    def close_log(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
     def output_tail(self) -> str:
         return testee.tail(self.rundir.parent / f"{self.number}.{CHILD_LOG}", LOG_TAIL_LINES)
 
@@ -413,10 +417,14 @@ def run_jobs(
         options = ["--backend", backend.name, *fuzzer_options]
         combined = _Combined(view=view, cases=list(selected))
         started = _start_jobs(config, slices, workdir, options, combined)
-        interrupted = _wait_for(started)
-        for job in started:
-            job.poll_log()
-            job.tracker.finish(completed=not interrupted)
+        try:
+            interrupted = _wait_for(started)
+            for job in started:
+                job.poll_log()
+                job.tracker.finish(completed=not interrupted)
+        finally:
+            for job in started:
+                job.close_log()
         view.close(combined)
         failed = [j for j in started if j.process.returncode not in (0, 1)]
         if failed and not interrupted:

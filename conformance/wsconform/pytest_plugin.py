@@ -1,29 +1,162 @@
 """The same gate from inside a pytest suite: the ``wsconform_run`` fixture.
 
-Enable it with ``-p wsconform.pytest_plugin`` (or ``pytest_plugins = ["wsconform.pytest_plugin"]``
-in the root conftest), then::
+Installed, the plugin is loaded by its ``pytest11`` entry point, registered under its module's
+name, so the explicit ways (``-p wsconform.pytest_plugin`` on the command line, or
+``pytest_plugins = ["wsconform.pytest_plugin"]`` in the root conftest) name the plugin that is
+already there instead of registering it twice. Then::
 
     def test_my_server_conforms(wsconform_run):
-        wsconform_run(server_cmd="python -m myserver --port {port}", profile="quick",
-                      preset="standard", expectations="autobahn.expectations.toml")
+        wsconform_run(server_cmd="{python} -m myserver --port {port}", profile="quick",
+                      gate="standard", expectations="autobahn.expectations.toml")
 
 The call runs the real fuzzer against the testee, writes the usual reports into the test's
 temporary directory (or ``outdir``), and fails the test with the summary line and the failing
 cases unless the gate passes; it returns the `RunOutcome` either way when ``check=False``.
-Loading the plugin imports nothing of the harness: the fuzzer machinery is imported on first
-use, so suites that never ask for the fixture pay nothing.
+
+Invariants:
+- Each setting comes from the call when given there, else from the command line
+  (``--wsconform-gate``, ``--wsconform-profile``, ...), else from the CLI's own default.
+- Case selection is `catalog.profile_selection`, the CLI's resolver: comma lists, profiles.
+- Every run is listed in pytest's terminal summary (verdict counts, gate outcome, reports);
+  the line travels as a ``user_properties`` entry, so it also reaches JUnit XML.
+- Loading the plugin imports nothing of the harness: the fuzzer machinery is imported on first
+  use (or when a ``--wsconform-*`` option needs checking), so suites that never ask pay nothing.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 if TYPE_CHECKING:
     from wsconform.runner import RunOutcome
+
+#: The ``user_properties`` key of a run's summary line.
+PROPERTY = "wsconform"
+#: The defaults of the options, as the CLI's (``wsconform run``).
+DEFAULTS: dict[str, Any] = {
+    "gate": "strict",
+    "profile": "full",
+    "cases": (),
+    "exclude": (),
+    "expectations": None,
+    "allow_unimplemented": False,
+    "backend": "auto",
+    "outdir": None,
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("wsconform", "wsconform (the wsconform_run fixture)")
+    group.addoption(
+        "--wsconform-gate",
+        metavar="RULE",
+        help="Pass rule when the call gives none: strict (the default), standard or lenient, "
+        "as `wsconform run --gate` (its --help says what each accepts).",
+    )
+    group.addoption(
+        "--wsconform-profile",
+        metavar="NAME",
+        help="Case selection when the call gives none: quick, no-deflate or full (the "
+        "default), as `wsconform run --profile`.",
+    )
+    group.addoption(
+        "--wsconform-cases",
+        action="append",
+        metavar="PATTERN",
+        help="Cases to run, replacing the profile's (repeatable or comma-separated; wstest "
+        "pattern semantics, as `wsconform cases` lists them).",
+    )
+    group.addoption(
+        "--wsconform-exclude",
+        action="append",
+        metavar="PATTERN",
+        help="Cases to leave out, added to the profile's (repeatable or comma-separated).",
+    )
+    group.addoption(
+        "--wsconform-expectations",
+        metavar="FILE",
+        help="TOML file of accepted verdicts, with reasons.",
+    )
+    group.addoption(
+        "--wsconform-allow-unimplemented",
+        action="store_true",
+        default=None,
+        help="Do not fail on UNIMPLEMENTED (e.g. no permessage-deflate).",
+    )
+    group.addoption(
+        "--wsconform-backend",
+        metavar="NAME",
+        help="Where the fuzzer runs when the call gives none: auto (the default), docker or "
+        "local, as `wsconform run --backend`.",
+    )
+    group.addoption(
+        "--wsconform-outdir",
+        metavar="DIR",
+        help="Write each run's reports under DIR/<test name>/<agent> instead of the test's "
+        "temporary directory (e.g. to keep them as CI artifacts).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Check the --wsconform-* options up front, with the harness's own messages."""
+    given = _command_line(config)
+    if not given:
+        return
+    from wsconform import backends, catalog
+    from wsconform import gate as gates
+
+    try:
+        if "gate" in given and given["gate"] not in gates.PRESETS:
+            raise ValueError(
+                f"--wsconform-gate: unknown gate {given['gate']!r}; "
+                f"choose one of {', '.join(gates.PRESETS)}"
+            )
+        if "backend" in given and given["backend"] not in backends.BACKENDS:
+            raise ValueError(
+                f"--wsconform-backend: unknown backend {given['backend']!r}; "
+                f"choose one of {', '.join(backends.BACKENDS)}"
+            )
+        chosen, excluded = catalog.profile_selection(
+            given.get("profile", DEFAULTS["profile"]),
+            given.get("cases", ()),
+            given.get("exclude", ()),
+        )
+        if not catalog.select(chosen, excluded):
+            raise ValueError(f"--wsconform-cases: no case matches {' '.join(chosen)}")
+        if "expectations" in given:
+            gates.load_expectations(Path(given["expectations"]))
+    except (ValueError, catalog.CaseSelectionError, gates.GateConfigError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One line per wsconform run of the session: verdict counts, gate outcome, reports."""
+    # A test's teardown report carries every property its setup and call recorded.
+    lines = [
+        str(value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "teardown"
+        for name, value in report.user_properties
+        if name == PROPERTY
+    ]
+    if not lines:
+        return
+    terminalreporter.section("wsconform")
+    for line in lines:
+        terminalreporter.write_line(line)
+
+
+def _command_line(config: pytest.Config) -> dict[str, Any]:
+    """The --wsconform-* options given on the command line (or in addopts)."""
+    given = {name: config.getoption(f"wsconform_{name}") for name in DEFAULTS}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 class RunFixture(Protocol):
@@ -35,51 +168,92 @@ class RunFixture(Protocol):
         server_cmd: str | None = None,
         url: str | None = None,
         agent: str = "testee",
-        profile: str = "full",
-        cases: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        preset: str = "strict",
+        profile: str | None = None,
+        cases: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        gate: str | None = None,
         expectations: str | Path | None = None,
-        allow_unimplemented: bool = False,
+        allow_unimplemented: bool | None = None,
         outdir: str | Path | None = None,
-        backend: str = "auto",
+        backend: str | None = None,
         check: bool = True,
+        preset: str | None = None,
     ) -> RunOutcome: ...
 
 
-def _run_and_gate(tmp_path: Path) -> RunFixture:
+def _run_and_gate(request: pytest.FixtureRequest, tmp_path: Path) -> RunFixture:
+    given = _command_line(request.config)
+
+    def setting(name: str, value: Any) -> Any:
+        if value is not None:
+            return value
+        return given.get(name, DEFAULTS[name])
+
     def run(
         *,
         server_cmd: str | None = None,
         url: str | None = None,
         agent: str = "testee",
-        profile: str = "full",
-        cases: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        preset: str = "strict",
+        profile: str | None = None,
+        cases: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        gate: str | None = None,
         expectations: str | Path | None = None,
-        allow_unimplemented: bool = False,
+        allow_unimplemented: bool | None = None,
         outdir: str | Path | None = None,
-        backend: str = "auto",
+        backend: str | None = None,
         check: bool = True,
+        preset: str | None = None,
     ) -> RunOutcome:
-        from wsconform import backends, catalog, gate, render, runner
+        from wsconform import backends, catalog, render, runner
+        from wsconform import gate as gates
 
-        profile_cases, profile_exclude = catalog.PROFILES[profile]
+        if preset is not None:
+            warnings.warn(
+                "wsconform_run(preset=...) is now gate=..., as the CLI's --gate",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            gate = gate if gate is not None else preset
+        if outdir is None:
+            reports_root = given.get("outdir")
+            outdir = (
+                Path(reports_root) / _safe_name(request.node.name) / agent
+                if reports_root is not None
+                else tmp_path / "wsconform" / agent
+            )
+        chosen, excluded = catalog.profile_selection(
+            setting("profile", profile), setting("cases", cases), setting("exclude", exclude)
+        )
+        expectations_file = setting("expectations", expectations)
         config = runner.RunConfig(
             agent=agent,
-            outdir=Path(outdir) if outdir is not None else tmp_path / "wsconform" / agent,
-            cases=list(cases) or list(profile_cases),
-            exclude=[*profile_exclude, *exclude],
+            outdir=Path(outdir),
+            cases=chosen,
+            exclude=excluded,
             url=url,
             server_cmd=server_cmd,
-            preset=preset,
-            expectations=gate.load_expectations(Path(expectations)) if expectations else (),
-            allow_unimplemented=allow_unimplemented,
+            preset=setting("gate", gate),
+            expectations=(
+                gates.load_expectations(Path(expectations_file)) if expectations_file else ()
+            ),
+            allow_unimplemented=setting("allow_unimplemented", allow_unimplemented),
         )
         log: list[str] = []
-        outcome = runner.execute(config, backends.choose(backend), _SilentView(), log.append)
-        if check and outcome.exit_code != gate.EXIT_OK:
+        try:
+            fuzzer = backends.choose(setting("backend", backend))
+            outcome = runner.execute(config, fuzzer, _SilentView(), log.append)
+        except (backends.BackendError, runner.RunError) as exc:
+            pytest.fail(f"wsconform could not run: {exc}", pytrace=False)
+        verdict = "gate passed" if outcome.exit_code == gates.EXIT_OK else "gate FAILED"
+        request.node.user_properties.append(
+            (
+                PROPERTY,
+                f"{request.node.nodeid}: {agent}: {render.summary_line(outcome.report)}; "
+                f"{verdict} (exit {outcome.exit_code}); reports: {outcome.paths['markdown']}",
+            )
+        )
+        if check and outcome.exit_code != gates.EXIT_OK:
             failing = [v for v in outcome.report.verdicts if v.failing]
             lines = [render.summary_line(outcome.report)]
             lines += [f"  {v.case_id}: {v.reason}" for v in failing[:20]]
@@ -89,6 +263,11 @@ def _run_and_gate(tmp_path: Path) -> RunFixture:
         return outcome
 
     return run
+
+
+def _safe_name(name: str) -> str:
+    """A test's name as a directory name (parameter ids hold brackets, slashes, spaces)."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "test"
 
 
 class _SilentView:
@@ -105,6 +284,6 @@ class _SilentView:
 
 
 @pytest.fixture
-def wsconform_run(tmp_path: Path) -> RunFixture:
+def wsconform_run(request: pytest.FixtureRequest, tmp_path: Path) -> RunFixture:
     """Run the Autobahn fuzzer against a testee and fail the test unless the gate passes."""
-    return _run_and_gate(tmp_path)
+    return _run_and_gate(request, tmp_path)

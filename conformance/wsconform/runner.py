@@ -116,23 +116,61 @@ def load_run(path: Path, agent: str | None = None) -> results.RunResults:
 
 @contextlib.contextmanager
 def exclusive(outdir: Path) -> Iterator[None]:
-    """Hold the run directory's lock; OutdirBusy when another run holds it."""
+    """Hold the run directory's lock for the block; OutdirBusy when another run holds it.
+
+    The lock file goes when the block ends, however it ends, and so does a run directory the
+    block created and left empty: a run refused on a bad option leaves nothing behind.
+    """
+    created = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
-    with open(outdir / LOCK_FILE, "w") as lock:
+    path = outdir / LOCK_FILE
+    while True:
+        lock = open(path, "a")  # noqa: SIM115 (closed below; "w" would wipe the holder's pid)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            lock.close()
             raise OutdirBusy(
                 f"another wsconform run is writing into {outdir}",
                 "hint: wait for it, or pass a different --outdir",
             ) from None
+        if _is_open_as(lock.fileno(), path):
+            break
+        lock.close()  # the holder removed the file as it finished: lock the new one
+    try:
+        lock.truncate(0)
         lock.write(f"{os.getpid()}\n")
         lock.flush()
         yield
+    finally:
+        path.unlink()  # still locked: a run that opens it now retries on the next file
+        lock.close()
+        if created:
+            with contextlib.suppress(OSError):  # not empty: the run wrote its reports
+                outdir.rmdir()
+
+
+def _is_open_as(descriptor: int, path: Path) -> bool:
+    """Is `descriptor` the file at `path` (not one unlinked since it was opened)?"""
+    try:
+        return os.path.samestat(os.fstat(descriptor), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def selection(config: RunConfig) -> list[str]:
-    """The case ids the run asks for, in the fuzzer's order; ConfigError when none."""
+    """The case ids the run asks for (its shard's slice), in the fuzzer's order."""
+    selected = selected_cases(config)
+    if config.shard is not None:
+        from wsconform import parallel  # parallel builds on this module
+
+        return parallel.shard_cases(selected, *config.shard)
+    return selected
+
+
+def selected_cases(config: RunSettings) -> list[str]:
+    """The case ids a server or client run selects, in the fuzzer's order; ConfigError when
+    none."""
     try:
         selected = catalog.select(list(config.cases), list(config.exclude))
     except catalog.CaseSelectionError as exc:
@@ -145,10 +183,6 @@ def selection(config: RunConfig) -> list[str]:
             + (f" --exclude {' '.join(config.exclude)}" if config.exclude else ""),
             "hint: `wsconform cases PATTERN` lists what a pattern selects",
         )
-    if config.shard is not None:
-        from wsconform import parallel  # parallel builds on this module
-
-        return parallel.shard_cases(selected, *config.shard)
     return selected
 
 
@@ -157,7 +191,7 @@ def execute(
 ) -> RunOutcome:
     """Run the fuzzer against the configured testee, then gate and render the reports."""
     selected = selection(config)
-    baseline = _load_baseline(config.baseline)
+    baseline = load_baseline(config.baseline)
     with exclusive(config.outdir):
         raw = config.outdir / backends.RAW_DIR
         if raw.exists():  # stale per-case reports of an earlier run must not be mixed in
@@ -196,7 +230,8 @@ def execute(
         )
 
 
-def _load_baseline(path: Path | None) -> results.RunResults | None:
+def load_baseline(path: Path | None) -> results.RunResults | None:
+    """The --baseline run of a server or client run; ConfigError when it cannot be read."""
     if path is None:
         return None
     try:

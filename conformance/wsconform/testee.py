@@ -1,5 +1,11 @@
 """Starting the implementation under test: a command with a ``{port}`` placeholder.
 
+Placeholders: ``{port}`` (required) and ``{host}``, filled into each word of the split
+command; ``{python}``, the interpreter running wsconform, shell-quoted and filled in before
+the split, so ``'{python} my_server.py {port}'`` runs the venv's Python even when the venv is
+not activated (``python`` on PATH may be another one, without the testee's packages). Client
+commands (`client_runner`) take ``{python}`` the same way.
+
 The harness picks a free port, starts the command in its own session (so a Ctrl-C meant for
 the harness does not kill the testee before the harness has stopped the fuzzer), waits until
 the port accepts TCP connections (bounded), and stops the whole session afterwards. The
@@ -26,6 +32,9 @@ from urllib.parse import urlsplit
 # that a testee which will never listen fails the job quickly.
 STARTUP_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
+# A server given by --url is already running: a refusal is an answer (a closed port), not a
+# server still starting, so it is retried only this long (a restart in progress) then reported.
+REFUSED_GRACE = 2.0
 POLL_INTERVAL = 0.05
 STDOUT_LOG = "testee-stdout.log"
 STDERR_LOG = "testee-stderr.log"
@@ -45,9 +54,17 @@ class TesteeError(Exception):
         return message
 
 
+PYTHON = "{python}"
+
+
+def with_python(template: str) -> str:
+    """`template` with ``{python}`` replaced by this interpreter, shell-quoted."""
+    return template.replace(PYTHON, shlex.quote(sys.executable))
+
+
 def reference_command() -> str:
     """The command that runs our reference server: the default testee."""
-    return f"{shlex.quote(sys.executable)} -m rfc6455 serve --host {{host}} --port {{port}}"
+    return f"{PYTHON} -m rfc6455 serve --host {{host}} --port {{port}}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -59,11 +76,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def command_for(template: str, port: int, host: str = "127.0.0.1") -> list[str]:
-    """Split `template` like a shell would and fill in ``{port}`` (and ``{host}``)."""
+    """Split `template` like a shell would and fill in ``{port}`` (and ``{host}``, ``{python}``)."""
     if "{port}" not in template:
         raise ValueError(f"the server command must contain {{port}}: {template!r}")
     try:
-        words = shlex.split(template)
+        words = shlex.split(with_python(template))
     except ValueError as exc:
         raise ValueError(f"cannot parse the server command {template!r}: {exc}") from exc
     if not words:
@@ -71,25 +88,49 @@ def command_for(template: str, port: int, host: str = "127.0.0.1") -> list[str]:
     return [word.replace("{port}", str(port)).replace("{host}", host) for word in words]
 
 
-def accepts_connections(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when a TCP connection to host:port succeeds."""
+def connection_error(host: str, port: int, timeout: float = 1.0) -> OSError | None:
+    """Why a TCP connection to host:port fails, or None when it succeeds."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+            return None
+    except OSError as exc:
+        return exc
 
 
-def wait_for_url(url: str, timeout: float = STARTUP_TIMEOUT) -> None:
-    """Wait until the server behind `url` accepts TCP connections; TesteeError if it never does."""
+def accepts_connections(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when a TCP connection to host:port succeeds."""
+    return connection_error(host, port, timeout) is None
+
+
+def wait_for_url(
+    url: str, timeout: float = STARTUP_TIMEOUT, refused_grace: float = REFUSED_GRACE
+) -> None:
+    """Wait until the server behind `url` accepts TCP connections; TesteeError if it never does.
+
+    Refusals end the wait after `refused_grace` seconds (nothing listens on that port);
+    anything else (no route yet, a silent host) is retried until `timeout`.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
     port = parts.port or (443 if parts.scheme == "wss" else 80)
-    deadline = time.monotonic() + timeout
-    while not accepts_connections(parts.hostname, port):
-        if time.monotonic() >= deadline:
-            raise TesteeError(f"nothing accepts connections at {url} (waited {timeout:g} s)")
+    started = time.monotonic()
+    refused_since: float | None = None
+    while (error := connection_error(parts.hostname, port)) is not None:
+        now = time.monotonic()
+        if isinstance(error, ConnectionRefusedError):
+            refused_since = now if refused_since is None else refused_since
+            if now - refused_since >= refused_grace:
+                raise TesteeError(
+                    f"{parts.hostname} refused connections on port {port} ({url}): nothing "
+                    "listens there; start the server first, or check the port"
+                )
+        else:
+            refused_since = None
+        if now - started >= timeout:
+            raise TesteeError(
+                f"nothing accepts connections at {url} (waited {timeout:g} s; last: {error})"
+            )
         time.sleep(POLL_INTERVAL)
 
 
