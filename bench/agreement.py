@@ -34,6 +34,7 @@ def broken_modes() -> list[str]:
     spec = importlib.util.spec_from_file_location("broken_echo", BROKEN_ECHO)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return list(module.MODES)
 
