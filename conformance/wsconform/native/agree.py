@@ -14,15 +14,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from wsconform import backends, catalog, testee
 from wsconform.native import engine
 
-__all__ = ["Agreement", "CaseSide", "Difference", "Timing", "compare", "markdown", "run_both"]
+__all__ = [
+    "Agreement",
+    "CaseSide",
+    "Difference",
+    "Timing",
+    "compare",
+    "kinds_markdown",
+    "markdown",
+    "run_both",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +66,9 @@ class Agreement:
     label: str
     cases: list[str]
     differences: list[Difference]
+    # How many cases each engine gave each verdict: "behavior" and "close" kinds.
+    reference_kinds: Counter[tuple[str, str]] = field(default_factory=Counter)
+    candidate_kinds: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def agreeing(self) -> int:
@@ -106,7 +119,45 @@ def compare(
         differing = tuple(name for name in _JUDGED if getattr(left, name) != getattr(right, name))
         if differing:
             differences.append(Difference(case_id, differing, left, right))
-    return Agreement(label or str(candidate), ids, differences)
+    return Agreement(
+        label or str(candidate), ids, differences, _kinds(ours.values()), _kinds(theirs.values())
+    )
+
+
+def _kinds(sides: Iterable[CaseSide]) -> Counter[tuple[str, str]]:
+    counts: Counter[tuple[str, str]] = Counter()
+    for side in sides:
+        counts["behavior", side.behavior] += 1
+        counts["close", side.behavior_close] += 1
+    return counts
+
+
+# The verdict kinds in the order reports list them (the fuzzer's own strings).
+_KINDS = (
+    ("behavior", ("OK", "NON-STRICT", "INFORMATIONAL", "FAILED")),
+    ("close", ("OK", "INFORMATIONAL", "WRONG CODE", "UNCLEAN", "FAILED BY CLIENT", "FAILED")),
+)
+
+
+def _kind_cell(agreement: Agreement, key: tuple[str, str]) -> str:
+    ours, theirs = agreement.reference_kinds[key], agreement.candidate_kinds[key]
+    if ours == theirs:
+        return str(ours) if ours else "·"
+    return f"{ours} / {theirs}"
+
+
+def kinds_markdown(agreements: Sequence[Agreement]) -> str:
+    """Per member, how many cases got each verdict kind (one number where both engines gave
+    the same count, ``reference / candidate`` where not)."""
+    head = [f"{part}: {kind}" for part, kinds in _KINDS for kind in kinds]
+    lines = [
+        "| panel member | " + " | ".join(head) + " |",
+        "|---|" + "---:|" * len(head),
+    ]
+    for agreement in agreements:
+        cells = [_kind_cell(agreement, (part, kind)) for part, kinds in _KINDS for kind in kinds]
+        lines.append(f"| {agreement.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _side_text(side: CaseSide | None) -> str:
