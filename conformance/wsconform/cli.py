@@ -574,7 +574,7 @@ def _shard(value: str | None, jobs: int) -> tuple[int, int] | None:
     if jobs > 1:
         raise click.UsageError("give --shard or --jobs, not both")
     try:
-        return parallel.parse_shard(value)
+        return catalog.parse_shard(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--shard") from exc
 

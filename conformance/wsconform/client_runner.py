@@ -110,7 +110,7 @@ def execute(
     config: ClientRunConfig, backend: backends.Backend, view: progress.View, say: Say
 ) -> runner.RunOutcome:
     """Run the client through the fuzzing server's cases, then gate and render the reports."""
-    selected = runner.selected_cases(config)
+    selected = runner.selection(config)
     baseline = runner.load_baseline(config.baseline)
     with runner.exclusive(config.outdir):
         raw = config.outdir / backends.RAW_DIR
@@ -364,8 +364,7 @@ def _collect(
 ) -> results.RunResults:
     """The run's results, with what happened to the cases the client never finished."""
     raw = config.outdir / backends.RAW_DIR
-    chosen = set(selected)
-    excluded = [case for case in catalog.select(list(config.cases)) if case not in chosen]
+    excluded = catalog.excluded_by(config.cases, config.exclude)
     run = results.RunResults(agent=config.agent, outdir=raw, cases={})
     if (raw / results.INDEX_FILE).exists():
         try:

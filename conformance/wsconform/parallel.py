@@ -4,12 +4,7 @@ The fuzzer is the bottleneck (wstest is single-threaded Python 2; the permessage
 categories cost it seconds per case), so a run is sped up by running several fuzzers at once.
 
 Invariants:
-- Slicing is a pure function of the selection and the slice count (`shard_cases`): shard K/N
-  of a CI matrix and job K of ``--jobs N`` hold exactly the same cases, so slices made on
-  different machines merge like the ones made here.
-- Slices are dealt in "snake" order (1..N, N..1, 1..N, ...) over the selection in the
-  fuzzer's order: every slice gets its share of every category, and within a category of
-  growing message sizes neither slice always draws the larger one.
+- The slices are `catalog.split`'s: a pure function of the selection and the slice count.
 - Each job is a complete ``wsconform run --shard K/N`` child process with its OWN testee
   instance and its own run directory. One shared testee would couple the slices' timings
   (9.x measures the testee's speed under the other slice's load) and one testee death would
@@ -36,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from wsconform import backends, catalog, gate, progress, render, results, runner, testee
 
@@ -47,7 +42,6 @@ POLL_INTERVAL = 0.2
 # How long children get after Ctrl-C: the runner's own grace for the fuzzer, plus start-up.
 CHILD_GRACE = runner.INTERRUPT_GRACE + 30.0
 LOG_TAIL_LINES = 30
-T = TypeVar("T")
 
 
 # What the runner notes in a shard's summary (runner._collect).
@@ -56,36 +50,6 @@ SHARD_NOTE = re.compile(r"shard (\d+)/(\d+): (\d+) of (\d+) selected cases")
 
 class MergeError(results.ResultsError):
     """Run directories that cannot be merged (different agents, overlapping cases): exit 2."""
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` -> ``(2, 4)``; ValueError unless 1 <= K <= N."""
-    head, sep, tail = text.partition("/")
-    if not sep or not head.strip().isdigit() or not tail.strip().isdigit():
-        raise ValueError(f"expected K/N (e.g. 1/4), not {text!r}")
-    index, count = int(head), int(tail)
-    if count < 1 or not 1 <= index <= count:
-        raise ValueError(f"K/N needs 1 <= K <= N, not {text!r}")
-    return index, count
-
-
-def shard_cases(cases: Sequence[T], index: int, count: int) -> list[T]:
-    """Slice `index` (1-based) of `count` of `cases`, in the cases' own order (snake deal)."""
-    if count < 1 or not 1 <= index <= count:
-        raise ValueError(f"slice {index}/{count} does not exist")
-    chosen = []
-    for position, case in enumerate(cases):
-        round_, offset = divmod(position, count)
-        owner = offset if round_ % 2 == 0 else count - 1 - offset
-        if owner == index - 1:
-            chosen.append(case)
-    return chosen
-
-
-def split(cases: Sequence[str], count: int) -> list[list[str]]:
-    """All `count` slices of `cases`; empty slices are left out (fewer cases than jobs)."""
-    slices = [shard_cases(cases, k, count) for k in range(1, count + 1)]
-    return [s for s in slices if s]
 
 
 # --- merging --------------------------------------------------------------------------------
@@ -187,7 +151,7 @@ def _check_shards(dirs: Sequence[Path], runs: Sequence[results.RunResults]) -> N
     missing = [
         f"{k}/{count}"
         for k in range(1, count + 1)
-        if k not in shards and shard_cases(range(total), k, count)
+        if k not in shards and catalog.shard_cases(range(total), k, count)
     ]
     if missing:
         raise MergeError(f"shard(s) {', '.join(missing)} missing: merge every slice of the split")
@@ -401,7 +365,7 @@ def run_jobs(
     `fuzzer_options` are the backend options every child gets (``--python2 ...``). The
     backend is checked (and provisioned) here once, before any child starts.
     """
-    selected = runner.selection(config)
+    selected = runner.selection(config, config.shard)
     with runner.exclusive(config.outdir):
         try:
             say(f"fuzzer: {backend.check()}")
@@ -411,7 +375,7 @@ def run_jobs(
         if workdir.exists():
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
-        slices = split(selected, jobs)
+        slices = catalog.split(selected, jobs)
         count = len(slices)
         say(f"running {len(selected)} cases in {count} fuzzer processes (agent {config.agent!r})")
         options = ["--backend", backend.name, *fuzzer_options]
@@ -448,8 +412,7 @@ def run_jobs(
             raise runner.RunError(f"the jobs' runs cannot be merged: {exc}") from exc
         missing = [c for c in selected if c not in run.cases]
         run.selected = list(selected)
-        chosen = set(selected)
-        run.excluded = [c for c in catalog.select(list(config.cases)) if c not in chosen]
+        run.excluded = catalog.excluded_by(config.cases, config.exclude)
         if interrupted:
             run.partial = True
             run.notes.append(

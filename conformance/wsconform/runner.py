@@ -158,39 +158,22 @@ def _is_open_as(descriptor: int, path: Path) -> bool:
         return False
 
 
-def selection(config: RunConfig) -> list[str]:
-    """The case ids the run asks for (its shard's slice), in the fuzzer's order."""
-    selected = selected_cases(config)
-    if config.shard is not None:
-        from wsconform import parallel  # parallel builds on this module
-
-        return parallel.shard_cases(selected, *config.shard)
-    return selected
-
-
-def selected_cases(config: RunSettings) -> list[str]:
-    """The case ids a server or client run selects, in the fuzzer's order; ConfigError when
+def selection(config: RunSettings, shard: tuple[int, int] | None = None) -> list[str]:
+    """The case ids a run asks for (`shard`'s slice), in the fuzzer's order; ConfigError when
     none."""
     try:
-        selected = catalog.select(list(config.cases), list(config.exclude))
+        return catalog.selection(config.cases, config.exclude, shard)
     except catalog.CaseSelectionError as exc:
         raise ConfigError(
-            str(exc), "hint: `wsconform cases PATTERN` lists what it selects"
+            str(exc), "hint: `wsconform cases PATTERN` lists what a pattern selects"
         ) from exc
-    if not selected:
-        raise ConfigError(
-            f"no case matches --cases {' '.join(config.cases)}"
-            + (f" --exclude {' '.join(config.exclude)}" if config.exclude else ""),
-            "hint: `wsconform cases PATTERN` lists what a pattern selects",
-        )
-    return selected
 
 
 def execute(
     config: RunConfig, backend: backends.Backend, view: progress.View, say: Say
 ) -> RunOutcome:
     """Run the fuzzer against the configured testee, then gate and render the reports."""
-    selected = selection(config)
+    selected = selection(config, config.shard)
     baseline = load_baseline(config.baseline)
     with exclusive(config.outdir):
         raw = config.outdir / backends.RAW_DIR
@@ -348,9 +331,7 @@ def _collect(
 ) -> results.RunResults:
     """The run's results, with what happened to the cases that never ran."""
     raw = config.outdir / backends.RAW_DIR
-    # Excluded: what the patterns removed (a shard's other slices are not excluded).
-    chosen = set(catalog.select(list(config.cases), list(config.exclude)))
-    excluded = [case for case in catalog.select(list(config.cases)) if case not in chosen]
+    excluded = catalog.excluded_by(config.cases, config.exclude)
     output_tail = "\n".join(fuzz.tail)
     if not (raw / "index.json").exists():
         if not fuzz.interrupted:
@@ -375,7 +356,8 @@ def _collect(
     run.excluded = excluded
     if config.shard is not None:  # merge checks that every slice of the split is there
         index, count = config.shard
-        run.notes.append(f"shard {index}/{count}: {len(selected)} of {len(chosen)} selected cases")
+        chosen = len(catalog.select(config.cases, config.exclude))
+        run.notes.append(f"shard {index}/{count}: {len(selected)} of {chosen} selected cases")
     missing = [case for case in selected if case not in run.cases]
     if fuzz.interrupted:
         run.partial = True
