@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from wsconform import backends, catalog, parallel, progress, results, runner
+from wsconform import backends, catalog, parallel, pipeline, progress, results, runner
+from wsconform.engines.autobahn import AutobahnEngine
 
 # Fast cases from several categories (framing, pings, close handling, one 9.x).
 SELECTION = "1.1.*,2.*,5.1,5.2,5.3,7.1.*,7.9.1,9.1.1"
@@ -50,12 +51,12 @@ def files(directory: Path) -> set[str]:
     return {
         str(p.relative_to(directory))
         for p in directory.rglob("*")
-        if p.is_file() and p.name != runner.LOCK_FILE
+        if p.is_file() and p.name != pipeline.LOCK_FILE
     }
 
 
 def verdicts(directory: Path) -> dict[str, tuple[str, str]]:
-    run = runner.load_run(directory)
+    run = pipeline.load_run(directory)
     return {c.case_id: (c.behavior, c.behavior_close) for c in run.cases.values()}
 
 
@@ -69,7 +70,7 @@ def one_process(
     """The selection fuzzed in one fuzzer process against the reference server."""
     outdir = tmp_path_factory.mktemp("one") / "run"
     config = runner.RunConfig(agent="reference", outdir=outdir, cases=SELECTION.split(","))
-    outcome = runner.execute(config, local_backend, _Silent(), lambda _: None)
+    outcome = runner.execute(config, AutobahnEngine(local_backend), _Silent(), lambda _: None)
     assert len(outcome.results.cases) == len(CASES)
     return outdir
 
@@ -79,7 +80,10 @@ def test_jobs_2_equals_one_process_run(
 ) -> None:
     outdir = tmp_path / "jobs"
     config = runner.RunConfig(agent="reference", outdir=outdir, cases=SELECTION.split(","))
-    outcome = parallel.run_jobs(config, 2, local_backend, _Silent(), lambda _: None)
+    engine = AutobahnEngine(local_backend)
+    outcome = parallel.run_jobs(
+        config, 2, engine, _Silent(), lambda _: None, ["--engine", "autobahn"]
+    )
     assert verdicts(outdir) == verdicts(one_process)
     assert files(outdir) == files(one_process)
     assert not (outdir / parallel.JOBS_DIR).exists()
@@ -87,7 +91,7 @@ def test_jobs_2_equals_one_process_run(
     assert merged.selected == CASES
     assert not merged.partial
     assert outcome.exit_code == runner.gate.EXIT_OK
-    log = (outdir / runner.FUZZER_LOG).read_text()
+    log = (outdir / pipeline.FUZZER_LOG).read_text()
     assert "=== slice 1/2" in log and "=== slice 2/2" in log
 
 
