@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from wsconform.engines import EngineError
 from wsconform.results import RAW_DIR as RAW_DIR  # the fuzzer writes into <rundir>/raw
 
 FUZZER_VERSION = "25.10.1"
@@ -48,16 +49,8 @@ PROVISIONED_MARKER = ".wsconform-provisioned"
 Step = Callable[[str], None]
 
 
-class BackendError(Exception):
+class BackendError(EngineError):
     """The fuzzer cannot run here; `hint` says what the user can do about it."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-    def __str__(self) -> str:
-        message = super().__str__()
-        return f"{message}\nhint: {self.hint}" if self.hint else message
 
 
 @dataclass(frozen=True)

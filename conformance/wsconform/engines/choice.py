@@ -3,7 +3,8 @@
 Invariants:
 - ``auto`` is Autobahn wherever the fuzzer can run (a Docker engine answers, a provisioned
   testsuite runs, or a Python 2.7 is found to provision it), else native; client runs are
-  always Autobahn's (the native engine has no fuzzing-server mode).
+  always Autobahn's (the native engine has no fuzzing-server mode), and so are runs that
+  name a backend or a Python 2.7 (the user asked for the fuzzer: its errors are theirs).
 - Looking is cheap and changes nothing: no image is pulled and nothing is provisioned here
   (the chosen engine's ``check`` does that).
 """
@@ -63,7 +64,7 @@ def choose(
                 "the native engine tests servers only", "run clients with --engine autobahn"
             )
         return NativeEngine()
-    if name == "auto" and not clients:
+    if name == "auto" and not clients and backend == "auto" and not python2:
         missing = autobahn_missing(backend, python2)
         if missing is not None:
             step(f"engine: auto chose native: the Autobahn fuzzer cannot run here ({missing})")
