@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from wsconform import backends, catalog, parallel, pipeline, progress, results, runner
+from wsconform import backends, catalog, gate, parallel, pipeline, progress, results, runner
 from wsconform.engines.autobahn import AutobahnEngine
 
 # Fast cases from several categories (framing, pings, close handling, one 9.x).
@@ -90,7 +90,7 @@ def test_jobs_2_equals_one_process_run(
     merged = results.load(outdir)
     assert merged.selected == CASES
     assert not merged.partial
-    assert outcome.exit_code == runner.gate.EXIT_OK
+    assert outcome.exit_code == gate.EXIT_OK
     log = (outdir / pipeline.FUZZER_LOG).read_text()
     assert "=== slice 1/2" in log and "=== slice 2/2" in log
 
