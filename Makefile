@@ -43,9 +43,9 @@ test: lint typecheck unit
 # reports/reference/summary.md and reports/clients/reference/summary.md: a run without one
 # writes under reports/runs/, which git ignores.
 conformance: install
-	$(VENV)/bin/wsconform run --profile full --gate strict --agent reference \
+	$(VENV)/bin/wsconform run --engine autobahn --profile full --gate strict --agent reference \
 	  --outdir reports/reference
-	$(VENV)/bin/wsconform run-client --profile full --gate strict --agent reference \
+	$(VENV)/bin/wsconform run-client --engine autobahn --profile full --gate strict --agent reference \
 	  --outdir reports/clients/reference
 
 # Properties with many more examples, then each coverage-guided target for a bounded time

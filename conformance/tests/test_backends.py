@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from wsconform import backends, testee
+from wsconform import backends, results, testee
 
 
 def _drain(process: backends.FuzzerProcess) -> list[str]:
@@ -104,8 +104,8 @@ def test_local_fuzzer_runs_cases_and_writes_index(
     started = [line for line in output if line.startswith("Running test case ID")]
     assert [line.split()[4] for line in started] == ["1.1.1", "1.1.2", "2.1"]
     written = json.loads((tmp_path / backends.SPEC_FILE).read_text())
-    assert written["outdir"] == str((tmp_path / backends.RAW_DIR).resolve())
-    index = json.loads((tmp_path / backends.RAW_DIR / "index.json").read_text())
+    assert written["outdir"] == str((tmp_path / results.RAW_DIR).resolve())
+    index = json.loads((tmp_path / results.RAW_DIR / "index.json").read_text())
     assert sorted(index["echo"]) == ["1.1.1", "1.1.2", "2.1"]
     assert index["echo"]["1.1.1"]["behavior"] == "OK"
 
@@ -128,7 +128,7 @@ def test_interrupted_local_fuzzer_still_reports_the_finished_cases(
     while (line := lines.get(timeout=30)) is not None:
         output.append(line)
     assert any("Interrupted: writing reports for 3 finished cases" in line for line in output)
-    index = json.loads((tmp_path / backends.RAW_DIR / "index.json").read_text())
+    index = json.loads((tmp_path / results.RAW_DIR / "index.json").read_text())
     assert sorted(index["stall"]) == ["1.1.1", "1.1.2", "2.1"]
 
 
@@ -139,7 +139,7 @@ def test_fuzzer_crash_on_a_bad_spec_exits_nonzero_without_index(
     output = _drain(process)
     assert process.wait(60) != 0
     assert any("Traceback" in line for line in output)
-    assert not (tmp_path / backends.RAW_DIR / "index.json").exists()
+    assert not (tmp_path / results.RAW_DIR / "index.json").exists()
 
 
 def _broken_cache(root: Path) -> Path:
@@ -279,5 +279,5 @@ def test_docker_backend_runs_the_fuzzer(tmp_path: Path, echo_server: str) -> Non
     process = backend.start(backends.FuzzerSpec(echo_server, "echo", ["1.1.1"]), tmp_path)
     output = _drain(process)
     assert process.wait(300) == 0, output
-    index = json.loads((tmp_path / backends.RAW_DIR / "index.json").read_text())
+    index = json.loads((tmp_path / results.RAW_DIR / "index.json").read_text())
     assert index["echo"]["1.1.1"]["behavior"] == "OK"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from wsconform import backends, progress, runner
+from wsconform.engines.autobahn import AutobahnEngine
 
 TESTEE = Path(__file__).resolve().parents[1] / "testees" / "broken_echo.py"
 
@@ -50,7 +51,7 @@ def fuzz(
         agent=f"broken-{mode}", outdir=outdir, cases=cases, preset="lenient", server_cmd=command
     )
     view = progress.LineView(io.StringIO())
-    outcome = runner.execute(config, fuzzer, view, lambda _: None)
+    outcome = runner.execute(config, AutobahnEngine(fuzzer), view, lambda _: None)
     return {
         case: (result.behavior, result.behavior_close)
         for case, result in outcome.results.cases.items()

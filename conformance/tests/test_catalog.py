@@ -192,3 +192,43 @@ def test_the_packaged_data_is_what_the_generator_writes(tmp_path: Path) -> None:
     )
     packaged = ROOT / "conformance" / "wsconform" / "cases.json"
     assert json.loads(target.read_text("utf-8")) == json.loads(packaged.read_text("utf-8"))
+
+
+# --- shards (--jobs N, --shard K/N) ---------------------------------------------------------
+
+
+def test_shards_partition_the_selection_in_order() -> None:
+    for count in (1, 2, 3, 7):
+        slices = [catalog.shard_cases(catalog.ALL_CASES, k, count) for k in range(1, count + 1)]
+        dealt = [case for s in slices for case in s]
+        assert sorted(dealt, key=catalog.case_sort_key) == list(catalog.ALL_CASES)
+        assert len(set(dealt)) == len(catalog.ALL_CASES)
+        for s in slices:
+            assert s == sorted(s, key=catalog.case_sort_key)
+            assert abs(len(s) - len(catalog.ALL_CASES) / count) <= 1
+
+
+def test_shards_are_dealt_in_snake_order() -> None:
+    cases = [str(n) for n in range(8)]
+    assert catalog.shard_cases(cases, 1, 2) == ["0", "3", "4", "7"]
+    assert catalog.shard_cases(cases, 2, 2) == ["1", "2", "5", "6"]
+
+
+def test_each_shard_of_the_full_suite_gets_its_share_of_the_deflate_cases() -> None:
+    for k in (1, 2):
+        deflate = [c for c in catalog.shard_cases(catalog.ALL_CASES, k, 2) if c[:3] == "12."]
+        assert abs(len(deflate) - 45) <= 1  # 90 cases of 12.x, halved
+
+
+def test_split_leaves_out_empty_slices() -> None:
+    assert catalog.split(["1.1.1", "1.1.2"], 4) == [["1.1.1"], ["1.1.2"]]
+
+
+@pytest.mark.parametrize("text", ["", "2", "0/2", "3/2", "a/b", "1/0", "-1/2"])
+def test_malformed_shard_is_rejected(text: str) -> None:
+    with pytest.raises(ValueError):
+        catalog.parse_shard(text)
+
+
+def test_shard_is_parsed() -> None:
+    assert catalog.parse_shard("2/4") == (2, 4)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from wsconform import runner
+from wsconform import pipeline
 from wsconform.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def test_passing_run_exits_0_with_quiet_progress_and_reports_under_cwd(
     reports = tmp_path / "reports" / "runs" / "echo"
     for name in ("summary.json", "summary.md", "junit.xml", "index.html", "raw/index.json"):
         assert (reports / name).is_file(), name
-    assert not (reports / runner.LOCK_FILE).exists()
+    assert not (reports / pipeline.LOCK_FILE).exists()
 
 
 def checkout_of_reports(path: Path) -> Path:
@@ -241,7 +241,7 @@ def test_gate_on_malformed_index_json_exits_2(
 def test_second_run_into_a_busy_outdir_exits_2(
     tmp_path: Path, echo_cmd: str, env: dict[str, str]
 ) -> None:
-    with runner.exclusive(tmp_path):
+    with pipeline.exclusive(tmp_path):
         done = wsconform(
             "run", "--server-cmd", echo_cmd, "--cases", "1.1.1", "--outdir", str(tmp_path),
             "--backend", "local", env=env,
@@ -258,7 +258,7 @@ def test_run_refused_on_a_bad_option_leaves_no_lock_and_no_folder(
                      cwd=tmp_path, env=env)  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "cannot parse the server command" in done.stderr
-    assert not (outdir / runner.LOCK_FILE).exists()
+    assert not (outdir / pipeline.LOCK_FILE).exists()
     assert not outdir.exists()
 
 

@@ -7,18 +7,21 @@ with our client under the strict gate (the client half of our CI compliance gate
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
+import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from wsconform import backends, gate, progress, results, runner
+from wsconform import backends, client_runner, gate, pipeline, progress, results
 from wsconform.client_runner import (
     ClientRunConfig,
     case_bound,
@@ -26,6 +29,7 @@ from wsconform.client_runner import (
     execute,
     reference_client_command,
 )
+from wsconform.engines.autobahn import AutobahnEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = shlex.quote(sys.executable)
@@ -74,11 +78,12 @@ class Lines:
 
 def _run(
     backend: backends.Backend, outdir: Path, said: list[str] | None = None, **options: object
-) -> runner.RunOutcome:
+) -> pipeline.RunOutcome:
     settings: dict[str, object] = {"agent": "client", "outdir": outdir}
     settings.update(options)
     config = ClientRunConfig(**settings)  # type: ignore[arg-type]
-    return execute(config, backend, Lines(), (said if said is not None else []).append)
+    engine = AutobahnEngine(backend)
+    return execute(config, engine, Lines(), (said if said is not None else []).append)
 
 
 def _broken_client(tmp_path: Path, behavior: str) -> str:
@@ -257,7 +262,7 @@ def test_client_that_runs_no_case_is_a_run_error(
     local_backend: backends.LocalBackend, tmp_path: Path
 ) -> None:
     command = f"{PYTHON} -c 'import sys; sys.exit(\"cannot start\")' {{url}} {{agent}}"
-    with pytest.raises(runner.RunError) as caught:
+    with pytest.raises(pipeline.RunError) as caught:
         _run(local_backend, tmp_path / "run", client_cmd=command, cases=["1.1.1"])
     assert caught.value.exit_code == gate.EXIT_RUN_ERROR
     assert "cannot start" in str(caught.value)
@@ -294,3 +299,38 @@ def test_interrupted_client_run_keeps_a_partial_report_without_the_case_in_fligh
     assert ran["1.1.2"] == "skipped" and ran["1.1.3"] == "skipped"
     assert ran["1.1.1"] in ("passed", "skipped")
     assert "run it again to completion" in stdout
+
+
+@pytest.mark.autobahn
+@pytest.mark.timeout(300)
+def test_interrupted_client_run_keeps_the_cases_finished_before_the_one_in_flight(
+    local_backend: backends.LocalBackend,
+    tmp_path: Path,
+    wait_for: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The status poll lags behind (here: never answers), as under heavy load: case 1.1.1 is
+    # finished by the fuzzer but never confirmed to the harness when Ctrl-C comes.
+    async def lagging_status(url: str, number: int, agent: str) -> str:
+        await asyncio.sleep(3600)
+        return "?"
+
+    monkeypatch.setattr(client_runner, "case_status", lagging_status)
+    outdir = tmp_path / "run"
+
+    def interrupt_when_stalled() -> None:
+        wait_for(outdir / "testee-stdout.log", "stalling in case 2")
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C delivers
+
+    threading.Thread(target=interrupt_when_stalled, daemon=True).start()
+    outcome = _run(
+        local_backend,
+        outdir,
+        agent="stall",
+        client_cmd=_broken_client(tmp_path, "stall"),
+        cases=["1.1.1", "1.1.2", "1.1.3"],
+    )
+    assert outcome.interrupted
+    assert outcome.exit_code == gate.EXIT_FAILURES
+    ran = {v.case_id: v.outcome for v in outcome.report.verdicts}
+    assert ran == {"1.1.1": "passed", "1.1.2": "skipped", "1.1.3": "skipped"}

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from wsconform import backends, catalog, parallel, progress, results, runner
+from wsconform import backends, catalog, gate, parallel, pipeline, progress, results, runner
+from wsconform.engines.autobahn import AutobahnEngine
 
 # Fast cases from several categories (framing, pings, close handling, one 9.x).
 SELECTION = "1.1.*,2.*,5.1,5.2,5.3,7.1.*,7.9.1,9.1.1"
@@ -50,53 +51,13 @@ def files(directory: Path) -> set[str]:
     return {
         str(p.relative_to(directory))
         for p in directory.rglob("*")
-        if p.is_file() and p.name != runner.LOCK_FILE
+        if p.is_file() and p.name != pipeline.LOCK_FILE
     }
 
 
 def verdicts(directory: Path) -> dict[str, tuple[str, str]]:
-    run = runner.load_run(directory)
+    run = pipeline.load_run(directory)
     return {c.case_id: (c.behavior, c.behavior_close) for c in run.cases.values()}
-
-
-# --- slicing --------------------------------------------------------------------------------
-
-
-def test_shards_partition_the_selection_in_order() -> None:
-    for count in (1, 2, 3, 7):
-        slices = [parallel.shard_cases(catalog.ALL_CASES, k, count) for k in range(1, count + 1)]
-        dealt = [case for s in slices for case in s]
-        assert sorted(dealt, key=catalog.case_sort_key) == list(catalog.ALL_CASES)
-        assert len(set(dealt)) == len(catalog.ALL_CASES)
-        for s in slices:
-            assert s == sorted(s, key=catalog.case_sort_key)
-            assert abs(len(s) - len(catalog.ALL_CASES) / count) <= 1
-
-
-def test_shards_are_dealt_in_snake_order() -> None:
-    cases = [str(n) for n in range(8)]
-    assert parallel.shard_cases(cases, 1, 2) == ["0", "3", "4", "7"]
-    assert parallel.shard_cases(cases, 2, 2) == ["1", "2", "5", "6"]
-
-
-def test_each_shard_of_the_full_suite_gets_its_share_of_the_deflate_cases() -> None:
-    for k in (1, 2):
-        deflate = [c for c in parallel.shard_cases(catalog.ALL_CASES, k, 2) if c[:3] == "12."]
-        assert abs(len(deflate) - 45) <= 1  # 90 cases of 12.x, halved
-
-
-def test_split_leaves_out_empty_slices() -> None:
-    assert parallel.split(["1.1.1", "1.1.2"], 4) == [["1.1.1"], ["1.1.2"]]
-
-
-@pytest.mark.parametrize("text", ["", "2", "0/2", "3/2", "a/b", "1/0", "-1/2"])
-def test_malformed_shard_is_rejected(text: str) -> None:
-    with pytest.raises(ValueError):
-        parallel.parse_shard(text)
-
-
-def test_shard_is_parsed() -> None:
-    assert parallel.parse_shard("2/4") == (2, 4)
 
 
 # --- real runs ------------------------------------------------------------------------------
@@ -109,7 +70,7 @@ def one_process(
     """The selection fuzzed in one fuzzer process against the reference server."""
     outdir = tmp_path_factory.mktemp("one") / "run"
     config = runner.RunConfig(agent="reference", outdir=outdir, cases=SELECTION.split(","))
-    outcome = runner.execute(config, local_backend, _Silent(), lambda _: None)
+    outcome = runner.execute(config, AutobahnEngine(local_backend), _Silent(), lambda _: None)
     assert len(outcome.results.cases) == len(CASES)
     return outdir
 
@@ -119,15 +80,18 @@ def test_jobs_2_equals_one_process_run(
 ) -> None:
     outdir = tmp_path / "jobs"
     config = runner.RunConfig(agent="reference", outdir=outdir, cases=SELECTION.split(","))
-    outcome = parallel.run_jobs(config, 2, local_backend, _Silent(), lambda _: None)
+    engine = AutobahnEngine(local_backend)
+    outcome = parallel.run_jobs(
+        config, 2, engine, _Silent(), lambda _: None, ["--engine", "autobahn"]
+    )
     assert verdicts(outdir) == verdicts(one_process)
     assert files(outdir) == files(one_process)
     assert not (outdir / parallel.JOBS_DIR).exists()
     merged = results.load(outdir)
     assert merged.selected == CASES
     assert not merged.partial
-    assert outcome.exit_code == runner.gate.EXIT_OK
-    log = (outdir / runner.FUZZER_LOG).read_text()
+    assert outcome.exit_code == gate.EXIT_OK
+    log = (outdir / pipeline.FUZZER_LOG).read_text()
     assert "=== slice 1/2" in log and "=== slice 2/2" in log
 
 
@@ -140,7 +104,7 @@ def test_merged_shards_equal_one_process_run(one_process: Path, tmp_path: Path) 
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         ran = results.load(shard)
-        assert list(ran.cases) == parallel.shard_cases(CASES, k, 2)
+        assert list(ran.cases) == catalog.shard_cases(CASES, k, 2)
     merged = tmp_path / "merged"
     done = wsconform("merge", *map(str, shards), "--outdir", str(merged), cwd=tmp_path)
     assert done.returncode == 0, done.stderr

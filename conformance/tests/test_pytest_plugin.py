@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wsconform import backends, gate, runner
+from wsconform import backends, gate, pipeline
 
 PLUGIN = "wsconform.pytest_plugin"
 PYTEST = Path(sys.executable).with_name("pytest")
@@ -152,7 +152,7 @@ def test_fixture_takes_command_line_settings_and_summarises_each_run(
 @pytest.mark.autobahn
 def test_fixture_runs_and_gates(
     local_backend: backends.LocalBackend,
-    wsconform_run: Callable[..., runner.RunOutcome],
+    wsconform_run: Callable[..., pipeline.RunOutcome],
     echo_cmd: str,
 ) -> None:
     outcome = wsconform_run(server_cmd=echo_cmd, cases=["1.1.1", "1.1.2"], backend="local")
@@ -163,7 +163,7 @@ def test_fixture_runs_and_gates(
 @pytest.mark.autobahn
 def test_fixture_fails_the_test_with_the_failing_cases(
     local_backend: backends.LocalBackend,
-    wsconform_run: Callable[..., runner.RunOutcome],
+    wsconform_run: Callable[..., pipeline.RunOutcome],
     faulty_cmd: Callable[..., str],
 ) -> None:
     with pytest.raises(pytest.fail.Exception) as caught:
@@ -177,7 +177,7 @@ def test_fixture_fails_the_test_with_the_failing_cases(
 @pytest.mark.autobahn
 def test_fixture_fails_the_test_saying_why_a_run_could_not_happen(
     local_backend: backends.LocalBackend,
-    wsconform_run: Callable[..., runner.RunOutcome],
+    wsconform_run: Callable[..., pipeline.RunOutcome],
     unused_port: int,
 ) -> None:
     with pytest.raises(pytest.fail.Exception, match=r"wsconform could not run: .*refused"):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from wsconform import backends, gate, progress, results, runner
+from wsconform import backends, gate, pipeline, progress, results, runner
+from wsconform.engines.autobahn import AutobahnEngine
 
 
 class RecordingView:
@@ -38,11 +39,11 @@ def _quiet(_: str) -> None:
 
 def _run(
     backend: backends.Backend, outdir: Path, view: progress.View | None = None, **config: object
-) -> runner.RunOutcome:
+) -> pipeline.RunOutcome:
     settings: dict[str, object] = {"agent": "echo", "outdir": outdir}
     settings.update(config)
     run_config = runner.RunConfig(**settings)  # type: ignore[arg-type]
-    return runner.execute(run_config, backend, view or RecordingView(), _quiet)
+    return runner.execute(run_config, AutobahnEngine(backend), view or RecordingView(), _quiet)
 
 
 # ----------------------------------------------------------------------------------- progress
@@ -111,7 +112,7 @@ def test_run_against_echo_testee_passes_strict_and_writes_reports(
     spec = json.loads((out / "spec.json").read_text())
     assert spec["cases"] == outcome.results.selected
     assert spec["servers"][0]["agent"] == "echo"
-    assert "Running test case ID 2.1 for agent echo" in (out / runner.FUZZER_LOG).read_text()
+    assert "Running test case ID 2.1 for agent echo" in (out / pipeline.FUZZER_LOG).read_text()
     # Progress came from the fuzzer's own output, category by category.
     assert view.categories == [("1", 8, 8), ("2", 1, 9)]
     assert view.updates[-1] == (9, 9, None) or view.closed
@@ -141,7 +142,7 @@ def test_run_against_a_running_url(
 def test_concurrent_runs_never_share_an_outdir(
     local_backend: backends.LocalBackend, tmp_path: Path, echo_cmd: str
 ) -> None:
-    with runner.exclusive(tmp_path), pytest.raises(runner.OutdirBusy) as caught:
+    with pipeline.exclusive(tmp_path), pytest.raises(pipeline.OutdirBusy) as caught:
         _run(local_backend, tmp_path, server_cmd=echo_cmd, cases=["1.1.1"])
     assert caught.value.exit_code == gate.EXIT_USAGE
     assert "another wsconform run" in str(caught.value)
@@ -175,7 +176,7 @@ def test_testee_that_never_starts_is_a_run_error_with_its_stderr(
     local_backend: backends.LocalBackend, tmp_path: Path
 ) -> None:
     command = "sh -c 'echo address already in use >&2; sleep 600' {port}"
-    with pytest.raises(runner.RunError) as caught:
+    with pytest.raises(pipeline.RunError) as caught:
         _run(local_backend, tmp_path, server_cmd=command, cases=["1.1.1"], startup_timeout=0.5)
     assert caught.value.exit_code == gate.EXIT_RUN_ERROR
     assert "address already in use" in str(caught.value)
@@ -184,7 +185,7 @@ def test_testee_that_never_starts_is_a_run_error_with_its_stderr(
 def test_url_where_nothing_listens_is_a_run_error_saying_the_port_refused(
     local_backend: backends.LocalBackend, tmp_path: Path, unused_port: int
 ) -> None:
-    with pytest.raises(runner.RunError, match=f"refused connections on port {unused_port}"):
+    with pytest.raises(pipeline.RunError, match=f"refused connections on port {unused_port}"):
         _run(local_backend, tmp_path, url=f"ws://127.0.0.1:{unused_port}", cases=["1.1.1"])
     assert not (tmp_path / "raw").exists()
 
@@ -193,7 +194,7 @@ def test_fuzzer_crash_is_a_run_error_with_its_output_tail(
     tmp_path: Path, fake_fuzzer_cache: Path, echo_cmd: str
 ) -> None:
     backend = backends.LocalBackend(root=fake_fuzzer_cache)
-    with pytest.raises(runner.FuzzerCrashed) as caught:
+    with pytest.raises(pipeline.FuzzerCrashed) as caught:
         _run(backend, tmp_path / "out", server_cmd=echo_cmd, cases=["1.1.1"])
     assert caught.value.exit_code == gate.EXIT_RUN_ERROR
     assert "No module named twisted" in str(caught.value)
@@ -201,9 +202,9 @@ def test_fuzzer_crash_is_a_run_error_with_its_output_tail(
 
 def test_selection_that_matches_nothing_is_a_config_error(tmp_path: Path) -> None:
     backend = backends.LocalBackend()
-    with pytest.raises(runner.ConfigError, match=r"unknown case id .1\.1\.99."):
+    with pytest.raises(pipeline.ConfigError, match=r"unknown case id .1\.1\.99."):
         _run(backend, tmp_path, cases=["1.1.99"])
-    with pytest.raises(runner.ConfigError, match="no case matches"):
+    with pytest.raises(pipeline.ConfigError, match="no case matches"):
         _run(backend, tmp_path, cases=["1.1.1"], exclude=["1.*"])
 
 
@@ -224,15 +225,15 @@ def test_regression_against_a_baseline_exits_4(
     assert outcome.exit_code == gate.EXIT_REGRESSION
     assert outcome.regressions is not None
     assert [c.case_id for c in outcome.regressions.regressions] == ["1.1.1", "1.1.2"]
-    assert (tmp_path / "new" / runner.BASELINE_DIFF).is_file()
+    assert (tmp_path / "new" / pipeline.BASELINE_DIFF).is_file()
 
 
 def test_load_run_reads_ours_and_the_fuzzers_own_directories(
     local_backend: backends.LocalBackend, tmp_path: Path, echo_cmd: str
 ) -> None:
     _run(local_backend, tmp_path, server_cmd=echo_cmd, cases=["1.1.1"])
-    ours = runner.load_run(tmp_path)
-    theirs = runner.load_run(tmp_path / "raw")
+    ours = pipeline.load_run(tmp_path)
+    theirs = pipeline.load_run(tmp_path / "raw")
     assert list(ours.cases) == list(theirs.cases) == ["1.1.1"]
     with pytest.raises(results.ResultsError):
-        runner.load_run(tmp_path / "nowhere")
+        pipeline.load_run(tmp_path / "nowhere")

@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from wsconform.engines import EngineError
+from wsconform.results import RAW_DIR as RAW_DIR  # the fuzzer writes into <rundir>/raw
+
 FUZZER_VERSION = "25.10.1"
 DOCKER_IMAGE = f"crossbario/autobahn-testsuite:{FUZZER_VERSION}"
 # virtualenv 20.22 dropped support for creating Python 2.7 environments.
@@ -39,7 +42,6 @@ PYTHON2_ENV = "WSCONFORM_PYTHON2"
 BACKENDS = ("auto", "local", "docker")
 # The protocol version the fuzzer speaks: 18 is RFC 6455's final draft number.
 WEBSOCKET_VERSION = 18
-RAW_DIR = "raw"
 SPEC_FILE = "spec.json"
 # Written into the testsuite's virtualenv last, once its wstest has run: "finished".
 PROVISIONED_MARKER = ".wsconform-provisioned"
@@ -47,16 +49,8 @@ PROVISIONED_MARKER = ".wsconform-provisioned"
 Step = Callable[[str], None]
 
 
-class BackendError(Exception):
+class BackendError(EngineError):
     """The fuzzer cannot run here; `hint` says what the user can do about it."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-    def __str__(self) -> str:
-        message = super().__str__()
-        return f"{message}\nhint: {self.hint}" if self.hint else message
 
 
 @dataclass(frozen=True)
@@ -151,7 +145,7 @@ class Backend(Protocol):
         ...
 
 
-def _quiet(_: str) -> None:
+def quiet(_: str) -> None:
     """Default progress callback: say nothing."""
 
 
@@ -333,7 +327,7 @@ def _run_step(command: list[str], step: Step, what: str) -> None:
         )
 
 
-def ensure_virtualenv(step: Step = _quiet) -> None:
+def ensure_virtualenv(step: Step = quiet) -> None:
     """Install ``virtualenv<20.22`` into this interpreter's environment when it is missing."""
     probe = subprocess.run(
         [sys.executable, "-c", "import virtualenv; print(virtualenv.__version__)"],
@@ -351,7 +345,7 @@ def ensure_virtualenv(step: Step = _quiet) -> None:
     )
 
 
-def provision(python2: str, root: Path | None = None, step: Step = _quiet) -> Path:
+def provision(python2: str, root: Path | None = None, step: Step = quiet) -> Path:
     """The virtualenv holding ``autobahntestsuite==FUZZER_VERSION``, created once per cache.
 
     Built in its final place (a virtualenv's scripts name their interpreter by absolute path,
@@ -458,7 +452,7 @@ class LocalBackend:
 
     python2: str | None = None
     root: Path | None = None
-    step: Step = _quiet
+    step: Step = quiet
     name: str = "local"
     venv: Path | None = field(default=None, init=False)
 
@@ -625,7 +619,7 @@ class DockerBackend:
     """The testsuite's own image, pulled once (pinned tag, overridable)."""
 
     image: str = DOCKER_IMAGE
-    step: Step = _quiet
+    step: Step = quiet
     name: str = "docker"
     client: Any = field(default=None, init=False)
 
@@ -694,7 +688,7 @@ def choose(
     name: str,
     python2: str | None = None,
     image: str = DOCKER_IMAGE,
-    step: Step = _quiet,
+    step: Step = quiet,
     root: Path | None = None,
 ) -> Backend:
     """The backend called `name`; `auto` is docker when an engine answers, else local."""

@@ -1,4 +1,4 @@
-"""The Autobahn|Testsuite case catalog: ids, categories, descriptions, and case selection.
+"""The Autobahn|Testsuite case catalog: ids, categories, descriptions, case selection, shards.
 
 Invariants:
 - ``ALL_CASES`` holds the 517 case ids of autobahntestsuite 25.10.1 in the fuzzer's own order
@@ -12,6 +12,12 @@ Invariants:
   numerically. Where ``wstest`` would crash later (an unknown literal id) or silently run
   nothing (a ``cases`` pattern that matches no case), we stop early with
   ``CaseSelectionError`` naming the closest ids.
+- Sharding is a pure function of a selection and the slice count (`shard_cases`): shard K/N
+  of a CI matrix and job K of ``--jobs N`` hold exactly the same cases, so slices made on
+  different machines merge like the ones made here. Slices are dealt in "snake" order
+  (1..N, N..1, 1..N, ...) over the selection in the fuzzer's order: every slice gets its
+  share of every category, and within a category of growing message sizes neither slice
+  always draws the larger one.
 
 No I/O except reading the packaged data file once, at import.
 """
@@ -26,7 +32,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "ALL_CASES",
@@ -40,13 +46,20 @@ __all__ = [
     "category_label",
     "category_of",
     "describe",
+    "excluded_by",
     "matches",
+    "parse_shard",
     "plain_text",
     "profile_selection",
     "resolve",
     "select",
+    "selection",
+    "shard_cases",
+    "split",
     "split_patterns",
 ]
+
+T = TypeVar("T")
 
 
 def _load_data() -> dict[str, Any]:
@@ -173,6 +186,57 @@ def select(cases: Sequence[str] = ("*",), exclude: Sequence[str] = ()) -> list[s
     wanted = resolve(cases)
     dropped = set(resolve(exclude, require_match=False))
     return [case_id for case_id in wanted if case_id not in dropped]
+
+
+def selection(
+    cases: Sequence[str], exclude: Sequence[str] = (), shard: tuple[int, int] | None = None
+) -> list[str]:
+    """What one run runs: ``cases`` minus ``exclude`` (its `shard`'s slice), in the fuzzer's
+    order; CaseSelectionError when the patterns select nothing."""
+    selected = select(cases, exclude)
+    if not selected:
+        raise CaseSelectionError(
+            f"no case matches --cases {' '.join(cases)}"
+            + (f" --exclude {' '.join(exclude)}" if exclude else "")
+        )
+    return shard_cases(selected, *shard) if shard is not None else selected
+
+
+def excluded_by(cases: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    """The cases the ``exclude`` patterns remove from ``cases`` (a shard's other slices are
+    not excluded)."""
+    chosen = set(select(cases, exclude))
+    return [case for case in select(cases) if case not in chosen]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)``; ValueError unless 1 <= K <= N."""
+    head, sep, tail = text.partition("/")
+    if not sep or not head.strip().isdigit() or not tail.strip().isdigit():
+        raise ValueError(f"expected K/N (e.g. 1/4), not {text!r}")
+    index, count = int(head), int(tail)
+    if count < 1 or not 1 <= index <= count:
+        raise ValueError(f"K/N needs 1 <= K <= N, not {text!r}")
+    return index, count
+
+
+def shard_cases(cases: Sequence[T], index: int, count: int) -> list[T]:
+    """Slice `index` (1-based) of `count` of `cases`, in the cases' own order (snake deal)."""
+    if count < 1 or not 1 <= index <= count:
+        raise ValueError(f"slice {index}/{count} does not exist")
+    chosen = []
+    for position, case in enumerate(cases):
+        round_, offset = divmod(position, count)
+        owner = offset if round_ % 2 == 0 else count - 1 - offset
+        if owner == index - 1:
+            chosen.append(case)
+    return chosen
+
+
+def split(cases: Sequence[str], count: int) -> list[list[str]]:
+    """All `count` slices of `cases`; empty slices are left out (fewer cases than jobs)."""
+    slices = [shard_cases(cases, k, count) for k in range(1, count + 1)]
+    return [s for s in slices if s]
 
 
 def split_patterns(values: str | Sequence[str]) -> list[str]:

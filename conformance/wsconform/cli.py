@@ -27,8 +27,10 @@ from wsconform import (
     catalog,
     client_runner,
     compare,
+    engines,
     gate,
     parallel,
+    pipeline,
     progress,
     render,
     results,
@@ -36,6 +38,7 @@ from wsconform import (
     testee,
 )
 from wsconform import agents as known_agents
+from wsconform.engines import autobahn, choice
 
 EXIT_CODES = """\
 Exit codes:
@@ -136,14 +139,23 @@ gate_options = _options(
     ),
     click.option("--allow-unimplemented", is_flag=True, help=ALLOW_UNIMPLEMENTED_HELP),
 )
-#: --backend, --python2, --docker-image: where the fuzzer runs.
+#: --engine, --backend, --python2, --docker-image: what runs the cases, and where.
 backend_options = _options(
+    click.option(
+        "--engine",
+        type=click.Choice(choice.ENGINES),
+        default="auto",
+        show_default=True,
+        help="What runs the cases: autobahn (the real fuzzer), native (ours, Python 3 alone, "
+        "servers only), auto: autobahn where Docker or Python 2.7 can run it, else native.",
+    ),
     click.option(
         "--backend",
         type=click.Choice(backends.BACKENDS),
         default="auto",
         show_default=True,
-        help="Where the fuzzer runs: docker when an engine answers, else local Python 2.7.",
+        help="Where the autobahn engine runs the fuzzer: docker when a Docker engine answers, "
+        "else local Python 2.7.",
     ),
     click.option(
         "--python2",
@@ -186,7 +198,7 @@ def _load_expectations(err: Console, path: Path | None) -> list[gate.Expectation
 
 def _load_run(err: Console, path: Path, agent: str | None) -> results.RunResults:
     try:
-        return runner.load_run(path, agent)
+        return pipeline.load_run(path, agent)
     except results.ResultsError as exc:
         _fail(err, gate.EXIT_USAGE, f"cannot read the run in {path}: {exc}")
         raise AssertionError("unreachable") from exc
@@ -293,6 +305,7 @@ def run(
     baseline: Path | None,
     allow_unimplemented: bool,
     outdir: Path | None,
+    engine: str,
     backend: str,
     python2: str | None,
     docker_image: str,
@@ -326,21 +339,26 @@ def run(
         shard=_shard(shard, jobs),
     )
 
-    def execute(fuzzer: backends.Backend, view: progress.View) -> runner.RunOutcome:
-        if jobs > 1:
-            options = ["--docker-image", docker_image] + (["--python2", python2] if python2 else [])
-            return parallel.run_jobs(config, jobs, fuzzer, view, err.print, options)
-        return runner.execute(config, fuzzer, view, err.print)
+    options = _EngineOptions(engine, backend, python2, docker_image, quiet)
 
-    _run_and_report(
-        out,
-        err,
-        execute,
-        _Fuzzer(backend, python2, docker_image, quiet),
-        baseline,
-        config.outdir,
-        "the fuzzer started",
-    )
+    def execute(chosen: engines.Engine, view: progress.View) -> pipeline.RunOutcome:
+        return _run_server(config, jobs, chosen, options, view, err.print)
+
+    _run_and_report(out, err, execute, options, baseline, config.outdir, "the fuzzer started")
+
+
+def _run_server(
+    config: runner.RunConfig,
+    jobs: int,
+    engine: engines.Engine,
+    options: _EngineOptions,
+    view: progress.View,
+    say: pipeline.Say,
+) -> pipeline.RunOutcome:
+    """One server run: in this process, or split across `jobs` child runs."""
+    if jobs > 1:
+        return parallel.run_jobs(config, jobs, engine, view, say, options.for_children(engine))
+    return runner.execute(config, engine, view, say)
 
 
 @main.command("run-client", epilog=EXIT_CODES)
@@ -389,6 +407,7 @@ def run_client(
     baseline: Path | None,
     allow_unimplemented: bool,
     outdir: Path | None,
+    engine: str,
     backend: str,
     python2: str | None,
     docker_image: str,
@@ -398,6 +417,11 @@ def run_client(
 ) -> None:
     """Run a client through the fuzzing server's cases, gate the verdicts, write the reports."""
     out, err = _consoles()
+    if engine == "native":
+        raise click.BadParameter(
+            "the native engine tests servers only; clients run with autobahn (or auto)",
+            param_hint="--engine",
+        )
     if client_cmd is not None:
         for placeholder in ("{url}", "{agent}"):
             if placeholder not in client_cmd:
@@ -420,18 +444,12 @@ def run_client(
         case_timeout=case_timeout,
     )
 
-    def execute(fuzzer: backends.Backend, view: progress.View) -> runner.RunOutcome:
-        return client_runner.execute(config, fuzzer, view, err.print)
+    def execute(chosen: engines.Engine, view: progress.View) -> pipeline.RunOutcome:
+        assert isinstance(chosen, autobahn.AutobahnEngine)  # choose(clients=True) says so
+        return client_runner.execute(config, chosen, view, err.print)
 
-    _run_and_report(
-        out,
-        err,
-        execute,
-        _Fuzzer(backend, python2, docker_image, quiet),
-        baseline,
-        config.outdir,
-        "the client ran",
-    )
+    options = _EngineOptions(engine, backend, python2, docker_image, quiet, clients=True)
+    _run_and_report(out, err, execute, options, baseline, config.outdir, "the client ran")
 
 
 def _check_agent(agent: str) -> None:
@@ -443,40 +461,56 @@ def _check_agent(agent: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Fuzzer:
-    """Where the fuzzer comes from and how its progress shows: options both runs share."""
+class _EngineOptions:
+    """What runs the cases and how its progress shows: the options every running command
+    shares."""
 
+    engine: str
     backend: str
     python2: str | None
     docker_image: str
     quiet: bool
+    clients: bool = False
+
+    def choose(self, step: backends.Step) -> engines.Engine:
+        """The engine these options name (``auto`` resolved); EngineError when none can run."""
+        return choice.choose(
+            self.engine,
+            clients=self.clients,
+            backend=self.backend,
+            python2=self.python2 or None,
+            image=self.docker_image,
+            step=step,
+        )
+
+    def for_children(self, engine: engines.Engine) -> list[str]:
+        """The options that make a child run (``--jobs``) use the very engine chosen here."""
+        if not isinstance(engine, autobahn.AutobahnEngine):
+            return ["--engine", engine.name]
+        options = ["--engine", engine.name, "--backend", engine.backend.name]
+        options += ["--docker-image", self.docker_image]
+        return options + (["--python2", self.python2] if self.python2 else [])
 
 
 def _run_and_report(
     out: Console,
     err: Console,
-    execute: Callable[[backends.Backend, progress.View], runner.RunOutcome],
-    fuzzer_options: _Fuzzer,
+    execute: Callable[[engines.Engine, progress.View], pipeline.RunOutcome],
+    options: _EngineOptions,
     baseline: Path | None,
     outdir: Path,
     started: str,
 ) -> None:
-    """Provision the fuzzer, run ``execute``, print the verdict and leave with its exit
-    code; a run that cannot start leaves with a message, not a traceback."""
-    step = _step_printer(err)
+    """Choose the engine, run ``execute``, print the verdict and leave with its exit code; a
+    run that cannot start leaves with a message, not a traceback."""
     try:
-        fuzzer = backends.choose(
-            fuzzer_options.backend,
-            python2=fuzzer_options.python2 or None,
-            image=fuzzer_options.docker_image,
-            step=step,
-        )
-        outcome = execute(fuzzer, progress.make_view(err, fuzzer_options.quiet))
-    except runner.RunError as exc:
+        engine = options.choose(_step_printer(err))
+        outcome = execute(engine, progress.make_view(err, options.quiet))
+    except pipeline.RunError as exc:
         _fail(err, exc.exit_code, str(exc))
         return
-    except backends.BackendError as exc:
-        _fail(err, gate.EXIT_RUN_ERROR, f"the fuzzer cannot run: {exc}")
+    except engines.EngineError as exc:
+        _fail(err, gate.EXIT_RUN_ERROR, str(exc))
         return
     except KeyboardInterrupt:
         _fail(err, gate.EXIT_RUN_ERROR, f"interrupted before {started}; nothing written")
@@ -487,7 +521,7 @@ def _run_and_report(
     if outcome.regressions is not None and outcome.regressions.regressions:
         out.print(
             f"{len(outcome.regressions.regressions)} regressions against {baseline}:"
-            f" see {outdir / runner.BASELINE_DIFF}"
+            f" see {outdir / pipeline.BASELINE_DIFF}"
         )
     sys.exit(outcome.exit_code)
 
@@ -535,19 +569,18 @@ def gate_command(
 ) -> None:
     """Gate an existing run: ours (reports/runs/<agent>) or a directory wstest wrote elsewhere."""
     out, err = _consoles()
-    expected = _load_expectations(err, expectations)
+    settings = pipeline.GateSettings(
+        preset=preset,
+        expectations=_load_expectations(err, expectations),
+        allow_unimplemented=allow_unimplemented,
+    )
     run_results = _load_run(err, directory, agent)
     base = _load_run(err, baseline, None) if baseline is not None else None
-    report = gate.evaluate(run_results, preset, expected, allow_unimplemented)
-    written = render.write_reports(run_results, report, outdir) if outdir is not None else None
-    _print_verdict(out, run_results, report, written)
-    code = report.exit_code
-    if base is not None:
-        changes = gate.diff(base, run_results)
-        if changes.regressions:
-            out.print(render.diff_markdown(changes))
-            code = gate.EXIT_REGRESSION
-    sys.exit(code)
+    outcome = pipeline.judge(run_results, settings, outdir, base)
+    _print_verdict(out, run_results, outcome.report, outcome.paths or None)
+    if outcome.regressions is not None and outcome.regressions.regressions:
+        out.print(render.diff_markdown(outcome.regressions))
+    sys.exit(outcome.exit_code)
 
 
 @main.command(epilog=EXIT_CODES)
@@ -574,7 +607,7 @@ def _shard(value: str | None, jobs: int) -> tuple[int, int] | None:
     if jobs > 1:
         raise click.UsageError("give --shard or --jobs, not both")
     try:
-        return parallel.parse_shard(value)
+        return catalog.parse_shard(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--shard") from exc
 
@@ -605,21 +638,19 @@ def merge(
 ) -> None:
     """Combine shard runs (`run --shard K/N`) into one run, then gate it and write its reports."""
     out, err = _consoles()
-    config = runner.RunConfig(
-        agent=agent or "merged",
-        outdir=outdir,
+    settings = pipeline.GateSettings(
         preset=preset,
         expectations=_load_expectations(err, expectations),
         allow_unimplemented=allow_unimplemented,
     )
     try:
-        with runner.exclusive(outdir):
+        with pipeline.exclusive(outdir):
             merged = parallel.merge_runs(list(directories), outdir, agent)
-            outcome = parallel.gate_and_render(merged, config, outdir)
+            outcome = pipeline.judge(merged, settings, outdir)
     except results.ResultsError as exc:
         _fail(err, gate.EXIT_USAGE, f"cannot merge: {exc}")
         return
-    except runner.RunError as exc:
+    except pipeline.RunError as exc:
         _fail(err, exc.exit_code, str(exc))
         return
     _print_verdict(out, outcome.results, outcome.report, outcome.paths)
@@ -679,6 +710,7 @@ def compare_command(
     preset: str,
     outdir: Path,
     markdown_copy: Path | None,
+    engine: str,
     backend: str,
     python2: str | None,
     docker_image: str,
@@ -704,14 +736,12 @@ def compare_command(
     chosen, excluded = catalog.profile_selection(profile, cases, exclude)
     runs, notes, walls = [], {}, {}
     failed = 0
+    options = _EngineOptions(engine, backend, python2, docker_image, quiet)
     try:
-        fuzzer = backends.choose(
-            backend, python2=python2 or None, image=docker_image, step=_step_printer(err)
-        )
-    except backends.BackendError as exc:
-        _fail(err, gate.EXIT_RUN_ERROR, f"the fuzzer cannot run: {exc}")
+        chosen_engine = options.choose(_step_printer(err))
+    except engines.EngineError as exc:
+        _fail(err, gate.EXIT_RUN_ERROR, str(exc))
         return
-    options = ["--docker-image", docker_image] + (["--python2", python2] if python2 else [])
     for name, template, note in planned:
         config = runner.RunConfig(
             agent=name,
@@ -726,11 +756,8 @@ def compare_command(
         started = time.monotonic()
         view = progress.make_view(err, quiet)
         try:
-            if jobs > 1:
-                outcome = parallel.run_jobs(config, jobs, fuzzer, view, err.print, options)
-            else:
-                outcome = runner.execute(config, fuzzer, view, err.print)
-        except runner.RunError as exc:
+            outcome = _run_server(config, jobs, chosen_engine, options, view, err.print)
+        except pipeline.RunError as exc:
             err.print(f"[bold red]error:[/] {escape(name)}: {escape(str(exc))}")
             failed += 1
             continue
@@ -812,7 +839,8 @@ def cases_command(patterns: tuple[str, ...], exclude: tuple[str, ...], profile: 
     help="Provision the local fuzzer now (or rebuild a broken one) instead of on first use.",
 )
 def doctor(python2: str | None, provision: bool) -> None:
-    """What can run the fuzzer here, its versions, and what to do about what is missing."""
+    """What can run the cases here (the autobahn engine: Python 2.7, the fuzzer, Docker; the
+    native engine), and what to do about what is missing; exit 3 when Autobahn cannot run."""
     out, _ = _consoles()
     usable = []
 
@@ -868,12 +896,14 @@ def doctor(python2: str | None, provision: bool) -> None:
         if reference
         else "rfc6455.__main__ is missing: install wsconform",
     )
+    report("native engine", True, choice.NativeEngine().check())
     if usable:
-        choice = "docker" if "docker" in usable else "local"
-        out.print(f"next: `wsconform run` will use the {choice} backend")
+        where = "docker" if "docker" in usable else "local"
+        out.print(f"next: `wsconform run` will use the autobahn engine ({where} backend)")
     else:
         out.print(
-            "next: install Python 2.7 or start a Docker engine, then run `wsconform doctor` again"
+            "next: install Python 2.7 or start a Docker engine, then run `wsconform doctor` "
+            "again; until then `wsconform run` uses the native engine (servers only)"
         )
         sys.exit(gate.EXIT_RUN_ERROR)
 

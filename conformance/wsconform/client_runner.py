@@ -19,7 +19,7 @@ then ``/updateReports?agent=A``). Meanwhile the harness
 - asks ``/updateReports`` itself at the end (whether or not the client did), then stops the
   fuzzer and reads ``index.json`` from the run's ``raw/``.
 
-Gate, reports and exit codes are the server run's (`runner.RunOutcome`).
+Selection, gate, reports and exit codes are the pipeline's, as for a server run.
 """
 
 from __future__ import annotations
@@ -29,18 +29,17 @@ import contextlib
 import json
 import queue
 import shlex
-import shutil
 import subprocess
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 from rfc6455.client import connect
 from rfc6455.errors import WebSocketError
-from wsconform import backends, catalog, gate, progress, render, results, runner, testee
+from wsconform import backends, catalog, engines, pipeline, progress, results, runner, testee
+from wsconform.engines import autobahn
 
 #: Seconds without progress (no case started, none finished) before the client counts as
 #: hung, on top of the time limit the fuzzer itself gives the case (`FUZZER_CASE_LIMITS`).
@@ -59,7 +58,6 @@ POLL_INTERVAL = 0.1
 # How long a stopped fuzzing server gets to exit.
 STOP_GRACE = 30.0
 
-Say = Callable[[str], None]
 _PASSING = ("OK", "INFORMATIONAL")
 
 
@@ -86,8 +84,8 @@ def client_command_for(template: str, url: str, agent: str) -> list[str]:
     return [word.replace("{url}", url).replace("{agent}", agent) for word in words]
 
 
-@dataclass(frozen=True)
-class ClientRunConfig(runner.RunSettings):
+@dataclass(frozen=True, kw_only=True)
+class ClientRunConfig(pipeline.RunSettings):
     """Everything one `wsconform run-client` needs: the shared settings and the client under
     test."""
 
@@ -104,34 +102,35 @@ class _Watch:
     hung_after: float = 0.0  # seconds without progress before it was stopped
     client_status: int | None = None  # its exit status when it exited on its own
     interrupted: bool = False
+    in_flight: str | None = None  # interrupted: the case the fuzzer had started last
 
 
 def execute(
-    config: ClientRunConfig, backend: backends.Backend, view: progress.View, say: Say
-) -> runner.RunOutcome:
-    """Run the client through the fuzzing server's cases, then gate and render the reports."""
-    selected = runner.selected_cases(config)
-    baseline = runner.load_baseline(config.baseline)
-    with runner.exclusive(config.outdir):
-        raw = config.outdir / backends.RAW_DIR
-        if raw.exists():  # stale per-case reports of an earlier run must not be mixed in
-            shutil.rmtree(raw)
-        try:
-            say(f"fuzzer: {backend.check()}")
-        except backends.BackendError as exc:
-            raise runner.RunError(f"the fuzzer cannot run: {exc}") from exc
+    config: ClientRunConfig,
+    engine: autobahn.AutobahnEngine,
+    view: progress.View,
+    say: pipeline.Say,
+) -> pipeline.RunOutcome:
+    """Run the client through the fuzzing server's cases, then gate and render the reports.
+
+    Only the Autobahn engine has a fuzzing-server mode; its backend runs wstest here.
+    """
+    backend = engine.backend
+
+    def play(selected: list[str]) -> results.RunResults:
+        info = pipeline.prepare(engine, selected, say)
         port = testee.free_port()
         url = f"ws://127.0.0.1:{port}"
         template = config.client_cmd or reference_client_command()
         try:
             command = client_command_for(template, url, config.agent)
         except ValueError as exc:
-            raise runner.ConfigError(str(exc)) from exc
+            raise pipeline.ConfigError(str(exc)) from exc
         spec = backends.FuzzingServerSpec(url, config.agent, selected)
         try:
             process = backend.start(spec, config.outdir)
         except backends.BackendError as exc:
-            raise runner.RunError(f"the fuzzer cannot run: {exc}") from exc
+            raise pipeline.RunError(f"the fuzzer cannot run: {exc}") from exc
         session = _FuzzingSession(process, config.outdir, selected, view)
         try:
             session.wait_listening(port, config.startup_timeout)
@@ -145,28 +144,13 @@ def execute(
             session.update_reports(url, config.agent)
         finally:
             session.stop()
-        stderr_tail = client.stderr_tail()
-    run = _collect(config, selected, watch, stderr_tail, session.tail())
-    report = gate.evaluate(run, config.preset, config.expectations, config.allow_unimplemented)
-    paths = render.write_reports(run, report, config.outdir)
-    paths[runner.FUZZER_LOG] = config.outdir / runner.FUZZER_LOG
-    exit_code = report.exit_code
-    regressions = None
-    if baseline is not None:
-        regressions = gate.diff(baseline, run)
-        paths[runner.BASELINE_DIFF] = config.outdir / runner.BASELINE_DIFF
-        paths[runner.BASELINE_DIFF].write_text(render.diff_markdown(regressions))
-        if regressions.regressions:
-            exit_code = gate.EXIT_REGRESSION
-    return runner.RunOutcome(
-        results=run,
-        report=report,
-        paths=paths,
-        exit_code=exit_code,
-        interrupted=watch.interrupted,
-        regressions=regressions,
-        notes=list(run.notes),
-    )
+        if watch.interrupted:
+            watch.in_flight = session.last_started
+        run = _collect(config, selected, watch, client.stderr_tail(), session.tail())
+        run.engine = info
+        return run
+
+    return pipeline.execute(config, play)
 
 
 def _start_client(command: list[str], logdir: Path) -> testee.Testee:
@@ -185,7 +169,9 @@ def _start_client(command: list[str], logdir: Path) -> testee.Testee:
                 start_new_session=True,
             )
         except OSError as exc:
-            raise runner.RunError(f"cannot start the client {shlex.join(command)}: {exc}") from exc
+            raise pipeline.RunError(
+                f"cannot start the client {shlex.join(command)}: {exc}"
+            ) from exc
     return testee.Testee(command=command, host="", port=0, process=process, logdir=logdir)
 
 
@@ -215,38 +201,42 @@ class _FuzzingSession:
         selected: list[str],
         view: progress.View,
     ) -> None:
-        self._process = process
-        self._lines = backends.output_reader(process)
-        self._log = open(outdir / runner.FUZZER_LOG, "w")  # noqa: SIM115 (closed in stop)
+        self._fuzzer = autobahn.FuzzerRun(process)
+        self._log = open(outdir / pipeline.FUZZER_LOG, "w")  # noqa: SIM115 (closed in stop)
         self._tail: deque[str] = deque(maxlen=runner.OUTPUT_TAIL_LINES)
         self._tracker = progress.Progress(view, cases=selected)
         self._selected = selected
         self._ended = False
         self._all_finished = False
         self.last_activity = time.monotonic()
+        #: The last case the fuzzer started: every case it started before is finished.
+        self.last_started: str | None = None
 
     def tail(self) -> str:
         return "\n".join(self._tail)
 
     def pump(self, timeout: float = 0.0) -> None:
         """Relay the output available now (waiting up to `timeout` for the first line)."""
+        events = self._fuzzer.events
         while not self._ended:
             try:
-                line = self._lines.get(timeout=timeout) if timeout else self._lines.get_nowait()
+                event = events.get(timeout=timeout) if timeout else events.get_nowait()
             except queue.Empty:
                 return
             timeout = 0.0
-            if line is None:
+            if event is None:
                 self._ended = True
-                return
-            self._log.write(line + "\n")
-            self._tail.append(line)
-            if isinstance(self._tracker.feed(line), progress.CaseStarted):
+            elif isinstance(event, engines.Output):
+                self._log.write(event.line + "\n")
+                self._tail.append(event.line)
+            elif isinstance(event, engines.CaseStarted):
+                self._tracker.start(event.case_id)
+                self.last_started = event.case_id
                 self.last_activity = time.monotonic()
 
-    def _crashed(self, when: str) -> runner.FuzzerCrashed:
-        status = self._process.wait(STOP_GRACE)
-        return runner.FuzzerCrashed(
+    def _crashed(self, when: str) -> pipeline.FuzzerCrashed:
+        status = self._fuzzer.wait(STOP_GRACE)
+        return pipeline.FuzzerCrashed(
             f"the fuzzing server exited with status {status} {when}",
             f"--- fuzzer output (tail) ---\n{self.tail()}",
         )
@@ -259,12 +249,14 @@ class _FuzzingSession:
             if self._ended:
                 raise self._crashed("before listening")
             if time.monotonic() >= deadline:
-                raise runner.FuzzerCrashed(
+                raise pipeline.FuzzerCrashed(
                     f"the fuzzing server did not listen on port {port} within {timeout:g} s",
                     f"--- fuzzer output (tail) ---\n{self.tail()}",
                 )
 
-    def watch(self, client: testee.Testee, url: str, config: ClientRunConfig, say: Say) -> _Watch:
+    def watch(
+        self, client: testee.Testee, url: str, config: ClientRunConfig, say: pipeline.Say
+    ) -> _Watch:
         """Follow the client through the cases until it exits, hangs, or Ctrl-C."""
         watch = _Watch()
         try:
@@ -278,7 +270,7 @@ class _FuzzingSession:
         client: testee.Testee,
         url: str,
         config: ClientRunConfig,
-        say: Say,
+        say: pipeline.Say,
         watch: _Watch,
     ) -> None:
         self.last_activity = time.monotonic()
@@ -346,11 +338,11 @@ class _FuzzingSession:
 
     def stop(self) -> None:
         """Stop the fuzzing server (it runs until told) and relay the rest of its output."""
-        self._process.interrupt()
+        self._fuzzer.cancel()
         deadline = time.monotonic() + STOP_GRACE
         while not self._ended and time.monotonic() < deadline:
             self.pump(0.2)
-        self._process.wait(STOP_GRACE)
+        self._fuzzer.wait(STOP_GRACE)
         self._tracker.finish(completed=self._all_finished)
         self._log.close()
 
@@ -363,9 +355,8 @@ def _collect(
     output_tail: str,
 ) -> results.RunResults:
     """The run's results, with what happened to the cases the client never finished."""
-    raw = config.outdir / backends.RAW_DIR
-    chosen = set(selected)
-    excluded = [case for case in catalog.select(list(config.cases)) if case not in chosen]
+    raw = config.outdir / results.RAW_DIR
+    excluded = catalog.excluded_by(config.cases, config.exclude)
     run = results.RunResults(agent=config.agent, outdir=raw, cases={})
     if (raw / results.INDEX_FILE).exists():
         try:
@@ -373,7 +364,7 @@ def _collect(
         except results.ResultsError as exc:
             run.notes.append(f"no results for agent {config.agent!r}: {exc}")
     elif not watch.interrupted:
-        raise runner.FuzzerCrashed(
+        raise pipeline.FuzzerCrashed(
             "the fuzzing server wrote no reports",
             f"--- fuzzer output (tail) ---\n{output_tail}",
         )
@@ -381,16 +372,17 @@ def _collect(
     run.excluded = excluded
     if not run.cases and not watch.interrupted:
         detail = f"--- client stderr (tail) ---\n{stderr_tail}" if stderr_tail else ""
-        raise runner.RunError(
+        raise pipeline.RunError(
             f"the client ran no case (exit status {watch.client_status}); "
             "it must connect to the fuzzing server's /runCase?case=N&agent=A for N = 1..count",
             detail,
         )
     missing = [case for case in selected if case not in run.cases]
     if watch.interrupted:
-        # The case in flight was cut short by stopping the client: not a verdict.
-        for case_id in [case for case in run.cases if case not in watch.finished]:
-            del run.cases[case_id]
+        # The case in flight was cut short by stopping the client: not a verdict. The cases
+        # the fuzzer started before it are finished, whether or not their status reached us.
+        if watch.in_flight is not None and watch.in_flight not in watch.finished:
+            run.cases.pop(watch.in_flight, None)
         run.partial = True
         run.notes.append(
             f"interrupted: {len(run.cases)} of {len(selected)} cases finished; the rest did not run"

@@ -4,12 +4,7 @@ The fuzzer is the bottleneck (wstest is single-threaded Python 2; the permessage
 categories cost it seconds per case), so a run is sped up by running several fuzzers at once.
 
 Invariants:
-- Slicing is a pure function of the selection and the slice count (`shard_cases`): shard K/N
-  of a CI matrix and job K of ``--jobs N`` hold exactly the same cases, so slices made on
-  different machines merge like the ones made here.
-- Slices are dealt in "snake" order (1..N, N..1, 1..N, ...) over the selection in the
-  fuzzer's order: every slice gets its share of every category, and within a category of
-  growing message sizes neither slice always draws the larger one.
+- The slices are `catalog.split`'s: a pure function of the selection and the slice count.
 - Each job is a complete ``wsconform run --shard K/N`` child process with its OWN testee
   instance and its own run directory. One shared testee would couple the slices' timings
   (9.x measures the testee's speed under the other slice's load) and one testee death would
@@ -36,18 +31,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
-from wsconform import backends, catalog, gate, progress, render, results, runner, testee
+from wsconform import backends, catalog, engines, gate, pipeline, progress, results, runner, testee
 
 JOBS_DIR = ".jobs"
 CHILD_LOG = "job.log"
-LOGS = (runner.FUZZER_LOG, testee.STDOUT_LOG, testee.STDERR_LOG)
+LOGS = (pipeline.FUZZER_LOG, testee.STDOUT_LOG, testee.STDERR_LOG)
 POLL_INTERVAL = 0.2
 # How long children get after Ctrl-C: the runner's own grace for the fuzzer, plus start-up.
 CHILD_GRACE = runner.INTERRUPT_GRACE + 30.0
 LOG_TAIL_LINES = 30
-T = TypeVar("T")
 
 
 # What the runner notes in a shard's summary (runner._collect).
@@ -56,36 +50,6 @@ SHARD_NOTE = re.compile(r"shard (\d+)/(\d+): (\d+) of (\d+) selected cases")
 
 class MergeError(results.ResultsError):
     """Run directories that cannot be merged (different agents, overlapping cases): exit 2."""
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` -> ``(2, 4)``; ValueError unless 1 <= K <= N."""
-    head, sep, tail = text.partition("/")
-    if not sep or not head.strip().isdigit() or not tail.strip().isdigit():
-        raise ValueError(f"expected K/N (e.g. 1/4), not {text!r}")
-    index, count = int(head), int(tail)
-    if count < 1 or not 1 <= index <= count:
-        raise ValueError(f"K/N needs 1 <= K <= N, not {text!r}")
-    return index, count
-
-
-def shard_cases(cases: Sequence[T], index: int, count: int) -> list[T]:
-    """Slice `index` (1-based) of `count` of `cases`, in the cases' own order (snake deal)."""
-    if count < 1 or not 1 <= index <= count:
-        raise ValueError(f"slice {index}/{count} does not exist")
-    chosen = []
-    for position, case in enumerate(cases):
-        round_, offset = divmod(position, count)
-        owner = offset if round_ % 2 == 0 else count - 1 - offset
-        if owner == index - 1:
-            chosen.append(case)
-    return chosen
-
-
-def split(cases: Sequence[str], count: int) -> list[list[str]]:
-    """All `count` slices of `cases`; empty slices are left out (fewer cases than jobs)."""
-    slices = [shard_cases(cases, k, count) for k in range(1, count + 1)]
-    return [s for s in slices if s]
 
 
 # --- merging --------------------------------------------------------------------------------
@@ -106,7 +70,7 @@ def merge_runs(
     for directory in dirs:
         if directory.resolve() == target:
             raise MergeError(f"{directory} is both a slice and the merge target")
-    runs = [runner.load_run(Path(d), agent) for d in dirs]
+    runs = [pipeline.load_run(Path(d), agent) for d in dirs]
     agents = sorted({run.agent for run in runs})
     if len(agents) > 1:
         raise MergeError(f"the runs are of different agents ({', '.join(agents)}); merge one")
@@ -124,7 +88,7 @@ def merge_runs(
     if complete:
         _check_shards(dirs, runs)
 
-    raw = outdir / backends.RAW_DIR
+    raw = outdir / results.RAW_DIR
     if raw.exists():  # a merge target holds only what this merge writes
         shutil.rmtree(raw)
     raw.mkdir(parents=True)
@@ -151,6 +115,7 @@ def merge_runs(
         {c for run in runs for c in run.excluded} - selected, key=catalog.case_sort_key
     )
     merged.partial = any(run.partial for run in runs)
+    merged.engine = next((run.engine for run in runs if run.engine is not None), None)
     merged.notes = list(
         dict.fromkeys(
             n for run in [merged, *runs] for n in run.notes if not SHARD_NOTE.fullmatch(n)
@@ -187,7 +152,7 @@ def _check_shards(dirs: Sequence[Path], runs: Sequence[results.RunResults]) -> N
     missing = [
         f"{k}/{count}"
         for k in range(1, count + 1)
-        if k not in shards and shard_cases(range(total), k, count)
+        if k not in shards and catalog.shard_cases(range(total), k, count)
     ]
     if missing:
         raise MergeError(f"shard(s) {', '.join(missing)} missing: merge every slice of the split")
@@ -210,7 +175,7 @@ def _merge_spec(dirs: Sequence[Path], outdir: Path, selected: list[str]) -> None
         if path.is_file():
             spec = json.loads(path.read_text("utf-8"))
             if isinstance(spec, dict):
-                spec["outdir"] = str(outdir / backends.RAW_DIR)
+                spec["outdir"] = str(outdir / results.RAW_DIR)
                 spec["cases"] = selected
                 (outdir / backends.SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")
                 return
@@ -249,37 +214,6 @@ def _overview_html(run: results.RunResults) -> str:
         "<table><tr><th>case</th><th>behavior</th><th>close</th><th>duration</th></tr>\n"
         + "\n".join(rows)
         + "\n</table></body></html>\n"
-    )
-
-
-def gate_and_render(
-    run: results.RunResults, config: runner.RunConfig, outdir: Path
-) -> runner.RunOutcome:
-    """Gate merged results like a one-process run would, write the reports, diff a baseline."""
-    report = gate.evaluate(run, config.preset, config.expectations, config.allow_unimplemented)
-    paths = render.write_reports(run, report, outdir)
-    exit_code = report.exit_code
-    regressions = None
-    if config.baseline is not None:
-        try:
-            base = runner.load_run(config.baseline)
-        except results.ResultsError as exc:
-            raise runner.ConfigError(
-                f"cannot read the baseline run {config.baseline}: {exc}"
-            ) from exc
-        regressions = gate.diff(base, run)
-        paths[runner.BASELINE_DIFF] = outdir / runner.BASELINE_DIFF
-        paths[runner.BASELINE_DIFF].write_text(render.diff_markdown(regressions))
-        if regressions.regressions:
-            exit_code = gate.EXIT_REGRESSION
-    return runner.RunOutcome(
-        results=run,
-        report=report,
-        paths=paths,
-        exit_code=exit_code,
-        interrupted=run.partial,
-        regressions=regressions,
-        notes=list(run.notes),
     )
 
 
@@ -351,7 +285,7 @@ class _Job:
     def poll_log(self) -> None:
         """Feed the fuzzer lines written since the last poll to this job's tracker."""
         if self.log is None:
-            path = self.rundir / runner.FUZZER_LOG
+            path = self.rundir / pipeline.FUZZER_LOG
             if not path.is_file():
                 return
             self.log = path.open(encoding="utf-8", errors="replace")
@@ -391,77 +325,86 @@ def child_command(
 def run_jobs(
     config: runner.RunConfig,
     jobs: int,
-    backend: backends.Backend,
+    engine: engines.Engine,
     view: progress.View,
-    say: runner.Say,
-    fuzzer_options: Sequence[str] = (),
-) -> runner.RunOutcome:
+    say: pipeline.Say,
+    engine_options: Sequence[str] = (),
+) -> pipeline.RunOutcome:
     """Run `config`'s selection as `jobs` child runs at once, merge them, gate, render.
 
-    `fuzzer_options` are the backend options every child gets (``--python2 ...``). The
-    backend is checked (and provisioned) here once, before any child starts.
+    `engine_options` are the engine options every child gets (``--engine autobahn
+    --backend local ...``). The engine is checked (and provisioned) here once, before any
+    child starts.
     """
-    selected = runner.selection(config)
-    with runner.exclusive(config.outdir):
-        try:
-            say(f"fuzzer: {backend.check()}")
-        except backends.BackendError as exc:
-            raise runner.RunError(f"the fuzzer cannot run: {exc}") from exc
-        workdir = config.outdir / JOBS_DIR
-        if workdir.exists():
-            shutil.rmtree(workdir)
-        workdir.mkdir(parents=True)
-        slices = split(selected, jobs)
-        count = len(slices)
-        say(f"running {len(selected)} cases in {count} fuzzer processes (agent {config.agent!r})")
-        options = ["--backend", backend.name, *fuzzer_options]
-        combined = _Combined(view=view, cases=list(selected))
-        started = _start_jobs(config, slices, workdir, options, combined)
-        try:
-            interrupted = _wait_for(started)
-            for job in started:
-                job.poll_log()
-                job.tracker.finish(completed=not interrupted)
-        finally:
-            for job in started:
-                job.close_log()
-        view.close(combined)
-        failed = [j for j in started if j.process.returncode not in (0, 1)]
-        if failed and not interrupted:
-            job = failed[0]
-            code = job.process.returncode
-            exit_code = code if code in (gate.EXIT_USAGE, gate.EXIT_RUN_ERROR) else None
-            error = runner.RunError(
-                f"job {job.number}/{count} failed (status {code}); its run directory is kept"
-                f" in {job.rundir}",
-                f"--- job output (tail) ---\n{job.output_tail()}",
-            )
-            if exit_code is not None:
-                error.exit_code = exit_code
-            raise error
-        rundirs = [j.rundir for j in started if (j.rundir / results.SUMMARY_FILE).is_file()]
-        if not rundirs:
-            raise runner.RunError("no job wrote a report: nothing to merge")
-        try:
-            run = merge_runs(rundirs, config.outdir, config.agent, complete=not interrupted)
-        except MergeError as exc:
-            raise runner.RunError(f"the jobs' runs cannot be merged: {exc}") from exc
-        missing = [c for c in selected if c not in run.cases]
-        run.selected = list(selected)
-        chosen = set(selected)
-        run.excluded = [c for c in catalog.select(list(config.cases)) if c not in chosen]
-        if interrupted:
-            run.partial = True
-            run.notes.append(
-                f"interrupted: {len(run.cases)} of {len(selected)} cases finished;"
-                " the rest did not run"
-            )
-        elif missing:
-            run = results.mark_missing(run, missing, "its job ended without running it")
-        outcome = gate_and_render(run, config, config.outdir)
-        if not interrupted:
-            shutil.rmtree(workdir)
-        return outcome
+
+    def play(selected: list[str]) -> results.RunResults:
+        info = pipeline.prepare(engine, selected, say)
+        run = _run_slices(config, catalog.split(selected, jobs), engine_options, view, say)
+        run.engine = info
+        return run
+
+    return pipeline.execute(config, play)
+
+
+def _run_slices(
+    config: runner.RunConfig,
+    slices: list[list[str]],
+    options: Sequence[str],
+    view: progress.View,
+    say: pipeline.Say,
+) -> results.RunResults:
+    """The slices run by child processes and merged into the run directory."""
+    selected = sorted((c for s in slices for c in s), key=catalog.case_sort_key)
+    workdir = config.outdir / JOBS_DIR
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    count = len(slices)
+    say(f"running {len(selected)} cases in {count} fuzzer processes (agent {config.agent!r})")
+    combined = _Combined(view=view, cases=list(selected))
+    started = _start_jobs(config, slices, workdir, options, combined)
+    try:
+        interrupted = _wait_for(started)
+        for job in started:
+            job.poll_log()
+            job.tracker.finish(completed=not interrupted)
+    finally:
+        for job in started:
+            job.close_log()
+    view.close(combined)
+    failed = [j for j in started if j.process.returncode not in (0, 1)]
+    if failed and not interrupted:
+        job = failed[0]
+        code = job.process.returncode
+        exit_code = code if code in (gate.EXIT_USAGE, gate.EXIT_RUN_ERROR) else None
+        error = pipeline.RunError(
+            f"job {job.number}/{count} failed (status {code}); its run directory is kept"
+            f" in {job.rundir}",
+            f"--- job output (tail) ---\n{job.output_tail()}",
+        )
+        if exit_code is not None:
+            error.exit_code = exit_code
+        raise error
+    rundirs = [j.rundir for j in started if (j.rundir / results.SUMMARY_FILE).is_file()]
+    if not rundirs:
+        raise pipeline.RunError("no job wrote a report: nothing to merge")
+    try:
+        run = merge_runs(rundirs, config.outdir, config.agent, complete=not interrupted)
+    except MergeError as exc:
+        raise pipeline.RunError(f"the jobs' runs cannot be merged: {exc}") from exc
+    missing = [c for c in selected if c not in run.cases]
+    run.selected = list(selected)
+    run.excluded = catalog.excluded_by(config.cases, config.exclude)
+    if interrupted:
+        run.partial = True
+        run.notes.append(
+            f"interrupted: {len(run.cases)} of {len(selected)} cases finished; the rest did not run"
+        )
+    elif missing:
+        run = results.mark_missing(run, missing, "its job ended without running it")
+    if not interrupted:
+        shutil.rmtree(workdir)
+    return run
 
 
 def _start_jobs(

@@ -1,4 +1,4 @@
-"""Progress of a fuzzer run, read from what wstest prints while it runs.
+"""Progress of a run, read from what the engine prints (wstest's wording) while it runs.
 
 wstest prints ``Ok, will run N test cases against M servers`` once, then ``Running test case
 ID <id> for agent <agent> from peer <peer>`` as each case *starts*, and ``Connection to <url>
@@ -74,6 +74,17 @@ def parse_line(line: str) -> FuzzerEvent | None:
     return None
 
 
+def started_line(case_id: str, agent: str, peer: str) -> str:
+    """The line that announces a started case, worded as wstest's (one parser for both
+    engines' logs)."""
+    return f"Running test case ID {case_id} for agent {agent} from peer {peer}"
+
+
+def connection_failed_line(url: str, reason: str) -> str:
+    """The line that announces an unreachable testee, worded as wstest's."""
+    return f"Connection to {url} failed ({reason})"
+
+
 def case_cost(case_id: str) -> float:
     """The expected seconds one case takes, by its category."""
     return CASE_COST.get(catalog.category_of(case_id), DEFAULT_CASE_COST)
@@ -128,15 +139,18 @@ class Progress:
             self.total = event.total
             self.view.update(self)
         elif isinstance(event, CaseStarted):
-            # A case starting means the one before it finished.
-            if self.current is not None:
-                previous = catalog.category_of(self.current)
-                self._finish_current()
-                if catalog.category_of(event.case_id) != previous:
-                    self._close_category(previous)
-            self.current = event.case_id
-            self.view.update(self)
+            self.start(event.case_id)
         return event
+
+    def start(self, case_id: str) -> None:
+        """Case `case_id` started; the one before it, if any, finished."""
+        if self.current is not None:
+            previous = catalog.category_of(self.current)
+            self._finish_current()
+            if catalog.category_of(case_id) != previous:
+                self._close_category(previous)
+        self.current = case_id
+        self.view.update(self)
 
     def _finish_current(self) -> None:
         assert self.current is not None

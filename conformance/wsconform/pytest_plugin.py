@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 if TYPE_CHECKING:
-    from wsconform.runner import RunOutcome
+    from wsconform.pipeline import RunOutcome
 
 #: The ``user_properties`` key of a run's summary line.
 PROPERTY = "wsconform"
@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "exclude": (),
     "expectations": None,
     "allow_unimplemented": False,
+    "engine": "auto",
     "backend": "auto",
     "outdir": None,
 }
@@ -90,6 +91,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Do not fail on UNIMPLEMENTED (e.g. no permessage-deflate).",
     )
     group.addoption(
+        "--wsconform-engine",
+        metavar="NAME",
+        help="What runs the cases when the call gives none: auto (the default), autobahn or "
+        "native, as `wsconform run --engine`.",
+    )
+    group.addoption(
         "--wsconform-backend",
         metavar="NAME",
         help="Where the fuzzer runs when the call gives none: auto (the default), docker or "
@@ -110,8 +117,14 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from wsconform import backends, catalog
     from wsconform import gate as gates
+    from wsconform.engines import choice
 
     try:
+        if "engine" in given and given["engine"] not in choice.ENGINES:
+            raise ValueError(
+                f"--wsconform-engine: unknown engine {given['engine']!r}; "
+                f"choose one of {', '.join(choice.ENGINES)}"
+            )
         if "gate" in given and given["gate"] not in gates.PRESETS:
             raise ValueError(
                 f"--wsconform-gate: unknown gate {given['gate']!r}; "
@@ -175,6 +188,7 @@ class RunFixture(Protocol):
         expectations: str | Path | None = None,
         allow_unimplemented: bool | None = None,
         outdir: str | Path | None = None,
+        engine: str | None = None,
         backend: str | None = None,
         check: bool = True,
         preset: str | None = None,
@@ -201,12 +215,14 @@ def _run_and_gate(request: pytest.FixtureRequest, tmp_path: Path) -> RunFixture:
         expectations: str | Path | None = None,
         allow_unimplemented: bool | None = None,
         outdir: str | Path | None = None,
+        engine: str | None = None,
         backend: str | None = None,
         check: bool = True,
         preset: str | None = None,
     ) -> RunOutcome:
-        from wsconform import backends, catalog, render, runner
+        from wsconform import catalog, engines, pipeline, render, runner
         from wsconform import gate as gates
+        from wsconform.engines import choice
 
         if preset is not None:
             warnings.warn(
@@ -241,9 +257,9 @@ def _run_and_gate(request: pytest.FixtureRequest, tmp_path: Path) -> RunFixture:
         )
         log: list[str] = []
         try:
-            fuzzer = backends.choose(setting("backend", backend))
-            outcome = runner.execute(config, fuzzer, _SilentView(), log.append)
-        except (backends.BackendError, runner.RunError) as exc:
+            picked = choice.choose(setting("engine", engine), backend=setting("backend", backend))
+            outcome = runner.execute(config, picked, _SilentView(), log.append)
+        except (engines.EngineError, pipeline.RunError) as exc:
             pytest.fail(f"wsconform could not run: {exc}", pytrace=False)
         verdict = "gate passed" if outcome.exit_code == gates.EXIT_OK else "gate FAILED"
         request.node.user_properties.append(

@@ -16,6 +16,7 @@ summary.json, schema ``wsconform/summary/v1`` (fields are only ever added within
       "schema": "wsconform/summary/v1",
       "tool": {"name": "wsconform", "version": str, "testsuite": str},
       "agent": str,                 # the fuzzer's agent name
+      "engine": {"name": "autobahn" | "native", "detail": str} | null,  # null: unknown
       "raw_dir": str,               # the fuzzer's output, relative to this file's directory
       "preset": "strict" | "standard" | "lenient",
       "allow_unimplemented": bool,
@@ -50,12 +51,13 @@ import jinja2
 
 from wsconform import __version__, catalog
 from wsconform.gate import FAILING_OUTCOMES, OUTCOMES, CaseVerdict, DiffReport, GateReport
-from wsconform.results import SUMMARY_FILE, RunResults
+from wsconform.results import SUMMARY_FILE, EngineInfo, RunResults
 
 __all__ = [
     "MAX_SUMMARY_BYTES",
     "SUMMARY_SCHEMA",
     "diff_markdown",
+    "engine_line",
     "html",
     "junit",
     "markdown",
@@ -124,6 +126,11 @@ def _shown_outcomes(report: GateReport) -> list[str]:
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def engine_line(engine: EngineInfo) -> str:
+    """What ran the cases, in one line: ``native (native engine, in-process (Python 3.12))``."""
+    return f"{engine.name} ({engine.detail})" if engine.detail else engine.name
 
 
 def summary_line(report: GateReport) -> str:
@@ -198,6 +205,11 @@ def summary_json(
             "testsuite": catalog.TESTSUITE_SOURCE,
         },
         "agent": results.agent,
+        "engine": (
+            {"name": results.engine.name, "detail": results.engine.detail}
+            if results.engine is not None
+            else None
+        ),
         "raw_dir": _relative(results.outdir, report_dir),
         "preset": report.preset,
         "allow_unimplemented": report.allow_unimplemented,
@@ -344,6 +356,8 @@ def markdown(
         f"**{_md_inline(summary_line(report))}**",
         "",
     ]
+    if results.engine is not None:
+        head += [f"Engine: {_md_inline(engine_line(results.engine))}", ""]
     if report.partial:
         head += ["> **Partial run**: interrupted before every case ran; not a verdict.", ""]
     notes = [*results.notes, *(n for n in report.notes if n not in results.notes)]
@@ -548,6 +562,7 @@ def html(results: RunResults, report: GateReport, report_dir: Path | None = None
     template = _ENVIRONMENT.get_template("index.html.j2")
     return template.render(
         agent=results.agent,
+        engine=engine_line(results.engine) if results.engine is not None else "",
         summary=summary_line(report),
         passed=report.passed,
         preset=report.preset,

@@ -6,9 +6,9 @@ Invariants:
   as strings: "1.1.1", "10.1.1", "12.1.1", ...).
 - A run is read from what the fuzzer wrote, whoever ran it. When the directory also holds our
   own ``summary.json`` (``render.SUMMARY_SCHEMA``), what only we know is taken from it: the
-  selection, the excluded cases, whether the run was partial, the notes, and the cases that
-  never ran (``mark_missing``). With only a ``summary.json`` (the raw output moved away), the
-  run is rebuilt from it alone.
+  selection, the excluded cases, whether the run was partial, the notes, the engine, and the
+  cases that never ran (``mark_missing``). With only a ``summary.json`` (the raw output moved
+  away), the run is rebuilt from it alone.
 - Anything that is not the fuzzer's format raises ``ResultsError`` (exit 2), naming the file
   and the entry.
 
@@ -33,8 +33,10 @@ __all__ = [
     "BEHAVIORS",
     "CLOSE_BEHAVIORS",
     "INDEX_FILE",
+    "RAW_DIR",
     "SUMMARY_FILE",
     "CaseResult",
+    "EngineInfo",
     "ResultsError",
     "RunResults",
     "load",
@@ -42,6 +44,8 @@ __all__ = [
 ]
 
 INDEX_FILE = "index.json"
+#: Where a run directory of ours keeps the engine's own output (index.json, case reports).
+RAW_DIR = "raw"
 SUMMARY_FILE = "summary.json"
 # Must equal render.SUMMARY_SCHEMA; kept here so reading never imports the renderer.
 _SUMMARY_SCHEMA = "wsconform/summary/v1"
@@ -84,6 +88,14 @@ class CaseResult:
         return stem + ".html"
 
 
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """What ran the cases: ``autobahn`` or ``native``, and how (backend, versions)."""
+
+    name: str
+    detail: str = ""
+
+
 @dataclass
 class RunResults:
     """Every case result of one agent in one run, plus what the harness knows about the run.
@@ -100,6 +112,7 @@ class RunResults:
     notes: list[str] = field(default_factory=list)
     selected: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    engine: EngineInfo | None = None  # None: unknown (a run we did not make)
 
     def missing(self) -> list[str]:
         """Selected cases with no result, in the fuzzer's order."""
@@ -343,6 +356,10 @@ def _apply_summary(run: RunResults, summary: Mapping[str, Any], path: Path) -> N
     if not isinstance(partial, bool):
         raise ResultsError(f"{path}: 'partial' should be true or false")
     run.partial = partial
+    engine = summary.get("engine")
+    if isinstance(engine, dict) and isinstance(engine.get("name"), str):
+        detail = engine.get("detail")
+        run.engine = EngineInfo(engine["name"], detail if isinstance(detail, str) else "")
     recorded = _string_list(summary, "notes", path)
     run.notes = recorded + [n for n in run.notes if n not in recorded]
     entries = summary.get("cases", [])

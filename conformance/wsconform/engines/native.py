@@ -1,0 +1,144 @@
+"""The native engine: `wsconform.native` run in-process, on an event loop of its own thread.
+
+Invariants:
+- The engine itself is `wsconform.native`'s (``run_async``); this adapter only runs it on a
+  thread and turns its per-case callbacks into engine events. Its log lines for a started
+  case and an unreachable testee are worded as wstest's (`progress.started_line`), so one
+  parser follows either engine's ``fuzzer.log`` (the parallel runner reads its jobs' logs).
+- Cancelling cancels the engine's task: it has written every finished case already, and
+  ``index.json`` lists them (a partial run).
+- Only server cases: the engine has no fuzzing-server mode (testing clients is Autobahn's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from wsconform import native, progress, results
+from wsconform.engines import (
+    CaseFinished,
+    CaseStarted,
+    Event,
+    Output,
+    Unreachable,
+    UnsupportedCases,
+)
+from wsconform.native import cases as native_cases
+
+__all__ = ["NativeEngine", "NativeRun"]
+
+#: At most this many unsupported ids are named in the error.
+SHOWN_UNSUPPORTED = 5
+
+
+class NativeRun:
+    """`native.run_async` on its own thread and event loop, as engine events."""
+
+    def __init__(self, cases: Sequence[str], url: str, agent: str, raw: Path, seed: int | None):
+        self._cases, self._url, self._agent, self._raw, self._seed = cases, url, agent, raw, seed
+        self._events: queue.Queue[Event | None] = queue.Queue()
+        self._status = 0
+        self._task: asyncio.Task[Path] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cancelled = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._main, name="native-engine", daemon=True)
+        self._thread.start()
+
+    @property
+    def events(self) -> queue.Queue[Event | None]:
+        return self._events
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._play())
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            self._status = 1
+            for line in traceback.format_exc().splitlines():
+                self._events.put(Output(line))
+        finally:
+            self._events.put(None)
+
+    async def _play(self) -> None:
+        task = asyncio.ensure_future(
+            native.run_async(
+                self._url, self._agent, self._cases, self._raw, seed=self._seed, progress=self._tell
+            )
+        )
+        with self._lock:
+            self._loop, self._task = asyncio.get_running_loop(), task
+            if self._cancelled:
+                task.cancel()
+        await task
+
+    def _tell(self, event: native.CaseEvent) -> None:
+        if event.kind == "started":
+            self._events.put(Output(progress.started_line(event.case_id, self._agent, self._url)))
+            self._events.put(CaseStarted(event.case_id))
+        elif event.kind == "finished" and event.outcome is not None:
+            verdict = event.outcome.verdict
+            self._events.put(
+                Output(
+                    f"Case {event.case_id} ({event.position}/{event.total}): {verdict.behavior}"
+                    f" / {verdict.behavior_close} in {event.outcome.duration_ms} ms"
+                )
+            )
+            self._events.put(CaseFinished(event.case_id, verdict.behavior, verdict.behavior_close))
+        elif event.kind == "unreachable":
+            self._events.put(Output(progress.connection_failed_line(self._url, event.detail)))
+            self._events.put(Unreachable(self._url, event.detail))
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self._loop is not None and self._task is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._task.cancel)
+
+    def wait(self, timeout: float) -> int:
+        self._thread.join(timeout)
+        if self._thread.is_alive():  # a case that ignores cancellation: leave it to die with us
+            self.cancel()
+            return 1
+        return self._status
+
+
+@dataclass
+class NativeEngine:
+    """Our own engine: Python 3 alone, in-process, the server cases it defines."""
+
+    #: The run's seed for masking keys and nonces (recorded in every report); None: random.
+    seed: int | None = None
+
+    @property
+    def name(self) -> str:
+        return "native"
+
+    def check(self, cases: Sequence[str] = ()) -> str:
+        """UnsupportedCases when the selection holds cases the engine does not define."""
+        unsupported = [case for case in cases if case not in native_cases.DEFINED]
+        if unsupported:
+            shown = ", ".join(unsupported[:SHOWN_UNSUPPORTED])
+            more = "" if len(unsupported) <= SHOWN_UNSUPPORTED else ", ..."
+            categories = sorted({c.split(".")[0] for c in native_cases.DEFINED}, key=int)
+            raise UnsupportedCases(
+                f"the native engine does not run {len(unsupported)} of the selected cases"
+                f" ({shown}{more}); it runs categories {', '.join(categories)}",
+                "leave them out (e.g. --profile no-deflate), or pass --engine autobahn where "
+                "Docker or Python 2.7 can run the fuzzer",
+            )
+        version = ".".join(map(str, sys.version_info[:3]))
+        return f"native engine, in-process (Python {version})"
+
+    def start(self, cases: Sequence[str], url: str, agent: str, rundir: Path) -> NativeRun:
+        raw = rundir / results.RAW_DIR
+        raw.mkdir(parents=True, exist_ok=True)
+        return NativeRun(list(cases), url, agent, raw, self.seed)
