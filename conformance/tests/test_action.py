@@ -72,7 +72,9 @@ def _fill(text: str, inputs: dict[str, str], outputs: dict[str, str]) -> str:
     return EXPRESSION.sub(value, text)
 
 
-def run_action(given: dict[str, str], workdir: Path, bindir: Path) -> tuple[int, str, dict[str, str]]:
+def run_action(
+    given: dict[str, str], workdir: Path, bindir: Path
+) -> tuple[int, str, dict[str, str]]:
     """Run every `run:` step of the action; (the job's exit code, job summary, step outputs)."""
     meta = action()
     inputs = {name: str(spec["default"]) for name, spec in meta["inputs"].items()}
@@ -151,7 +153,7 @@ def test_the_action_passes_the_reference_server_and_writes_the_job_summary(
     assert code == 0
     assert outputs["exit-code"] == "0"
     assert outputs["cases"] == "3" and outputs["passed"] == "3" and outputs["failed"] == "0"
-    assert outputs["summary"] == "3 cases: 3 passed, 0 failed (strict)"
+    assert outputs["summary"] == "3 cases: 3 passed, 0 informational, 0 failed (strict)"
     assert "3 cases: 3 passed" in summary
     assert (tmp_path / "reports" / "summary.json").exists()
 
