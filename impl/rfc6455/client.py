@@ -52,7 +52,7 @@ import h11
 
 from . import __version__
 from .connection import Connection, State
-from .endings import Ending, note, protocol_failure
+from .endings import Ending, failure_level, note, protocol_failure
 from .errors import CloseCode, ConnectionClosed, HandshakeError, InvalidState
 from .events import BinaryMessage, Closed, Event, Ping, Pong, TextMessage
 from .extensions import ClientExtensionFactory, ClientPerMessageDeflate, Extension
@@ -427,7 +427,11 @@ class ClientConnection:
             self._closed_seen = True
             failure = self.connection.failure
             if failure is not None:
-                self._note_ending(protocol_failure(failure, event.code), self.connection.failed_in)
+                self._note_ending(
+                    protocol_failure(failure, event.code),
+                    self.connection.failed_in,
+                    failure_level(failure),
+                )
         # CloseReceived needs nothing here: the connection already queued the answering Close.
 
     async def _deliver(self, message: str | bytes) -> None:

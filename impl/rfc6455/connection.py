@@ -7,9 +7,12 @@ Invariants:
 - ``events()`` parses lazily, one event at a time: a shell that handles each event (and
   writes its reply) before pulling the next keeps replies in order, so the echo of a valid
   message that precedes a bad frame goes out before the Close that fails the connection.
-- Peer errors never escape: a protocol violation queues a Close with its code
+- No error escapes ``events()``: a protocol violation queues a Close with its code
   (``errors.close_code_for``), records ``failure``, stops reading (RFC 6455 §7.1.7) and ends
-  the connection. Local misuse (sending after our Close) raises ``InvalidState``.
+  the connection; any other ``Exception`` raised while parsing (our own fault, in the codec,
+  an extension or a validator) does the same with 1011, its details logged on
+  ``rfc6455.connection`` and never sent to the peer. The shells hold no error policy of
+  their own for input. Local misuse (sending after our Close) raises ``InvalidState``.
 - Nothing is delivered after ``Closed``; ``Closed`` is delivered exactly once.
 - Fragments are kept in lists and joined once: reassembly is linear in the message size.
 
@@ -24,6 +27,7 @@ States and transitions (the shell's view)::
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from enum import Enum
@@ -50,6 +54,8 @@ from .frame import (
 from .utf8 import Utf8Validator, decode_text
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Connection", "State"]
+
+logger = logging.getLogger("rfc6455.connection")
 
 _BINARY = Opcode.BINARY
 _TEXT = Opcode.TEXT
@@ -125,7 +131,8 @@ class Connection:
         self.state = State.OPEN
         self.close_code: int | None = None
         self.close_reason = ""
-        self.failure: ProtocolError | None = None
+        # What failed the connection: the peer's ``ProtocolError``, or an exception of ours.
+        self.failure: Exception | None = None
         self.failed_in: State | None = None  # the state ``fail`` found (for the shell's log)
         self.close_transport = False
         # Pending events, oldest first, read from ``_event_index``: an empty list costs 56
@@ -208,6 +215,15 @@ class Connection:
                     self._handle_frame(frame)
                     continue
             except ProtocolError as exc:
+                self._fail_on(exc)
+                continue
+            except Exception as exc:
+                # RFC 6455 §7.4.1: 1011, "an unexpected condition that prevented it from
+                # fulfilling the request"; what went wrong is ours to log, not the peer's.
+                logger.exception(
+                    "the %s connection failed on an internal error; sending Close 1011",
+                    self.role.name.lower(),
+                )
                 self._fail_on(exc)
                 continue
             yield message
@@ -395,9 +411,10 @@ class Connection:
             self.close_transport = True
         self._finish(received, reason)
 
-    def _fail_on(self, exc: ProtocolError) -> None:
+    def _fail_on(self, exc: Exception) -> None:
         self.failure = exc
-        self.fail(close_code_for(exc), _close_reason(exc.reason))
+        reason = _close_reason(exc.reason) if isinstance(exc, ProtocolError) else ""
+        self.fail(close_code_for(exc), reason)
 
     def _finish(self, code: int, reason: str) -> None:
         if self.state == State.CLOSED:

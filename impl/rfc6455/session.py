@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from .connection import Connection, State
-from .endings import Ending, note, protocol_failure
+from .endings import Ending, failure_level, note, protocol_failure
 from .errors import CloseCode
 from .events import BinaryMessage, Closed, Ping, Pong, TextMessage
 from .extensions import Extension
@@ -663,7 +663,7 @@ class WebSocketSession(asyncio.BufferedProtocol):
         failure = self.connection.failure
         if failure is not None:
             state = self.connection.failed_in or State.OPEN
-            self._note_ending(protocol_failure(failure, event.code), state)
+            self._note_ending(protocol_failure(failure, event.code), state, failure_level(failure))
 
     def _eof_reason(self) -> str:
         """Why TCP ended before the closing handshake did."""
