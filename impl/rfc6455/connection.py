@@ -51,6 +51,7 @@ from .frame import (
     parse_close_payload,
     unmasked_frame,
 )
+from .limits import MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from .utf8 import Utf8Validator, decode_text
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Connection", "State"]
@@ -59,10 +60,6 @@ logger = logging.getLogger("rfc6455.connection")
 
 _BINARY = Opcode.BINARY
 _TEXT = Opcode.TEXT
-
-# A safe default for servers facing the internet (websockets uses 1 MiB as well); testees
-# that face the Autobahn fuzzer raise it, as its 9.x cases send 16 MiB messages.
-DEFAULT_MAX_MESSAGE_SIZE = 2**20
 
 
 class State(Enum):
@@ -198,19 +195,10 @@ class Connection:
                     and not self.extensions
                     and not self._validated
                 ):
-                    # The common case, once per message, inline: a whole message in one
-                    # frame, nothing to reassemble, decompress or finish validating (RSV
-                    # bits were refused by the parser, as no extension claims them).
-                    payload = frame.payload
-                    limit = self.max_message_size
-                    if limit is not None and len(payload) > limit:
-                        raise MessageTooBig(
-                            f"a message of more than {limit} bytes ({len(payload)})"
-                        )
-                    if opcode is _BINARY:
-                        message: Event = BinaryMessage(payload)
-                    else:
-                        message = TextMessage(decode_text(payload))
+                    # The common case, once per message: what ``_handle_data`` would do
+                    # with a whole message in one frame and no extension (RSV bits were
+                    # refused by the parser), without queueing the event first.
+                    message: Event = self._whole_message(opcode, frame.payload)
                 else:
                     self._handle_frame(frame)
                     continue
@@ -322,22 +310,28 @@ class Connection:
             for extension in reversed(self.extensions):
                 frame = extension.decode(frame, max_size=remaining)
         payload = frame.payload
+        if frame.final and opcode != Opcode.CONTINUATION and not self._validated:
+            self._end_message(self._whole_message(opcode, payload))
+            return
         self._message_size += len(payload)
-        self._check_size()
+        self._check_size(self._message_size, "so far")
         if self._message_opcode == Opcode.TEXT:
             self._handle_text_payload(payload, frame.final)
-        elif frame.final and not self._fragments:
-            self._end_message(BinaryMessage(payload))
         else:
             self._fragments.append(payload)
             if frame.final:
                 self._end_message(BinaryMessage(b"".join(self._fragments)))
 
+    def _whole_message(self, opcode: Opcode, payload: bytes) -> TextMessage | BinaryMessage:
+        """A message that came in one frame: nothing to reassemble or finish validating."""
+        self._check_size(len(payload), "in one frame")
+        if opcode is _BINARY:
+            return BinaryMessage(payload)
+        return TextMessage(decode_text(payload))
+
     def _handle_text_payload(self, payload: bytes, final: bool) -> None:
+        """A fragment of a text message: validated as it comes (RFC 6455 §8.1, fail fast)."""
         validated, self._validated = self._validated, 0
-        if final and self._validator is None and not validated:
-            self._end_message(TextMessage(decode_text(payload)))  # the common, unfragmented case
-            return
         if self._validator is None:
             self._validator = Utf8Validator()
         text = self._validator.feed(payload[validated:] if validated else payload, final)
@@ -364,11 +358,8 @@ class Connection:
                 return  # the frame's own checks happen when it is complete
         elif self._message_opcode is not None or first & 0x70:
             return
-        limit = self.max_message_size
-        if limit is not None and not self.extensions and self._message_size + length > limit:
-            raise MessageTooBig(
-                f"a message of more than {limit} bytes ({self._message_size + length} announced)"
-            )
+        if not self.extensions:  # (a compressed frame's length says nothing of the message)
+            self._check_size(self._message_size + length, "announced")
         is_text = opcode == Opcode.TEXT or self._message_opcode == Opcode.TEXT
         if not is_text:
             return
@@ -382,12 +373,11 @@ class Connection:
             self._text_parts.append(text)
         self._validated += len(chunk)
 
-    def _check_size(self) -> None:
-        if self.max_message_size is not None and self._message_size > self.max_message_size:
-            raise MessageTooBig(
-                f"a message of more than {self.max_message_size} bytes "
-                f"({self._message_size} so far)"
-            )
+    def _check_size(self, size: int, how: str) -> None:
+        """Fail with 1009 when a message of ``size`` bytes is over ``max_message_size``."""
+        limit = self.max_message_size
+        if limit is not None and size > limit:
+            raise MessageTooBig(f"a message of more than {limit} bytes ({size} {how})")
 
     def _end_message(self, event: TextMessage | BinaryMessage) -> None:
         self._message_opcode = None

@@ -25,7 +25,7 @@ from .errors import HandshakeError
 from .extensions import ServerExtensionFactory
 from .handler import WEBSOCKET_KEY, WS
 from .handshake import is_websocket_request, server_handshake
-from .limits import DEFAULT_LIMITS, LIMITS_KEY, Limits
+from .limits import DEFAULT_LIMITS, LIMITS_KEY, MAX_MESSAGE_SIZE, Limits
 from .session import WebSocketSession
 from .takeover import response_head, server_socket, take_over
 
@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "WebSocket", "error_response"]
 #: Largest message (after reassembly and decompression) a connection accepts by default;
 #: a bigger one fails the connection with 1009 (RFC 6455 §7.4.1). It is the default
 #: ``Limits``' (see there why); the Autobahn testee raises it (case 9.1.6 sends 16 MiB).
-DEFAULT_MAX_MESSAGE_SIZE = DEFAULT_LIMITS.max_message_size
+DEFAULT_MAX_MESSAGE_SIZE = MAX_MESSAGE_SIZE
 
 
 class _FromLimits(Enum):

@@ -52,7 +52,7 @@ from .events import BinaryMessage, Closed, Ping, Pong, TextMessage
 from .extensions import Extension
 from .frame import Role
 from .handler import WS
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, MAX_MESSAGE_SIZE, Limits
 from .readbuffer import read_buffer
 
 __all__ = ["WebSocketSession"]
@@ -122,7 +122,7 @@ class WebSocketSession(asyncio.BufferedProtocol):
         *,
         extensions: Sequence[Extension] = (),
         subprotocol: str | None = None,
-        max_message_size: int | None = None,
+        max_message_size: int | None = MAX_MESSAGE_SIZE,
         max_frame_size: int | None = None,
     ) -> None:
         self.handler = handler
