@@ -17,8 +17,6 @@ A server in a few lines::
     run(WsgiHandler(middleware=[WebSocket(handle=Echo())]), port=8000)
 """
 
-__version__ = "0.1.0"  # before the imports: server.py reads it for its Server header
-
 from .client import ClientConnection, connect
 from .connection import Connection, State
 from .errors import (
@@ -37,6 +35,7 @@ from .frame import Frame, FrameParser, Opcode, Role, mask, unmask
 from .handler import WS
 from .middleware import WebSocket
 from .server import Server, WsgiHandler, run, serve
+from .version import __version__ as __version__
 
 __all__ = [
     "WS",

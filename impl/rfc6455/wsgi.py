@@ -26,9 +26,9 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, Protocol
 
-from . import __version__
 from .errors import HandshakeError
 from .limits import LIMITS_KEY, Limits
+from .version import __version__
 
 __all__ = [
     "SERVER_SOFTWARE",
