@@ -324,7 +324,9 @@ class Connection:
 
     def _whole_message(self, opcode: Opcode, payload: bytes) -> TextMessage | BinaryMessage:
         """A message that came in one frame: nothing to reassemble or finish validating."""
-        self._check_size(len(payload), "in one frame")
+        limit = self.max_message_size
+        if limit is not None and len(payload) > limit:  # (once per message: no call)
+            self._check_size(len(payload), "in one frame")
         if opcode is _BINARY:
             return BinaryMessage(payload)
         return TextMessage(decode_text(payload))

@@ -80,6 +80,9 @@ class Phase(Enum):
     STOPPED = "STOPPED"  # answered for the last time: TCP closes, input is ignored
     CLOSED = "CLOSED"  # TCP is closed (and an upgraded session finished)
 
+    # Members are singletons: hash them by identity, in C (Enum's own hash runs Python code).
+    __hash__ = object.__hash__
+
 
 _TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.FIRST_READ: frozenset({Phase.READING, Phase.STOPPED, Phase.CLOSED}),

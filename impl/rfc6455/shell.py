@@ -77,6 +77,9 @@ class Stage(Enum):
     LOST = "LOST"  # TCP is closed; ``on_close`` may still be running
     FINISHED = "FINISHED"  # TCP closed and ``on_close`` done: nothing more happens
 
+    # Members are singletons: hash them by identity, in C (Enum's own hash runs Python code).
+    __hash__ = object.__hash__
+
 
 _TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     Stage.NEW: frozenset({Stage.OPEN}),
@@ -87,8 +90,6 @@ _TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     Stage.LOST: frozenset({Stage.FINISHED}),
     Stage.FINISHED: frozenset(),
 }
-#: Stages in which the peer's EOF has been seen (it may not be fed to the connection yet).
-_EOF_SEEN = frozenset({Stage.PEER_EOF, Stage.LOST})
 
 
 class Deferred(Generic[T]):
@@ -511,7 +512,9 @@ class Shell(_TcpSide):
                 # answer.
                 if pull and self._wait_until_wanted():
                     return
-            if self._stage in _EOF_SEEN and connection.state is not State.CLOSED:
+            stage = self._stage  # (``is`` tests: hashing an Enum member runs Python code)
+            eof_seen = stage is Stage.PEER_EOF or stage is Stage.LOST
+            if eof_seen and connection.state is not State.CLOSED:
                 # Every byte that came before the EOF was handled: now the connection ends.
                 if self._ending is None:  # (an abort we made already said why TCP ended)
                     self._note_ending(self._eof_reason(), connection.state)
