@@ -2,9 +2,11 @@
 (permessage-deflate), shaped after the ``pulsar.apps.ws`` API.
 
 Layers, bottom up: ``frame`` (codec), ``utf8``, ``extensions`` (negotiation and
-permessage-deflate), ``handshake``, ``connection`` (sans-I/O state machine), ``handler``
-(``WS`` hooks), ``middleware`` (``WebSocket`` WSGI middleware), ``session`` and ``server``
-(asyncio on h11). Nothing below ``handler`` does I/O.
+permessage-deflate), ``handshake``, ``limits``, ``connection`` (sans-I/O state machine),
+``handler`` (``WS`` hooks), ``wsgi`` (environ and responses as data), ``shell`` (the one
+asyncio shell) with its two roles ``session`` (server) and ``client``, ``middleware``
+(``WebSocket`` WSGI middleware), ``http11`` and ``server`` (asyncio on h11). Nothing below
+``handler`` does I/O.
 
 A server in a few lines::
 
