@@ -2,9 +2,11 @@
 (permessage-deflate), shaped after the ``pulsar.apps.ws`` API.
 
 Layers, bottom up: ``frame`` (codec), ``utf8``, ``extensions`` (negotiation and
-permessage-deflate), ``handshake``, ``connection`` (sans-I/O state machine), ``handler``
-(``WS`` hooks), ``middleware`` (``WebSocket`` WSGI middleware), ``session`` and ``server``
-(asyncio on h11). Nothing below ``handler`` does I/O.
+permessage-deflate), ``handshake``, ``limits``, ``connection`` (sans-I/O state machine),
+``handler`` (``WS`` hooks), ``wsgi`` (environ and responses as data), ``shell`` (the one
+asyncio shell) with its two roles ``session`` (server) and ``client``, ``middleware``
+(``WebSocket`` WSGI middleware), ``http11`` and ``server`` (asyncio on h11). Nothing below
+``handler`` does I/O.
 
 A server in a few lines::
 
@@ -16,8 +18,6 @@ A server in a few lines::
 
     run(WsgiHandler(middleware=[WebSocket(handle=Echo())]), port=8000)
 """
-
-__version__ = "0.1.0"  # before the imports: server.py reads it for its Server header
 
 from .client import ClientConnection, connect
 from .connection import Connection, State
@@ -37,6 +37,7 @@ from .frame import Frame, FrameParser, Opcode, Role, mask, unmask
 from .handler import WS
 from .middleware import WebSocket
 from .server import Server, WsgiHandler, run, serve
+from .version import __version__ as __version__
 
 __all__ = [
     "WS",

@@ -19,12 +19,13 @@ import sys
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
-from . import __version__, client_testee
+from . import client_testee
 from .extensions import ServerExtensionFactory, ServerPerMessageDeflate
 from .handler import WS
 from .limits import DEFAULT_LIMITS, Limits
 from .middleware import WebSocket
 from .server import Server, WsgiHandler, run
+from .version import __version__
 
 __all__ = ["EchoWS", "echo_app", "main"]
 

@@ -1,16 +1,18 @@
 """``connect``: an asyncio WebSocket client on the sans-I/O ``Connection``.
 
 Invariants:
-- A thin shell, like ``session``: bytes read from the stream go to ``receive_data`` /
-  ``receive_eof``, events are pulled from ``Connection.events()`` one at a time, and whatever
-  the connection queued leaves through ``data_to_send``. The opening handshake is
-  ``handshake.client_request`` / ``validate_response`` around h11's HTTP/1.1 parser.
+- The client's role on the one asyncio shell (``rfc6455.shell``), as ``session`` is the
+  server's: everything the shell promises holds here too. The opening handshake is
+  ``handshake.client_request`` / ``validate_response`` around h11's HTTP/1.1 parser, on a
+  small protocol (``_Opening``) that hands the transport, and every byte after the 101, to
+  the connection.
 - Frames are parsed on demand: the next event is pulled only while someone wants one (a
   ``recv()`` waiting, a ``ping()`` awaiting its Pong, a closing handshake in progress, or the
   handler's hooks). An application that answers each message before asking for the next one
   therefore keeps its replies in frame order: the echo of a valid message that precedes a bad
-  frame leaves before the Close that fails the connection. Unread data stays in the socket,
-  so TCP flow control slows a server that sends faster than the application reads.
+  frame leaves before the Close that fails the connection. At most ``READ_SIZE`` bytes are
+  read ahead of the application; then reading pauses, so TCP flow control slows a server
+  that sends faster than the application reads.
 - RFC 6455 §7.1.1: after the closing handshake the client waits for the server to close TCP
   (at most ``close_timeout`` seconds), reading and discarding what still arrives (a socket
   closed with input unread resets the connection), then closes it itself.
@@ -36,13 +38,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import ssl as ssl_module
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -50,16 +51,16 @@ from urllib.parse import urlsplit
 
 import h11
 
-from . import __version__
 from .connection import Connection, State
-from .endings import Ending, note, protocol_failure
 from .errors import CloseCode, ConnectionClosed, HandshakeError, InvalidState
-from .events import BinaryMessage, Closed, Event, Ping, Pong, TextMessage
 from .extensions import ClientExtensionFactory, ClientPerMessageDeflate, Extension
 from .frame import MAX_CONTROL_PAYLOAD, Role
 from .handler import WEBSOCKET_KEY, WS
 from .handshake import client_request, validate_response
-from .limits import MAX_MESSAGE_SIZE
+from .limits import MAX_MESSAGE_SIZE, WRITE_BUFFER_SIZE
+from .readbuffer import read_buffer
+from .shell import Deferred, Shell, Stage
+from .version import __version__
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -70,8 +71,6 @@ __all__ = [
     "connect",
 ]
 
-logger = logging.getLogger("rfc6455.client")
-
 #: Seconds for TCP connect plus the opening handshake. websockets' ``open_timeout`` is 10 s.
 OPEN_TIMEOUT = 10.0
 #: Seconds the server has to finish the closing handshake and close TCP. websockets'
@@ -80,8 +79,8 @@ CLOSE_TIMEOUT = 10.0
 #: Messages read ahead while nobody calls ``recv()`` (a ``ping()`` or a closing handshake is
 #: reading): websockets' ``max_queue`` is 16.
 MAX_QUEUE = 16
-#: Bytes asked of the stream per read, as the server's session does (Autobahn 9.x sends
-#: 16 MiB messages; a read returns what is there, so small messages are not delayed).
+#: Bytes read ahead of the application before reading pauses (Autobahn 9.x sends 16 MiB
+#: messages; a read returns what is there, so small messages are not delayed).
 READ_SIZE = 2**20
 #: The opening handshake's response head. h11's own default is 16 KiB.
 MAX_RESPONSE_HEAD = 16 * 1024
@@ -126,44 +125,7 @@ def parse_url(url: str) -> Target:
     return Target(secure, host, port, resource, host_header)
 
 
-class _Drained:
-    """What ``send`` returns: awaiting it waits for the write buffer to drain; it may be ignored."""
-
-    __slots__ = ("_ws",)
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self._ws = ws
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self._ws.drain().__await__()
-
-
-class _PongAwaited:
-    """What ``ping`` returns: awaiting it gives the round trip in seconds once the Pong came."""
-
-    __slots__ = ("_pong", "_ws")
-
-    def __init__(self, ws: ClientConnection, pong: asyncio.Future[float]) -> None:
-        self._ws = ws
-        self._pong = pong
-
-    def __await__(self) -> Generator[Any, None, float]:
-        return self._ws._wait_for_pong(self._pong).__await__()
-
-
-class _ClosingAwaited:
-    """What ``close`` returns: awaiting it waits until the connection is over."""
-
-    __slots__ = ("_ws",)
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self._ws = ws
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self._ws.wait_closed().__await__()
-
-
-class ClientConnection:
+class ClientConnection(Shell):
     """An open client WebSocket connection (what ``connect`` gives).
 
     ``send`` / ``ping`` / ``close`` act at once and return something that may be awaited
@@ -171,48 +133,51 @@ class ClientConnection:
     hooks' helpers (``WS.send(environ, data)``) work on it as on a server-side session.
     """
 
+    __slots__ = (
+        "_closed_waiters",
+        "_max_queue",
+        "_messages",
+        "_pong_waiters",
+        "_recv_waiters",
+        "_wanted",
+        "response_headers",
+        "url",
+    )
+
+    _peer = "the server"
+    # RFC 6455 §7.1.1: the server closes TCP first; the client waits for it.
+    _half_close_first = False
+    _pull = True
+    _logger = logging.getLogger("rfc6455.client")
+
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
         connection: Connection,
         *,
         url: str,
         response_headers: list[tuple[str, str]],
-        initial: bytes = b"",
         handler: WS | None = None,
         close_timeout: float = CLOSE_TIMEOUT,
         max_queue: int = MAX_QUEUE,
     ) -> None:
-        self.url = url
-        self.connection = connection
-        self.response_headers = response_headers
-        self.handler = handler
-        #: What the hooks receive as ``environ``: this connection under ``WEBSOCKET_KEY``.
-        self.environ: dict[str, Any] = {
-            WEBSOCKET_KEY: self,
+        environ: dict[str, Any] = {
             "rfc6455.role": "client",
             "rfc6455.url": url,
             "rfc6455.response_headers": response_headers,
         }
-        self._reader = reader
-        self._writer = writer
-        self._close_timeout = close_timeout
+        super().__init__(handler, environ, connection)
+        #: What the hooks receive as ``environ``: this connection under ``WEBSOCKET_KEY``.
+        environ[WEBSOCKET_KEY] = self
+        self.url = url
+        self.response_headers = response_headers
+        self._closing_timeout = close_timeout
+        self._max_read_buffer = READ_SIZE
         self._max_queue = max_queue
         self._messages: deque[str | bytes] = deque()
         self._recv_waiters: deque[asyncio.Future[str | bytes]] = deque()
         self._pong_waiters: dict[bytes, tuple[asyncio.Future[float], float]] = {}
-        self._wanted = asyncio.Event()  # set when someone may want the next event
+        self._wanted: asyncio.Future[None] | None = None  # resolved when an event is wanted
         self._closed_waiters = 0  # wait_closed() calls in progress
-        self._closed_seen = False
-        self._eof = False
-        self._closing_timer: asyncio.TimerHandle | None = None
-        self._done = asyncio.Event()
-        # Why the connection ended abnormally, if it did: logged once, when it is over.
-        self._ending: Ending | None = None
-        if initial:
-            connection.receive_data(initial)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"websocket {url}")
 
     # -- public API --------------------------------------------------------------------------
 
@@ -227,33 +192,17 @@ class ClientConnection:
         return self.connection.extensions
 
     @property
-    def state(self) -> State:
-        return self.connection.state
-
-    @property
     def closed(self) -> bool:
         """Whether the connection is over (TCP closed or about to be)."""
-        return self._done.is_set()
+        return self._stage is Stage.FINISHED
 
-    @property
-    def close_code(self) -> int | None:
-        """How the connection ended (RFC 6455 §7.1.5; 1006 without a Close), else ``None``."""
-        return self.connection.close_code
-
-    @property
-    def close_reason(self) -> str:
-        """The reason that came with ``close_code`` (RFC 6455 §7.1.6)."""
-        return self.connection.close_reason
-
-    def send(self, message: str | bytes | bytearray | memoryview) -> _Drained:
+    def send(self, data: str | bytes | bytearray | memoryview) -> Deferred[None]:
         """Send one message (``str``: text, bytes-like: binary); await it to wait for drain.
 
         ``ConnectionClosed`` once the connection is over; ``InvalidState`` after ``close``.
         """
         self._check_not_closed()
-        self.connection.send(message)
-        self._flush()
-        return _Drained(self)
+        return super().send(data)
 
     async def recv(self) -> str | bytes:
         """The next message: ``str`` for text, ``bytes`` for binary.
@@ -265,11 +214,11 @@ class ClientConnection:
             raise InvalidState("this connection's messages go to its handler's on_message")
         if self._messages:
             return self._messages.popleft()
-        if self._closed_seen:
+        if self._closed_event is not None:
             raise self._closed_error()
         waiter: asyncio.Future[str | bytes] = asyncio.get_running_loop().create_future()
         self._recv_waiters.append(waiter)
-        self._wanted.set()
+        self._want()
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -292,7 +241,7 @@ class ClientConnection:
                 return
             yield message
 
-    def ping(self, payload: bytes | str | None = None) -> _PongAwaited:
+    def ping(self, payload: bytes | str | None = None) -> Deferred[float]:
         """Send a Ping (RFC 6455 §5.5.2); await the result for the round trip in seconds.
 
         ``payload`` defaults to 4 random bytes; at most 125 bytes (RFC 6455 §5.5). A Pong
@@ -311,13 +260,12 @@ class ClientConnection:
             raise ValueError(f"a Ping with payload {data!r} is already waiting for its Pong")
         self.connection.send_ping(data)
         pong: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        sent = time.monotonic()
-        self._pong_waiters[data] = (pong, sent)
+        self._pong_waiters[data] = (pong, time.monotonic())
         self._flush()
-        self._wanted.set()
-        return _PongAwaited(self, pong)
+        self._want()
+        return Deferred(lambda: self._wait_for_pong(pong))
 
-    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> _ClosingAwaited:
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> Deferred[None]:
         """Start the closing handshake (RFC 6455 §7.1.2); await it to wait for the end.
 
         Idempotent. The server has ``close_timeout`` seconds to answer and close TCP.
@@ -325,8 +273,8 @@ class ClientConnection:
         if self.connection.state is State.OPEN:
             self.connection.close(code, reason)
             self._flush()
-        self._wanted.set()
-        return _ClosingAwaited(self)
+        self._want()
+        return Deferred(self.wait_closed)
 
     async def wait_closed(self) -> None:
         """Wait until the connection is over (TCP closed, ``on_close`` run).
@@ -335,16 +283,11 @@ class ClientConnection:
         ``max_queue``), so a Close from the server is seen and answered.
         """
         self._closed_waiters += 1
-        self._wanted.set()
+        self._want()
         try:
-            await self._done.wait()
+            await super().wait_closed()
         finally:
             self._closed_waiters -= 1
-
-    async def drain(self) -> None:
-        """Wait until the write buffer is below its high-water mark."""
-        with contextlib.suppress(ConnectionError):
-            await self._writer.drain()
 
     async def __aenter__(self) -> ClientConnection:
         return self
@@ -357,7 +300,7 @@ class ClientConnection:
     ) -> None:
         await self.close()
 
-    # -- the read loop -----------------------------------------------------------------------
+    # -- events on demand ----------------------------------------------------------------------
 
     def _wants_events(self) -> bool:
         """Whether the next event may be parsed now (see the module's invariants)."""
@@ -368,88 +311,36 @@ class ClientConnection:
         reading_ahead = bool(self._pong_waiters) or self._closed_waiters > 0
         return reading_ahead and len(self._messages) < self._max_queue
 
-    async def _run(self) -> None:
-        """Pull events on demand until the Close, then wait for the server to close TCP."""
+    def _wait_until_wanted(self) -> bool:
+        if self._wants_events() or self._stage is Stage.LOST:
+            return False  # (once TCP is lost, what arrived is handled at once)
+        assert self._loop is not None
+        wanted: asyncio.Future[None] = self._loop.create_future()
+        self._wanted = wanted
+        self._suspend(self._until_wanted(wanted))
+        return True
+
+    async def _until_wanted(self, wanted: asyncio.Future[None]) -> None:
         try:
-            if self.handler is not None:
-                await self._call_hook("on_open", self.handler.on_open, self.environ)
-            while not self._closed_seen:
-                if not self._wants_events():
-                    self._wanted.clear()
-                    await self._wanted.wait()
-                    continue
-                event = next(self.connection.events(), None)
-                if event is None:
-                    self._flush()
-                    await self.drain()
-                    await self._read()
-                    continue
-                await self._dispatch(event)
-                self._flush()
-            self._flush()
-            await self._wait_for_server_close()
-        except Exception as exc:
-            logger.exception("the client connection to %s failed; closing it with 1011", self.url)
-            self._note_ending(f"{type(exc).__name__} raised", level=logging.WARNING)
-            self.connection.fail(CloseCode.INTERNAL_ERROR)
-            with contextlib.suppress(Exception):
-                self._flush()
+            await wanted
         finally:
-            await self._finish()
+            self._wanted = None
 
-    async def _read(self) -> None:
-        try:
-            data = await self._reader.read(READ_SIZE)
-        except ConnectionError as exc:
-            data = b""
-            lost: str | None = f"TCP connection lost: {exc!r}"
-        else:
-            lost = None
-        if data:
-            self.connection.receive_data(data)
-        else:
-            self._eof = True
-            if self.connection.state is not State.CLOSED and self._ending is None:
-                self._note_ending(lost or "the server closed TCP without a Close frame")
-            self.connection.receive_eof()
+    def _want(self) -> None:
+        """Someone may want the next event: resume event handling if it waits for that."""
+        wanted = self._wanted
+        if wanted is not None and not wanted.done():
+            wanted.set_result(None)
 
-    async def _dispatch(self, event: Event) -> None:
-        if isinstance(event, TextMessage | BinaryMessage):
-            await self._deliver(event.data)
-        elif isinstance(event, Ping):
-            if self.handler is not None:
-                await self._call_hook("on_ping", self.handler.on_ping, self.environ, event.payload)
-        elif isinstance(event, Pong):
-            self._pong_received(event.payload)
-            if self.handler is not None:
-                await self._call_hook("on_pong", self.handler.on_pong, self.environ, event.payload)
-        elif isinstance(event, Closed):
-            self._closed_seen = True
-            failure = self.connection.failure
-            if failure is not None:
-                self._note_ending(protocol_failure(failure, event.code), self.connection.failed_in)
-        # CloseReceived needs nothing here: the connection already queued the answering Close.
-
-    async def _deliver(self, message: str | bytes) -> None:
-        if self.handler is None:
-            while self._recv_waiters:
-                waiter = self._recv_waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(message)
-                    return
-            if self.connection.state is State.OPEN or len(self._messages) < self._max_queue:
-                self._messages.append(message)
-            return  # a message arriving while we close, beyond the queue: dropped
-        try:
-            reply = self.handler.on_message(self.environ, message)
-            if inspect.isawaitable(reply):
-                self._flush()
-                reply = await reply
-        except Exception:
-            self._hook_failed("on_message")
-            return
-        if reply is not None and self.connection.state is State.OPEN:
-            self.connection.send(reply)
+    def _deliver(self, message: str | bytes) -> None:
+        while self._recv_waiters:
+            waiter = self._recv_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(message)
+                return
+        if self.connection.state is State.OPEN or len(self._messages) < self._max_queue:
+            self._messages.append(message)
+        # (a message arriving while we close, beyond the queue, is dropped)
 
     def _pong_received(self, payload: bytes) -> None:
         if payload not in self._pong_waiters:
@@ -472,28 +363,8 @@ class ClientConnection:
                 raise self._closed_error() from None
             raise
 
-    async def _wait_for_server_close(self) -> None:
-        """RFC 6455 §7.1.1: the server closes TCP first; give it ``close_timeout``."""
-        if self._eof:
-            return
-        await self.drain()
-        try:
-            async with asyncio.timeout(self._close_timeout):
-                while await self._reader.read(READ_SIZE):
-                    pass  # RFC 6455 §5.5.1: nothing is processed after a Close
-        except TimeoutError:
-            self._note_ending(f"the server did not close TCP within {self._close_timeout:g} s")
-        except ConnectionError as exc:
-            self._note_ending(f"TCP connection lost: {exc!r}")
-
-    async def _finish(self) -> None:
-        """Close TCP, fail the waiters, run ``on_close`` once, mark the connection done."""
-        if self._closing_timer is not None:
-            self._closing_timer.cancel()
-        if self.connection.state is not State.CLOSED:
-            self._note_ending("the connection was cancelled")
-            self.connection.receive_eof()  # cancelled or broken: 1006
-        self._closed_seen = True
+    def _connection_over(self) -> None:
+        """Waiting ``recv()`` calls get ``ConnectionClosed``; waiting pings are cancelled."""
         error = self._closed_error()
         while self._recv_waiters:
             waiter = self._recv_waiters.popleft()
@@ -502,44 +373,12 @@ class ClientConnection:
         for pong, _ in self._pong_waiters.values():
             pong.cancel()
         self._pong_waiters.clear()
-        writer = self._writer
-        try:
-            if not writer.is_closing():
-                writer.close()
-            try:
-                async with asyncio.timeout(self._close_timeout):
-                    await writer.wait_closed()
-            except (TimeoutError, ConnectionError, ssl_module.SSLError) as exc:
-                self._note_ending(f"TCP did not close cleanly ({exc!r}); dropped")
-                writer.transport.abort()
-            if self.handler is not None:
-                await self._call_hook("on_close", self.handler.on_close, self.environ)
-        finally:
-            if self._ending is not None:
-                self._ending.log(logger, self.url, self.connection.close_code)
-            self._done.set()
 
-    # -- helpers -----------------------------------------------------------------------------
+    def _linger_reason(self) -> str:
+        return f"the server did not close TCP within {self._closing_timeout:g} s"
 
-    def _flush(self) -> None:
-        """Write what the connection queued; bound the closing handshake once it started."""
-        data = self.connection.data_to_send()
-        if data and not self._writer.is_closing():
-            self._writer.write(data)
-        if self.connection.state is State.CLOSING and self._closing_timer is None:
-            loop = asyncio.get_running_loop()
-            self._closing_timer = loop.call_later(self._close_timeout, self._closing_timed_out)
-
-    def _closing_timed_out(self) -> None:
-        """The server did not answer our Close in time: drop TCP (the code becomes 1006)."""
-        self._note_ending(f"no Close from the server within {self._close_timeout:g} s of ours")
-        self._writer.transport.abort()
-
-    def _note_ending(
-        self, reason: str, state: State | None = None, level: int = logging.INFO
-    ) -> None:
-        """Record a reason the connection ends abnormally (logged once it is over)."""
-        self._ending = note(self._ending, reason, state or self.connection.state, level)
+    def _name(self) -> str:
+        return self.url
 
     def _check_not_closed(self) -> None:
         if self.connection.state is State.CLOSED:
@@ -548,26 +387,6 @@ class ClientConnection:
     def _closed_error(self) -> ConnectionClosed:
         code = self.connection.close_code
         return ConnectionClosed(CloseCode.ABNORMAL if code is None else code, self.close_reason)
-
-    async def _call_hook(
-        self, name: str, hook: Callable[..., Awaitable[None] | None], *args: Any
-    ) -> None:
-        try:
-            result = hook(*args)
-            if inspect.isawaitable(result):
-                self._flush()
-                await result
-        except Exception:
-            self._hook_failed(name)
-
-    def _hook_failed(self, name: str) -> None:
-        """A hook raised: log it and close with 1011, telling the server nothing more."""
-        logger.exception("WS.%s raised; closing the connection with 1011", name)
-        self._note_ending(f"WS.{name} raised", level=logging.WARNING)
-        if self.connection.state is State.OPEN:
-            # RFC 6455 §7.4.1: 1011, "an unexpected condition that prevented it from
-            # fulfilling the request".
-            self.connection.close(CloseCode.INTERNAL_ERROR, "")
 
 
 def _as_bytes(data: bytes | str) -> bytes:
@@ -665,21 +484,22 @@ async def _open(
     )
     if context is not None and not target.secure:
         raise ValueError(f"an SSL context was given for {url!r}, which is not wss://")
+    loop = asyncio.get_running_loop()
+    http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
     async with asyncio.timeout(open_timeout):
-        reader, writer = await asyncio.open_connection(
-            target.host, target.port, ssl=context, limit=READ_SIZE
+        transport, opening = await loop.create_connection(
+            lambda: _Opening(http), target.host, target.port, ssl=context
         )
         try:
-            http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
-            writer.write(
+            transport.write(
                 http.send(h11.Request(method="GET", target=target.resource, headers=request))
             )
-            status, response_headers, initial = await _read_response(reader, http)
+            status, response_headers = await opening.response
             subprotocol, negotiated = validate_response(
                 status, response_headers, key, subprotocols, extensions
             )
         except BaseException:
-            writer.transport.abort()
+            transport.abort()
             raise
     connection = Connection(
         Role.CLIENT,
@@ -687,42 +507,84 @@ async def _open(
         max_message_size=max_message_size,
         subprotocol=subprotocol,
     )
-    return ClientConnection(
-        reader,
-        writer,
+    ws = ClientConnection(
         connection,
         url=url,
         response_headers=response_headers,
-        initial=initial,
         handler=handler,
         close_timeout=close_timeout,
         max_queue=max_queue,
     )
+    assert isinstance(transport, asyncio.Transport)
+    ws._begin(transport, bytes(opening.after), WRITE_BUFFER_SIZE, read_buffer())
+    # What the transport said before the connection took it over, it now hears.
+    if opening.lost:
+        ws.connection_lost(opening.lost_exc)
+    elif opening.eof:
+        ws.eof_received()
+    return ws
 
 
-async def _read_response(
-    reader: asyncio.StreamReader, http: Any
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    """The server's answer: status, headers, and the bytes after it (already WebSocket data)."""
-    while True:
-        try:
-            event = http.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise HandshakeError(f"the server's response is not valid HTTP/1.1: {exc}") from exc
-        if event is h11.NEED_DATA:
-            data = await reader.read(READ_SIZE)
-            if not data:
-                raise HandshakeError(
-                    "the server closed the connection during the opening handshake"
-                )
-            http.receive_data(data)
-            continue
-        if isinstance(event, h11.InformationalResponse | h11.Response):
+class _Opening(asyncio.Protocol):
+    """The transport's protocol until the server's answer: h11 reads it; what follows a 101
+    is kept (reading pauses) for the connection, which becomes the protocol then."""
+
+    def __init__(self, http: h11.Connection) -> None:
+        self.http = http
+        self.transport: asyncio.BaseTransport | None = None
+        self.response: asyncio.Future[tuple[int, list[tuple[str, str]]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.after = bytearray()  # bytes after the response head: already WebSocket data
+        self.eof = False
+        self.lost = False
+        self.lost_exc: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.response.done():
+            self.after += data
+            return
+        self.http.receive_data(data)
+        self._read_response()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._refuse("the server closed the connection during the opening handshake")
+        return True  # the connection closes TCP itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.lost_exc = exc
+        self._refuse("the server closed the connection during the opening handshake")
+
+    def _refuse(self, reason: str) -> None:
+        if not self.response.done():
+            self.response.set_exception(HandshakeError(reason))
+
+    def _read_response(self) -> None:
+        """The server's answer: status and headers (RFC 6455 §4.1), once it is complete."""
+        while True:
+            try:
+                event = self.http.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._refuse(f"the server's response is not valid HTTP/1.1: {exc}")
+                return
+            if event is h11.NEED_DATA:
+                return
+            if not isinstance(event, h11.InformationalResponse | h11.Response):
+                self._refuse(f"unexpected HTTP event in the opening handshake: {event!r}")
+                return
+            if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+                continue  # RFC 9110 §15.2: other 1xx answers are interim; the final one follows
             headers = [
                 (name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers
             ]
-            if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
-                continue  # RFC 9110 §15.2: other 1xx answers are interim; the final one follows
-            trailing: bytes = http.trailing_data[0] if event.status_code == 101 else b""
-            return event.status_code, headers, bytes(trailing)
-        raise HandshakeError(f"unexpected HTTP event in the opening handshake: {event!r}")
+            if event.status_code == 101:
+                self.after += self.http.trailing_data[0]
+            assert isinstance(self.transport, asyncio.Transport)
+            self.transport.pause_reading()  # the connection resumes it
+            self.response.set_result((event.status_code, headers))
+            return

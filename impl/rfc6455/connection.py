@@ -7,9 +7,12 @@ Invariants:
 - ``events()`` parses lazily, one event at a time: a shell that handles each event (and
   writes its reply) before pulling the next keeps replies in order, so the echo of a valid
   message that precedes a bad frame goes out before the Close that fails the connection.
-- Peer errors never escape: a protocol violation queues a Close with its code
+- No error escapes ``events()``: a protocol violation queues a Close with its code
   (``errors.close_code_for``), records ``failure``, stops reading (RFC 6455 §7.1.7) and ends
-  the connection. Local misuse (sending after our Close) raises ``InvalidState``.
+  the connection; any other ``Exception`` raised while parsing (our own fault, in the codec,
+  an extension or a validator) does the same with 1011, its details logged on
+  ``rfc6455.connection`` and never sent to the peer. The shells hold no error policy of
+  their own for input. Local misuse (sending after our Close) raises ``InvalidState``.
 - Nothing is delivered after ``Closed``; ``Closed`` is delivered exactly once.
 - Fragments are kept in lists and joined once: reassembly is linear in the message size.
 
@@ -24,6 +27,7 @@ States and transitions (the shell's view)::
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from enum import Enum
@@ -47,16 +51,15 @@ from .frame import (
     parse_close_payload,
     unmasked_frame,
 )
+from .limits import MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from .utf8 import Utf8Validator, decode_text
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Connection", "State"]
 
+logger = logging.getLogger("rfc6455.connection")
+
 _BINARY = Opcode.BINARY
 _TEXT = Opcode.TEXT
-
-# A safe default for servers facing the internet (websockets uses 1 MiB as well); testees
-# that face the Autobahn fuzzer raise it, as its 9.x cases send 16 MiB messages.
-DEFAULT_MAX_MESSAGE_SIZE = 2**20
 
 
 class State(Enum):
@@ -125,7 +128,8 @@ class Connection:
         self.state = State.OPEN
         self.close_code: int | None = None
         self.close_reason = ""
-        self.failure: ProtocolError | None = None
+        # What failed the connection: the peer's ``ProtocolError``, or an exception of ours.
+        self.failure: Exception | None = None
         self.failed_in: State | None = None  # the state ``fail`` found (for the shell's log)
         self.close_transport = False
         # Pending events, oldest first, read from ``_event_index``: an empty list costs 56
@@ -191,23 +195,23 @@ class Connection:
                     and not self.extensions
                     and not self._validated
                 ):
-                    # The common case, once per message, inline: a whole message in one
-                    # frame, nothing to reassemble, decompress or finish validating (RSV
-                    # bits were refused by the parser, as no extension claims them).
-                    payload = frame.payload
-                    limit = self.max_message_size
-                    if limit is not None and len(payload) > limit:
-                        raise MessageTooBig(
-                            f"a message of more than {limit} bytes ({len(payload)})"
-                        )
-                    if opcode is _BINARY:
-                        message: Event = BinaryMessage(payload)
-                    else:
-                        message = TextMessage(decode_text(payload))
+                    # The common case, once per message: what ``_handle_data`` would do
+                    # with a whole message in one frame and no extension (RSV bits were
+                    # refused by the parser), without queueing the event first.
+                    message: Event = self._whole_message(opcode, frame.payload)
                 else:
                     self._handle_frame(frame)
                     continue
             except ProtocolError as exc:
+                self._fail_on(exc)
+                continue
+            except Exception as exc:
+                # RFC 6455 §7.4.1: 1011, "an unexpected condition that prevented it from
+                # fulfilling the request"; what went wrong is ours to log, not the peer's.
+                logger.exception(
+                    "the %s connection failed on an internal error; sending Close 1011",
+                    self.role.name.lower(),
+                )
                 self._fail_on(exc)
                 continue
             yield message
@@ -306,22 +310,30 @@ class Connection:
             for extension in reversed(self.extensions):
                 frame = extension.decode(frame, max_size=remaining)
         payload = frame.payload
+        if frame.final and opcode != Opcode.CONTINUATION and not self._validated:
+            self._end_message(self._whole_message(opcode, payload))
+            return
         self._message_size += len(payload)
-        self._check_size()
+        self._check_size(self._message_size, "so far")
         if self._message_opcode == Opcode.TEXT:
             self._handle_text_payload(payload, frame.final)
-        elif frame.final and not self._fragments:
-            self._end_message(BinaryMessage(payload))
         else:
             self._fragments.append(payload)
             if frame.final:
                 self._end_message(BinaryMessage(b"".join(self._fragments)))
 
+    def _whole_message(self, opcode: Opcode, payload: bytes) -> TextMessage | BinaryMessage:
+        """A message that came in one frame: nothing to reassemble or finish validating."""
+        limit = self.max_message_size
+        if limit is not None and len(payload) > limit:  # (once per message: no call)
+            self._check_size(len(payload), "in one frame")
+        if opcode is _BINARY:
+            return BinaryMessage(payload)
+        return TextMessage(decode_text(payload))
+
     def _handle_text_payload(self, payload: bytes, final: bool) -> None:
+        """A fragment of a text message: validated as it comes (RFC 6455 §8.1, fail fast)."""
         validated, self._validated = self._validated, 0
-        if final and self._validator is None and not validated:
-            self._end_message(TextMessage(decode_text(payload)))  # the common, unfragmented case
-            return
         if self._validator is None:
             self._validator = Utf8Validator()
         text = self._validator.feed(payload[validated:] if validated else payload, final)
@@ -348,11 +360,8 @@ class Connection:
                 return  # the frame's own checks happen when it is complete
         elif self._message_opcode is not None or first & 0x70:
             return
-        limit = self.max_message_size
-        if limit is not None and not self.extensions and self._message_size + length > limit:
-            raise MessageTooBig(
-                f"a message of more than {limit} bytes ({self._message_size + length} announced)"
-            )
+        if not self.extensions:  # (a compressed frame's length says nothing of the message)
+            self._check_size(self._message_size + length, "announced")
         is_text = opcode == Opcode.TEXT or self._message_opcode == Opcode.TEXT
         if not is_text:
             return
@@ -366,12 +375,11 @@ class Connection:
             self._text_parts.append(text)
         self._validated += len(chunk)
 
-    def _check_size(self) -> None:
-        if self.max_message_size is not None and self._message_size > self.max_message_size:
-            raise MessageTooBig(
-                f"a message of more than {self.max_message_size} bytes "
-                f"({self._message_size} so far)"
-            )
+    def _check_size(self, size: int, how: str) -> None:
+        """Fail with 1009 when a message of ``size`` bytes is over ``max_message_size``."""
+        limit = self.max_message_size
+        if limit is not None and size > limit:
+            raise MessageTooBig(f"a message of more than {limit} bytes ({size} {how})")
 
     def _end_message(self, event: TextMessage | BinaryMessage) -> None:
         self._message_opcode = None
@@ -395,9 +403,10 @@ class Connection:
             self.close_transport = True
         self._finish(received, reason)
 
-    def _fail_on(self, exc: ProtocolError) -> None:
+    def _fail_on(self, exc: Exception) -> None:
         self.failure = exc
-        self.fail(close_code_for(exc), _close_reason(exc.reason))
+        reason = _close_reason(exc.reason) if isinstance(exc, ProtocolError) else ""
+        self.fail(close_code_for(exc), reason)
 
     def _finish(self, code: int, reason: str) -> None:
         if self.state == State.CLOSED:

@@ -19,7 +19,7 @@ import logging
 from .connection import State
 from .errors import ProtocolError
 
-__all__ = ["Ending", "note", "protocol_failure"]
+__all__ = ["Ending", "failure_level", "note", "protocol_failure"]
 
 
 class Ending:
@@ -56,6 +56,13 @@ def note(ending: Ending | None, reason: str, state: State, level: int = logging.
     return ending
 
 
-def protocol_failure(failure: ProtocolError, close_code: int | None) -> str:
-    """The reason for a connection that failed on the peer's protocol error."""
-    return f"{type(failure).__name__}: {failure.reason}; sent Close {close_code}"
+def protocol_failure(failure: Exception, close_code: int | None) -> str:
+    """The reason for a connection that failed on the peer's protocol error, or on an
+    internal error of ours (``Connection.failure``)."""
+    detail = failure.reason if isinstance(failure, ProtocolError) else str(failure)
+    return f"{type(failure).__name__}: {detail}; sent Close {close_code}"
+
+
+def failure_level(failure: Exception) -> int:
+    """INFO for the peer's protocol error (routine), WARNING for our own code's."""
+    return logging.INFO if isinstance(failure, ProtocolError) else logging.WARNING

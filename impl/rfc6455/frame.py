@@ -355,10 +355,6 @@ class Frame:
         return self.opcode.is_control
 
     @property
-    def is_data(self) -> bool:
-        return not self.opcode.is_control
-
-    @property
     def is_close(self) -> bool:
         return self.opcode == Opcode.CLOSE
 

@@ -3,8 +3,10 @@
 Invariants:
 - A ``WS`` instance is shared by every connection it serves: per-connection state lives in
   the WSGI ``environ`` of the upgrade request, which every hook receives. The live
-  connection is ``environ[WEBSOCKET_KEY]`` (``"rfc6455.websocket"``), a
-  :class:`rfc6455.session.WebSocketSession` with ``send`` / ``ping`` / ``close``.
+  connection is ``environ[WEBSOCKET_KEY]`` (``"rfc6455.websocket"``): a ``LiveWebSocket``
+  (the server's ``rfc6455.session.WebSocketSession`` or the client's
+  ``rfc6455.client.ClientConnection``, both on ``rfc6455.shell``). This module knows
+  neither: it imports nothing but errors.
 - Hooks run on the server's event loop, one event at a time per connection and in the order
   the frames arrived; a hook may be a coroutine function, and the next event of that
   connection waits for it.
@@ -33,14 +35,11 @@ Sending at any time, from any code running on the server's event loop::
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import CloseCode
 
-if TYPE_CHECKING:
-    from .session import WebSocketSession
-
-__all__ = ["WEBSOCKET_KEY", "WS", "Headers", "HookResult", "MessageReply"]
+__all__ = ["WEBSOCKET_KEY", "WS", "Headers", "HookResult", "LiveWebSocket", "MessageReply"]
 
 #: The environ key under which the middleware places the live connection.
 WEBSOCKET_KEY = "rfc6455.websocket"
@@ -54,6 +53,25 @@ MessageReply = str | bytes | bytearray | memoryview | None
 
 #: What the other hooks may return: nothing, or an awaitable that the server waits for.
 HookResult = Awaitable[None] | None
+
+
+class LiveWebSocket(Protocol):
+    """What a hook can call on its connection, on the server's side and the client's alike.
+
+    ``send``, ``ping`` and ``close`` act at once; what they return may be awaited (the
+    client's ``ping`` gives the round trip) or ignored.
+    """
+
+    @property
+    def close_code(self) -> int | None: ...
+    @property
+    def close_reason(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def send(self, data: str | bytes | bytearray | memoryview) -> object: ...
+    def ping(self, payload: bytes = ...) -> object: ...
+    def close(self, code: int = ..., reason: str = ...) -> object: ...
+    async def drain(self) -> None: ...
 
 
 class WS:
@@ -113,10 +131,10 @@ class WS:
     # -- acting on a connection from anywhere on the event loop ------------------------------
 
     @staticmethod
-    def websocket(environ: Mapping[str, Any]) -> WebSocketSession:
+    def websocket(environ: Mapping[str, Any]) -> LiveWebSocket:
         """The live connection of the request ``environ`` (``KeyError`` if there is none)."""
-        session: WebSocketSession = environ[WEBSOCKET_KEY]
-        return session
+        live: LiveWebSocket = environ[WEBSOCKET_KEY]
+        return live
 
     def send(self, environ: Mapping[str, Any], data: str | bytes) -> None:
         """Send a message on ``environ``'s connection: ``str`` as text, ``bytes`` as binary."""

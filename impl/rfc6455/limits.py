@@ -1,4 +1,5 @@
-"""``Limits``: every bound the server puts on what a peer can make it hold or wait for.
+"""``Limits``: every bound the server puts on what a peer can make it hold or wait for, and
+``refusal``, the rules that turn a request head over those bounds into an HTTP answer.
 
 Invariants:
 - One frozen value per server: ``Server(app, limits=Limits(...))``; the server hands it to
@@ -10,13 +11,17 @@ Invariants:
   times ``max_connections``; and every wait on the peer ends (``handshake_timeout``,
   ``ping_interval`` + ``ping_timeout``, ``closing_timeout``).
 - ``None`` means "no bound" where a field allows it; sizes are bytes, times are seconds.
+- ``refusal`` is pure: from a request head, what has been read and the server's capacity to
+  a status and reason (or ``None``), before the body is read or the app is called.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
-__all__ = ["DEFAULT_LIMITS", "LIMITS_KEY", "Limits"]
+__all__ = ["DEFAULT_LIMITS", "LIMITS_KEY", "MAX_MESSAGE_SIZE", "Limits", "refusal"]
 
 # Named defaults, each with its precedent.
 
@@ -38,8 +43,10 @@ HANDSHAKE_TIMEOUT = 10.0
 #: Connections served at once; more are answered 503. nginx's stock ``nginx.conf`` sets
 #: ``worker_connections 1024``.
 MAX_CONNECTIONS = 1024
-#: Largest WebSocket message, after reassembly and decompression; more fails with 1009.
-#: websockets' ``max_size`` is 1 MiB (``connection.DEFAULT_MAX_MESSAGE_SIZE`` too).
+#: Largest WebSocket message, after reassembly and decompression; more fails with 1009. The
+#: one default of every connection (``Connection``, the server's sessions, the client), safe
+#: for servers facing the internet: websockets' ``max_size`` is 1 MiB. The Autobahn echo
+#: testee (``python -m rfc6455 serve``) raises it, as the fuzzer's 9.x cases send 16 MiB.
 MAX_MESSAGE_SIZE = 2**20
 #: Incoming bytes read ahead of a busy handler (one whose hook is suspended in an ``await``)
 #: before the server stops reading the socket (TCP flow control then slows the peer).
@@ -112,3 +119,89 @@ DEFAULT_LIMITS = Limits()
 
 #: Where the server puts its ``Limits`` in each request's WSGI environ, for the middleware.
 LIMITS_KEY = "rfc6455.limits"
+
+
+# -- refusing a request before its body is read -------------------------------------------------
+
+
+def refusal(
+    limits: Limits,
+    method: bytes,
+    target: bytes,
+    items: Sequence[tuple[bytes, bytes]],
+    received: int,
+    *,
+    over_capacity: bool = False,
+) -> tuple[int, str] | None:
+    """The status and reason to refuse a request with before reading its body, if any.
+
+    ``items`` are its header fields as received, ``received`` the bytes read so far for it,
+    ``over_capacity`` whether its connection is beyond ``max_connections``.
+    """
+    if over_capacity:
+        # RFC 7231 §6.6.4: 503, "temporarily overloaded"; Retry-After says when to retry.
+        return 503, f"server at capacity ({limits.max_connections} connections); retry later"
+    problem = _target_problem(method, target)
+    if problem is not None:
+        return 400, problem
+    # RFC 6585 §5: 431 when "one or more of its header fields are too large". h11 only
+    # bounds a head still arriving; one that came in a single read is measured here.
+    if (
+        received <= min(limits.max_head_size, limits.max_header_field_size)
+        and len(items) <= limits.max_header_count
+    ):
+        # Fewer bytes arrived than either size limit: neither can be exceeded.
+        return _body_refusal(limits, items)
+    head_size = len(method) + len(target) + 12  # "M T HTTP/1.1\r\n"
+    head_size += sum(len(name) + len(value) + 4 for name, value in items)  # "N: V\r\n"
+    if head_size > limits.max_head_size:
+        return 431, f"request head too large: {head_size} bytes (at most {limits.max_head_size})"
+    if len(items) > limits.max_header_count:
+        return 431, f"too many header fields: {len(items)} (at most {limits.max_header_count})"
+    for name, value in items:
+        if len(name) + len(value) > limits.max_header_field_size:
+            shown = name.decode("latin-1")[:64]
+            return 431, (
+                f"header field {shown!r} is too large: {len(name) + len(value)} bytes "
+                f"(at most {limits.max_header_field_size})"
+            )
+    return _body_refusal(limits, items)
+
+
+def _body_refusal(limits: Limits, items: Iterable[tuple[bytes, bytes]]) -> tuple[int, str] | None:
+    """413 when the announced body is over ``max_body_size`` (RFC 7231 §6.5.11)."""
+    length = _header_value(items, b"content-length")
+    if length is not None and length.isdigit() and int(length) > limits.max_body_size:
+        return 413, f"request body too large (at most {limits.max_body_size} bytes)"
+    return None
+
+
+# RFC 7230 §5.3.2: absolute-form starts with a scheme (RFC 3986 §3.1) and "://".
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def _target_problem(method: bytes, target: bytes) -> str | None:
+    """Why ``target`` is not a request-target for ``method`` (RFC 7230 §5.3), or ``None``."""
+    shown = target.decode("latin-1")[:200]
+    if b"#" in target:
+        # RFC 7230 §5.1: the request-target carries no fragment (RFC 6455 §3: nor does a
+        # WebSocket URI).
+        return f"request target {shown!r} has a fragment ('#'), which is not allowed"
+    if target.startswith(b"/") or _ABSOLUTE_FORM.match(target):
+        return None  # origin-form or absolute-form
+    if target == b"*" and method == b"OPTIONS":
+        return None  # RFC 7230 §5.3.4: asterisk-form, for a server-wide OPTIONS only
+    if method == b"CONNECT":
+        return None  # RFC 7230 §5.3.3: authority-form, for CONNECT only
+    return (
+        f"request target {shown!r} is not a path starting with '/' or an absolute URI "
+        "(RFC 7230 §5.3)"
+    )
+
+
+def _header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The value of the first field called ``name`` (lower case), in any case on the wire."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None

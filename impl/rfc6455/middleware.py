@@ -16,25 +16,25 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from enum import Enum
-from http import HTTPStatus
 from typing import Any
 
 from .errors import HandshakeError
 from .extensions import ServerExtensionFactory
 from .handler import WEBSOCKET_KEY, WS
 from .handshake import is_websocket_request, server_handshake
-from .limits import DEFAULT_LIMITS, LIMITS_KEY, Limits
+from .limits import DEFAULT_LIMITS, LIMITS_KEY, MAX_MESSAGE_SIZE, Limits
 from .session import WebSocketSession
-from .takeover import response_head, server_socket, take_over
+from .takeover import server_socket, take_over
+from .wsgi import StartResponse, error_response, response_head
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "WebSocket", "error_response"]
 
 #: Largest message (after reassembly and decompression) a connection accepts by default;
 #: a bigger one fails the connection with 1009 (RFC 6455 §7.4.1). It is the default
 #: ``Limits``' (see there why); the Autobahn testee raises it (case 9.1.6 sends 16 MiB).
-DEFAULT_MAX_MESSAGE_SIZE = DEFAULT_LIMITS.max_message_size
+DEFAULT_MAX_MESSAGE_SIZE = MAX_MESSAGE_SIZE
 
 
 class _FromLimits(Enum):
@@ -44,35 +44,6 @@ class _FromLimits(Enum):
 #: ``max_message_size``'s default: the running server's ``Limits.max_message_size``
 #: (``environ["rfc6455.limits"]``), else ``DEFAULT_MAX_MESSAGE_SIZE``.
 FROM_LIMITS = _FromLimits.LIMITS
-
-StartResponse = Callable[..., Any]
-
-
-def error_response(
-    start_response: StartResponse,
-    status: int,
-    reason: str,
-    headers: Sequence[tuple[str, str]] = (),
-) -> list[bytes]:
-    """Answer with ``status`` and ``reason`` as a short plain-text body."""
-    body = (reason + "\n").encode("utf-8")
-    phrase = _phrase(status)
-    start_response(
-        f"{status} {phrase}",
-        [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            *headers,
-        ],
-    )
-    return [body]
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
 
 
 class WebSocket:

@@ -31,24 +31,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import HandshakeError
 from .session import WebSocketSession
+from .wsgi import response_head
 
 __all__ = ["SOCKET_KEYS", "response_head", "server_socket", "take_over"]
 
 #: Environ keys under which WSGI servers expose the client connection, in lookup order.
 SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
-
-# RFC 7230 §3.2: field-name = token; field-value excludes CR, LF (and NUL, which no
-# server accepts).
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
 
 
 def server_socket(environ: Mapping[str, Any]) -> socket.socket | None:
@@ -88,24 +83,6 @@ def _event_loop_running() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def response_head(headers: Sequence[tuple[str, str]]) -> bytes:
-    """The 101 response's head, as the server would have written it (RFC 6455 §4.2.2).
-
-    Raises ``HandshakeError`` (500) when a header (perhaps added by ``on_handshake``) could
-    not go on the wire as given: a name that is not a token, a CR, LF or NUL in a value, or
-    text outside latin-1.
-    """
-    lines = ["HTTP/1.1 101 Switching Protocols"]
-    for name, value in headers:
-        if not _TOKEN_RE.fullmatch(name) or _BAD_VALUE_RE.search(value):
-            raise HandshakeError(f"the 101 response has an invalid header {name!r}", status=500)
-        lines.append(f"{name}: {value}")
-    try:
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    except UnicodeEncodeError as exc:
-        raise HandshakeError("a header of the 101 response is not latin-1", status=500) from exc
 
 
 def take_over(

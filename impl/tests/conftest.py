@@ -1,4 +1,5 @@
-"""Shared test support for rfc6455: coroutine tests, and a raw HTTP/1.1 peer over loopback.
+"""Shared test support for rfc6455: coroutine tests, a raw HTTP/1.1 peer over loopback, and
+the echo testee (``python -m rfc6455 serve``) in its own process.
 
 ``async def`` tests run in a fresh event loop each (``asyncio.run``), so the servers they
 start live and die inside the test; no plugin is needed.
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import inspect
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -127,3 +131,52 @@ def raw_peer() -> Iterator[Callable[[int], Any]]:
 def upgrade_request() -> Iterator[Callable[..., bytes]]:
     """``upgrade_request(path="/", extra="")``: a valid upgrade request as bytes."""
     yield _upgrade_request
+
+
+@dataclass
+class EchoTestee:
+    """A running ``python -m rfc6455 serve``: its process and the line it printed."""
+
+    process: asyncio.subprocess.Process
+    line: str  # "serving on ws://HOST:PORT"
+
+    @property
+    def url(self) -> str:
+        return self.line.removeprefix("serving on ")
+
+    @property
+    def port(self) -> int:
+        return int(self.line.rsplit(":", 1)[1])
+
+
+@contextlib.asynccontextmanager
+async def _echo_testee(*args: str, stderr: bool = False) -> AsyncIterator[EchoTestee]:
+    """Start the echo testee on a free port with ``args``; stop it (SIGTERM) on exit.
+
+    ``stderr=True`` pipes its log (``process.stderr``); else it goes to the test's stderr.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rfc6455",
+        "serve",
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE if stderr else None,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().strip()
+        yield EchoTestee(process, line)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+
+
+@pytest.fixture
+def echo_testee() -> Iterator[Callable[..., Any]]:
+    """``async with echo_testee(*args, stderr=False) as testee``: ``python -m rfc6455 serve``."""
+    yield _echo_testee

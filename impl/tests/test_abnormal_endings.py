@@ -15,7 +15,6 @@ import logging
 import os
 import socket
 import struct
-import sys
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
@@ -409,28 +408,14 @@ async def test_client_logs_server_eof_without_close(caplog: pytest.LogCaptureFix
 # -- the testee's stderr ------------------------------------------------------------------------
 
 
-async def test_echo_testee_prints_the_ending_to_stderr() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rfc6455",
-        "serve",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
+async def test_echo_testee_prints_the_ending_to_stderr(echo_testee: Any) -> None:
+    async with echo_testee(stderr=True) as testee:
+        process = testee.process
         assert process.stdout is not None and process.stderr is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), PATIENCE)).decode()
-        port = int(line.rsplit(":", 1)[1])
-        peer = await Peer.open(port)
+        peer = await Peer.open(testee.port)
         await peer.send(case_4_1_5())
         assert await peer.read_to_end() == "eof"
         peer.close()
         logged = (await asyncio.wait_for(process.stderr.readline(), PATIENCE)).decode()
-    finally:
-        process.terminate()
-        await process.wait()
     assert logged.startswith("INFO rfc6455.session: WebSocket 127.0.0.1:")
     assert "opcode 0x7 is reserved" in logged

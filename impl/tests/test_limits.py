@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import replace
 from typing import Any
@@ -527,29 +526,12 @@ async def test_slow_handler_pauses_reading_after_max_read_buffer(
 
 
 async def test_cli_serve_limit_options(
-    raw_peer: PeerFactory, upgrade_request: RequestFactory
+    raw_peer: PeerFactory, upgrade_request: RequestFactory, echo_testee: Any
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rfc6455",
-        "serve",
-        "--port",
-        "0",
-        "--max-connections",
-        "1",
-        "--handshake-timeout",
-        "0.3",
-        "--ping-interval",
-        "0.1",
-        "--ping-timeout",
-        "0.2",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        port = int(line.strip().rsplit(":", 1)[1])
+    options = ["--max-connections", "1", "--handshake-timeout", "0.3"]
+    options += ["--ping-interval", "0.1", "--ping-timeout", "0.2"]
+    async with echo_testee(*options) as testee:
+        port = testee.port
         holder = await raw_peer(port)
         await holder.request(upgrade_request())  # takes the one slot
         extra = await raw_peer(port)
@@ -561,9 +543,6 @@ async def test_cli_serve_limit_options(
             frames.append(frame)
         for peer in (holder, extra, silent):
             peer.close()
-    finally:
-        process.terminate()
-        await process.wait()
     assert status == 503  # --max-connections 1
     assert silent_answer == b""  # --handshake-timeout: closed without a word
     assert [frame.opcode for frame in frames] == [Opcode.PING, Opcode.CLOSE]  # --ping-*

@@ -22,7 +22,6 @@ import base64
 import gc
 import os
 import resource
-import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -118,23 +117,12 @@ async def wave(port: int, pid: int) -> tuple[int, list[str]]:
     return peak, [text for texts in echoes for text in texts]
 
 
-async def test_server_echoes_on_1000_concurrent_connections_with_bounded_memory() -> None:
+async def test_server_echoes_on_1000_concurrent_connections_with_bounded_memory(
+    echo_testee: Any,
+) -> None:
     raise_file_limit(2 * CONNECTIONS + 256)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rfc6455",
-        "serve",
-        "--port",
-        "0",
-        "--max-connections",
-        str(2 * CONNECTIONS),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        port = int(line.strip().rsplit(":", 1)[1])
+    async with echo_testee("--max-connections", str(2 * CONNECTIONS)) as testee:
+        process, port = testee.process, testee.port
         # Warm up (imports, first-use caches) before the baseline.
         warm = await Client.open(port, asyncio.Semaphore(1))
         assert await warm.echo("warm") == "warm"
@@ -142,9 +130,6 @@ async def test_server_echoes_on_1000_concurrent_connections_with_bounded_memory(
         baseline = rss(process.pid)
         first_peak, first = await wave(port, process.pid)
         second_peak, second = await wave(port, process.pid)
-    finally:
-        process.terminate()
-        await process.wait()
     expected = [f"{i}:{n}" for i in range(CONNECTIONS) for n in range(MESSAGES)]
     assert first == expected
     assert second == expected
@@ -163,12 +148,12 @@ async def test_closed_connections_leave_no_memory_behind() -> None:
     app = WsgiHandler([WebSocket(Echo())])
     async with Server(app, limits=Limits(max_connections=None)) as server:
         for _ in range(2):  # first-use caches, containers growing to size
-            await closed_wave(server.port)
+            await closed_wave(server)
         tracemalloc.start()
         try:
-            await closed_wave(server.port)
+            await closed_wave(server)
             after_one = traced_after_collection()
-            await closed_wave(server.port)
+            await closed_wave(server)
             after_two = traced_after_collection()
         finally:
             tracemalloc.stop()
@@ -186,13 +171,20 @@ class Echo(WS):
         return message
 
 
-async def closed_wave(port: int) -> None:
+async def closed_wave(server: Server) -> None:
     """Open ``LEAK_CONNECTIONS`` at once, echo on each, close them, wait for the server."""
+    port = server.port
     gate = asyncio.Semaphore(OPENING)
     clients = await asyncio.gather(*(Client.open(port, gate) for _ in range(LEAK_CONNECTIONS)))
     assert await asyncio.gather(*(c.echo("x") for c in clients)) == ["x"] * LEAK_CONNECTIONS
     await asyncio.gather(*(client.close() for client in clients))
-    await asyncio.sleep(0.2)  # the server's connection_lost callbacks
+    await asyncio.wait_for(all_finished(server), 60)
+
+
+async def all_finished(server: Server) -> None:
+    """Until the server has forgotten every session (its ``connection_lost`` callbacks ran)."""
+    while server.sessions:
+        await asyncio.sleep(0.01)
 
 
 def traced_after_collection() -> int:

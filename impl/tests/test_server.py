@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
@@ -460,26 +459,12 @@ async def test_shutdown_closes_idle_keep_alive_connections(raw_peer: PeerFactory
 # -- python -m rfc6455 serve ------------------------------------------------------------------
 
 
-async def _start_cli(*args: str) -> tuple[asyncio.subprocess.Process, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rfc6455",
-        "serve",
-        "--port",
-        "0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().strip()
-    return process, line
-
-
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-async def test_cli_serve_echoes_and_stops_cleanly_on_signal(stop: signal.Signals) -> None:
-    process, line = await _start_cli()
-    try:
+async def test_cli_serve_echoes_and_stops_cleanly_on_signal(
+    stop: signal.Signals, echo_testee: Any
+) -> None:
+    async with echo_testee() as testee:
+        process, line = testee.process, testee.line
         assert line.startswith("serving on ws://127.0.0.1:")
         url = line.removeprefix("serving on ")
         assert int(url.rsplit(":", 1)[1]) > 0
@@ -495,15 +480,11 @@ async def test_cli_serve_echoes_and_stops_cleanly_on_signal(stop: signal.Signals
                 await client.recv()
         assert client.close_code == CloseCode.GOING_AWAY
         assert await asyncio.wait_for(process.wait(), 60) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
-async def test_cli_serve_max_size_limits_messages() -> None:
-    process, line = await _start_cli("--max-size", "100", "--no-deflate")
-    try:
+async def test_cli_serve_max_size_limits_messages(echo_testee: Any) -> None:
+    async with echo_testee("--max-size", "100", "--no-deflate") as testee:
+        line = testee.line
         async with connect(line.removeprefix("serving on ")) as client:
             assert client.protocol.extensions == []
             await client.send(b"x" * 100)
@@ -512,6 +493,3 @@ async def test_cli_serve_max_size_limits_messages() -> None:
             with pytest.raises(ConnectionClosed):  # closed with 1009
                 await client.recv()
         assert client.close_code == CloseCode.MESSAGE_TOO_BIG
-    finally:
-        process.terminate()
-        await process.wait()
