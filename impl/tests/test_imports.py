@@ -16,7 +16,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 #: The packages held to it: name -> directory.
-PACKAGES = {"rfc6455": ROOT / "impl" / "rfc6455"}
+PACKAGES = {
+    "rfc6455": ROOT / "impl" / "rfc6455",
+    "wsconform": ROOT / "conformance" / "wsconform",
+}
 
 
 #: Compiled modules (and the C sources they are built from): they import nothing of ours.

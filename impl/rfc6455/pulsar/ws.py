@@ -15,8 +15,8 @@ from typing import Any
 
 from ..frame import Frame, FrameParser
 from ..handler import WS
-from ..middleware import StartResponse
 from ..middleware import WebSocket as _Middleware
+from ..wsgi import StartResponse
 
 __all__ = ["WS", "Frame", "FrameParser", "WebSocket"]
 
