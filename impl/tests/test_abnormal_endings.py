@@ -372,10 +372,11 @@ async def raw_server(after_upgrade: bytes, *, close: bool) -> tuple[asyncio.Serv
             + b"\r\n\r\n"
             + after_upgrade
         )
-        if close:
+        try:
+            if not close:
+                await reader.read()  # until the client gives up and drops TCP
+        finally:
             writer.close()
-        else:
-            await reader.read()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
