@@ -130,6 +130,13 @@ def autobahn_refusal(url: str, access: Access) -> str | None:
     """Why the fuzzer cannot honour `access` for `url`, or None."""
     if (refusal := _scheme_refusal(url, access)) is not None:
         return refusal
+    host = urlsplit(url).hostname if url else None
+    if host is not None and ":" in host:
+        return (
+            "the autobahn engine cannot test an IPv6 literal URL: the fuzzer writes its Host "
+            f"header without brackets (Host: {host}:PORT), which servers refuse; use the "
+            "native engine, or a host name"
+        )
     if access.headers:
         return (
             "the autobahn engine cannot send extra request headers (the fuzzer's spec has no "
