@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from wsconform import engines, gate, progress, results, runner
+from wsconform.access import PLAIN, Access
 from wsconform.cli import main
 from wsconform.engines import choice
 from wsconform.engines.native import NativeEngine
@@ -101,10 +102,12 @@ class FakeEngine:
     def name(self) -> str:
         return "fake"
 
-    def check(self, cases: Sequence[str]) -> str:
+    def check(self, cases: Sequence[str], url: str = "", reach: Access = PLAIN) -> str:
         return "in-process fake"
 
-    def start(self, cases: Sequence[str], url: str, agent: str, rundir: Path) -> FakeRun:
+    def start(
+        self, cases: Sequence[str], url: str, agent: str, rundir: Path, reach: Access = PLAIN
+    ) -> FakeRun:
         raw = rundir / results.RAW_DIR
         raw.mkdir(parents=True, exist_ok=True)
         if self.stall_on is not None and self.wait_for is not None:

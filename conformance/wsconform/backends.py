@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from wsconform import access
 from wsconform.engines import EngineError
 from wsconform.results import RAW_DIR as RAW_DIR  # the fuzzer writes into <rundir>/raw
 
@@ -61,18 +62,14 @@ class FuzzerSpec:
     agent: str
     cases: Sequence[str] = ("*",)
     exclude: Sequence[str] = ()
+    reach: access.Access = access.PLAIN
 
     def as_json(self, outdir: str, url: str | None = None) -> dict[str, Any]:
         """The spec file wstest reads; `outdir` and `url` as seen from where wstest runs."""
+        server = access.fuzzer_server(url or self.url, self.agent, self.reach, WEBSOCKET_VERSION)
         return {
             "outdir": outdir,
-            "servers": [
-                {
-                    "url": url or self.url,
-                    "agent": self.agent,
-                    "options": {"version": WEBSOCKET_VERSION},
-                }
-            ],
+            "servers": [server],
             "cases": list(self.cases),
             "exclude-cases": list(self.exclude),
             "exclude-agent-cases": {},

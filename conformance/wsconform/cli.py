@@ -13,16 +13,19 @@ import shutil
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 
 from wsconform import (
     __version__,
+    access,
+    agreement,
     backends,
     catalog,
     client_runner,
@@ -35,10 +38,12 @@ from wsconform import (
     render,
     results,
     runner,
+    spec,
     testee,
 )
 from wsconform import agents as known_agents
 from wsconform.engines import autobahn, choice
+from wsconform.native import cases as native_cases
 
 EXIT_CODES = """\
 Exit codes:
@@ -53,6 +58,17 @@ Exit codes:
   4  regression against a baseline run
 """
 
+AGREE_EXIT_CODES = """\
+Exit codes:
+
+\b
+  0  the engines agree on every case (cases decided near a 9.x time limit, and cases whose
+     Autobahn verdict changed between its own two runs, are listed but do not fail)
+  1  a case differs
+  2  usage error
+  3  a member could not be run
+"""
+AGREEMENT_FILE = "agreement.md"
 MAX_LISTED_FAILURES = 25
 #: `wsconform cases` on a narrow terminal: descriptions get at least this many columns.
 MIN_DESCRIPTION_WIDTH = 30
@@ -139,16 +155,17 @@ gate_options = _options(
     ),
     click.option("--allow-unimplemented", is_flag=True, help=ALLOW_UNIMPLEMENTED_HELP),
 )
-#: --engine, --backend, --python2, --docker-image: what runs the cases, and where.
+#: --engine: what runs the cases.
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(choice.ENGINES),
+    default="auto",
+    show_default=True,
+    help="What runs the cases: autobahn (the real fuzzer), native (ours, Python 3 alone, "
+    "servers only), auto: autobahn where Docker or Python 2.7 can run it, else native.",
+)
+#: --backend, --python2, --docker-image: where the autobahn engine runs the fuzzer.
 backend_options = _options(
-    click.option(
-        "--engine",
-        type=click.Choice(choice.ENGINES),
-        default="auto",
-        show_default=True,
-        help="What runs the cases: autobahn (the real fuzzer), native (ours, Python 3 alone, "
-        "servers only), auto: autobahn where Docker or Python 2.7 can run it, else native.",
-    ),
     click.option(
         "--backend",
         type=click.Choice(backends.BACKENDS),
@@ -170,7 +187,76 @@ backend_options = _options(
     ),
 )
 
+#: --header, --subprotocol, --ca-file, --insecure: how a server under test is reached.
+access_options = _options(
+    click.option(
+        "--header",
+        "headers",
+        multiple=True,
+        metavar="'NAME: VALUE'",
+        help="An extra upgrade request header for the testee (repeatable; native engine).",
+    ),
+    click.option(
+        "--subprotocol",
+        "subprotocols",
+        multiple=True,
+        metavar="NAME",
+        help="A subprotocol to offer the testee (repeatable).",
+    ),
+    click.option(
+        "--ca-file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="Trust this CA (PEM) for a wss:// testee's certificate (native engine).",
+    ),
+    click.option(
+        "--insecure",
+        is_flag=True,
+        help="Do not verify a wss:// testee's certificate (the fuzzer never does).",
+    ),
+)
+#: --spec: an existing Autobahn fuzzingclient spec.
+spec_option = click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Run an existing Autobahn fuzzingclient.json unchanged: each servers[] entry is a "
+    "running testee (url, agent, options, protocols), with its cases, exclude-cases and "
+    "exclude-agent-cases; reports under --outdir (default: the spec's outdir)/<agent>.",
+)
+
 _AGENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def _access(
+    headers: tuple[str, ...], subprotocols: tuple[str, ...], ca_file: Path | None, insecure: bool
+) -> access.Access:
+    """The --header/--subprotocol/--ca-file/--insecure options as one value."""
+    try:
+        parsed = tuple(access.parse_header(h) for h in headers)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--header") from exc
+    try:
+        offered = access.subprotocols(subprotocols)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--subprotocol") from exc
+    return access.Access(headers=parsed, subprotocols=offered, ca_file=ca_file, insecure=insecure)
+
+
+def _load_spec(path: Path, reach: access.Access, conflicting: dict[str, bool]) -> spec.Spec:
+    """The --spec file, refusing options that the spec itself gives."""
+    given = [name for name, present in conflicting.items() if present]
+    if given:
+        raise click.UsageError(f"--spec gives the testees and the cases; drop {', '.join(given)}")
+    try:
+        return spec.load(path, reach)
+    except spec.SpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--spec") from exc
+
+
+def _given(name: str) -> bool:
+    """Did the user pass option `name` (not just get its default)?"""
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (None, ParameterSource.DEFAULT)
 
 
 def _consoles() -> tuple[Console, Console]:
@@ -245,7 +331,11 @@ def main() -> None:
 
 
 @main.command(epilog=EXIT_CODES)
-@click.option("--url", help="Fuzz a server that is already running at this ws:// URL.")
+@click.option(
+    "--url",
+    help="Fuzz a server that is already running at this ws:// or wss:// URL (a path, a query "
+    "and an IPv6 literal such as ws://[::1]:9001/ are fine).",
+)
 @click.option(
     "--server-cmd",
     metavar="CMD",
@@ -263,6 +353,7 @@ def main() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Run directory (default: reports/runs/<agent>).",
 )
+@engine_option
 @backend_options
 @click.option(
     "--startup-timeout",
@@ -293,6 +384,8 @@ def main() -> None:
     help="Run only slice K of N of the selection (deterministic; for CI matrices); "
     "combine the slices with `wsconform merge`.",
 )
+@access_options
+@spec_option
 def run(
     url: str | None,
     server_cmd: str | None,
@@ -313,9 +406,50 @@ def run(
     quiet: bool,
     jobs: int,
     shard: str | None,
+    headers: tuple[str, ...],
+    subprotocols: tuple[str, ...],
+    ca_file: Path | None,
+    insecure: bool,
+    spec_file: Path | None,
 ) -> None:
     """Run the fuzzer against a server, gate the verdicts, write the reports."""
     out, err = _consoles()
+    reach = _access(headers, subprotocols, ca_file, insecure)
+    options = _EngineOptions(engine, backend, python2, docker_image, quiet)
+    gating = pipeline.GateSettings(
+        preset=preset,
+        expectations=_load_expectations(err, expectations),
+        allow_unimplemented=allow_unimplemented,
+        baseline=baseline,
+    )
+    if spec_file is not None:
+        conflicting = {
+            "--url": url is not None,
+            "--server-cmd": server_cmd is not None,
+            "--agent": agent is not None,
+            "--profile": _given("profile"),
+            "--cases": bool(cases),
+            "--exclude": bool(exclude),
+            "--jobs": jobs > 1,
+            "--shard": shard is not None,
+        }
+        loaded = _load_spec(spec_file, reach, conflicting)
+        base = outdir or loaded.outdir or RUNS_DIR
+        configs = [
+            runner.RunConfig(
+                **vars(gating),
+                agent=server.agent,
+                outdir=base / server.agent,
+                cases=list(loaded.cases),
+                exclude=loaded.exclude_for(server),
+                url=server.url,
+                reach=server.reach,
+                startup_timeout=startup_timeout,
+            )
+            for server in loaded.servers
+        ]
+        _run_and_report(out, err, [_server_run(c, 1, options) for c in configs], options)
+        return
     if url is not None and server_cmd is not None:
         raise click.UsageError("give --url or --server-cmd, not both")
     if server_cmd is not None and "{port}" not in server_cmd:
@@ -325,40 +459,34 @@ def run(
     _check_agent(agent)
     chosen, excluded = catalog.profile_selection(profile, cases, exclude)
     config = runner.RunConfig(
+        **vars(gating),
         agent=agent,
         outdir=outdir if outdir is not None else RUNS_DIR / agent,
         cases=chosen,
         exclude=excluded,
         url=url,
         server_cmd=server_cmd,
-        preset=preset,
-        expectations=_load_expectations(err, expectations),
-        allow_unimplemented=allow_unimplemented,
-        baseline=baseline,
+        reach=reach,
         startup_timeout=startup_timeout,
         shard=_shard(shard, jobs),
     )
-
-    options = _EngineOptions(engine, backend, python2, docker_image, quiet)
-
-    def execute(chosen: engines.Engine, view: progress.View) -> pipeline.RunOutcome:
-        return _run_server(config, jobs, chosen, options, view, err.print)
-
-    _run_and_report(out, err, execute, options, baseline, config.outdir, "the fuzzer started")
+    if jobs > 1 and (reach.options or reach.origin is not None):
+        raise click.UsageError("--jobs cannot split a run that carries a spec's options")
+    _run_and_report(out, err, [_server_run(config, jobs, options)], options)
 
 
-def _run_server(
-    config: runner.RunConfig,
-    jobs: int,
-    engine: engines.Engine,
-    options: _EngineOptions,
-    view: progress.View,
-    say: pipeline.Say,
-) -> pipeline.RunOutcome:
+def _server_run(config: runner.RunConfig, jobs: int, options: _EngineOptions) -> _Run:
     """One server run: in this process, or split across `jobs` child runs."""
-    if jobs > 1:
-        return parallel.run_jobs(config, jobs, engine, view, say, options.for_children(engine))
-    return runner.execute(config, engine, view, say)
+
+    def execute(
+        engine: engines.Engine, view: progress.View, say: pipeline.Say
+    ) -> pipeline.RunOutcome:
+        if jobs > 1:
+            children = options.for_children(engine) + access.cli_arguments(config.reach)
+            return parallel.run_jobs(config, jobs, engine, view, say, children)
+        return runner.execute(config, engine, view, say)
+
+    return _Run(config.agent, config.outdir, config.baseline, execute, "the fuzzer started")
 
 
 @main.command("run-client", epilog=EXIT_CODES)
@@ -378,6 +506,7 @@ def _run_server(
     type=click.Path(file_okay=False, path_type=Path),
     help="Run directory (default: reports/runs/clients/<agent>).",
 )
+@engine_option
 @backend_options
 @click.option(
     "--startup-timeout",
@@ -444,12 +573,16 @@ def run_client(
         case_timeout=case_timeout,
     )
 
-    def execute(chosen: engines.Engine, view: progress.View) -> pipeline.RunOutcome:
+    def execute(
+        chosen: engines.Engine, view: progress.View, say: pipeline.Say
+    ) -> pipeline.RunOutcome:
         assert isinstance(chosen, autobahn.AutobahnEngine)  # choose(clients=True) says so
-        return client_runner.execute(config, chosen, view, err.print)
+        return client_runner.execute(config, chosen, view, say)
 
     options = _EngineOptions(engine, backend, python2, docker_image, quiet, clients=True)
-    _run_and_report(out, err, execute, options, baseline, config.outdir, "the client ran")
+    _run_and_report(
+        out, err, [_Run(agent, config.outdir, baseline, execute, "the client ran")], options
+    )
 
 
 def _check_agent(agent: str) -> None:
@@ -492,38 +625,63 @@ class _EngineOptions:
         return options + (["--python2", self.python2] if self.python2 else [])
 
 
-def _run_and_report(
-    out: Console,
-    err: Console,
-    execute: Callable[[engines.Engine, progress.View], pipeline.RunOutcome],
-    options: _EngineOptions,
-    baseline: Path | None,
-    outdir: Path,
-    started: str,
-) -> None:
-    """Choose the engine, run ``execute``, print the verdict and leave with its exit code; a
-    run that cannot start leaves with a message, not a traceback."""
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """One run a command makes: its agent, reports, baseline, and how it executes."""
+
+    agent: str
+    outdir: Path
+    baseline: Path | None
+    execute: Callable[[engines.Engine, progress.View, pipeline.Say], pipeline.RunOutcome]
+    started: str
+
+
+#: Which exit code wins when a command makes several runs: usage, then no result at all,
+#: then a regression, then failures.
+_EXIT_SEVERITY = (0, gate.EXIT_FAILURES, gate.EXIT_REGRESSION, gate.EXIT_RUN_ERROR, gate.EXIT_USAGE)
+
+
+def _worst(codes: list[int]) -> int:
+    return max(codes, key=_EXIT_SEVERITY.index, default=0)
+
+
+def _run_and_report(out: Console, err: Console, runs: list[_Run], options: _EngineOptions) -> None:
+    """Choose the engine, make each run, print each verdict and leave with the worst exit
+    code; a run that cannot start leaves a message, not a traceback, and the next one runs."""
     try:
         engine = options.choose(_step_printer(err))
-        outcome = execute(engine, progress.make_view(err, options.quiet))
-    except pipeline.RunError as exc:
-        _fail(err, exc.exit_code, str(exc))
-        return
     except engines.EngineError as exc:
         _fail(err, gate.EXIT_RUN_ERROR, str(exc))
         return
-    except KeyboardInterrupt:
-        _fail(err, gate.EXIT_RUN_ERROR, f"interrupted before {started}; nothing written")
-        return
-    if outcome.interrupted:
-        err.print("interrupted: the partial report is kept and marked partial")
-    _print_verdict(out, outcome.results, outcome.report, outcome.paths)
-    if outcome.regressions is not None and outcome.regressions.regressions:
-        out.print(
-            f"{len(outcome.regressions.regressions)} regressions against {baseline}:"
-            f" see {outdir / pipeline.BASELINE_DIFF}"
-        )
-    sys.exit(outcome.exit_code)
+    codes = []
+    for run in runs:
+        if len(runs) > 1:
+            out.print(f"[bold]{escape(run.agent)}[/]")
+        try:
+            outcome = run.execute(engine, progress.make_view(err, options.quiet), err.print)
+        except pipeline.RunError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            codes.append(exc.exit_code)
+            continue
+        except engines.EngineError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            codes.append(gate.EXIT_RUN_ERROR)
+            continue
+        except KeyboardInterrupt:
+            _fail(err, gate.EXIT_RUN_ERROR, f"interrupted before {run.started}; nothing written")
+            return
+        if outcome.interrupted:
+            err.print("interrupted: the partial report is kept and marked partial")
+        _print_verdict(out, outcome.results, outcome.report, outcome.paths)
+        if outcome.regressions is not None and outcome.regressions.regressions:
+            out.print(
+                f"{len(outcome.regressions.regressions)} regressions against {run.baseline}:"
+                f" see {run.outdir / pipeline.BASELINE_DIFF}"
+            )
+        codes.append(outcome.exit_code)
+        if outcome.interrupted:
+            break
+    sys.exit(_worst(codes))
 
 
 def _step_printer(err: Console) -> backends.Step:
@@ -697,6 +855,7 @@ def merge(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the Markdown matrix here (e.g. reports/peers.md).",
 )
+@engine_option
 @backend_options
 @click.option("--startup-timeout", type=click.FloatRange(min=0.1), default=testee.STARTUP_TIMEOUT)
 @click.option("--quiet", "-q", is_flag=True, help="One line per finished category.")
@@ -722,9 +881,9 @@ def compare_command(
     if len(agent_specs) + len(run_dirs) < 2:
         raise click.UsageError("compare needs at least two agents (--agent or --run)")
     planned = []
-    for spec in agent_specs:
+    for given in agent_specs:
         try:
-            name, template = known_agents.resolve(spec)
+            name, template = known_agents.resolve(given)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--agent") from exc
         if not _AGENT.fullmatch(name):
@@ -732,7 +891,7 @@ def compare_command(
                 f"{name!r}: letters, digits and . _ + - only", param_hint="--agent"
             )
         known = known_agents.AGENTS.get(name)
-        planned.append((name, template, known.notes if known and "=" not in spec else template))
+        planned.append((name, template, known.notes if known and "=" not in given else template))
     chosen, excluded = catalog.profile_selection(profile, cases, exclude)
     runs, notes, walls = [], {}, {}
     failed = 0
@@ -756,7 +915,7 @@ def compare_command(
         started = time.monotonic()
         view = progress.make_view(err, quiet)
         try:
-            outcome = _run_server(config, jobs, chosen_engine, options, view, err.print)
+            outcome = _server_run(config, jobs, options).execute(chosen_engine, view, err.print)
         except pipeline.RunError as exc:
             err.print(f"[bold red]error:[/] {escape(name)}: {escape(str(exc))}")
             failed += 1
@@ -782,6 +941,169 @@ def compare_command(
     out.print(f"matrix: {paths['html']} ({written})")
     if failed:
         _fail(err, gate.EXIT_RUN_ERROR, f"{failed} agent(s) could not run; the matrix omits them")
+
+
+@main.command("agree", epilog=AGREE_EXIT_CODES)
+@click.option(
+    "--server-cmd",
+    metavar="CMD",
+    help="The testee, started fresh for every run of either engine ({port}, {host}, {python} "
+    "as in run).",
+)
+@click.option("--url", help="A testee that is already running (both engines use the same one).")
+@click.option(
+    "--agent",
+    "agent_specs",
+    multiple=True,
+    metavar="NAME",
+    help="A panel member: a known agent ("
+    + ", ".join(known_agents.AGENTS)
+    + "), NAME=CMD with {port}, broken:MODE (conformance/testees/broken_echo.py) or broken:all. "
+    "Repeatable.",
+)
+@selection_options
+@click.option(
+    "--outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=RUNS_DIR / "agree",
+    show_default=True,
+    help="Where each member's runs go (<outdir>/<member>/autobahn, native, rerun...), and "
+    "agreement.md.",
+)
+@click.option(
+    "--markdown",
+    "markdown_copy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the agreement Markdown here (e.g. reports/agreement.md).",
+)
+@backend_options
+@click.option("--seed", type=int, help="The native engine's seed (masking keys; default: random).")
+@click.option("--startup-timeout", type=click.FloatRange(min=0.1), default=testee.STARTUP_TIMEOUT)
+@click.option("--quiet", "-q", is_flag=True, help="One line per finished category.")
+@access_options
+@spec_option
+def agree_command(
+    server_cmd: str | None,
+    url: str | None,
+    agent_specs: tuple[str, ...],
+    profile: str,
+    cases: tuple[str, ...],
+    exclude: tuple[str, ...],
+    outdir: Path,
+    markdown_copy: Path | None,
+    backend: str,
+    python2: str | None,
+    docker_image: str,
+    seed: int | None,
+    startup_timeout: float,
+    quiet: bool,
+    headers: tuple[str, ...],
+    subprotocols: tuple[str, ...],
+    ca_file: Path | None,
+    insecure: bool,
+    spec_file: Path | None,
+) -> None:
+    """Run the Autobahn fuzzer and the native engine against the same testee and list every
+    case where they differ, with both sides' details."""
+    out, err = _consoles()
+    reach = _access(headers, subprotocols, ca_file, insecure)
+    testees = sum(1 for given in (server_cmd, url, spec_file) if given is not None)
+    if testees > 1 or (testees and agent_specs):
+        raise click.UsageError("give one of --server-cmd, --url, --agent or --spec")
+    if server_cmd is not None and "{port}" not in server_cmd:
+        raise click.BadParameter("must contain {port}", param_hint="--server-cmd")
+    panel: list[tuple[agreement.Member, list[str]]] = []
+    if spec_file is not None:
+        conflicting = {
+            "--profile": _given("profile"),
+            "--cases": bool(cases),
+            "--exclude": bool(exclude),
+        }
+        loaded = _load_spec(spec_file, reach, conflicting)
+        for server in loaded.servers:
+            member = agreement.Member(
+                server.agent, server.agent, url=server.url, reach=server.reach
+            )
+            panel.append((member, _agree_selection(err, loaded.cases, loaded.exclude_for(server))))
+    else:
+        if agent_specs:
+            try:
+                found = agreement.members(agent_specs)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--agent") from exc
+        elif server_cmd is not None or url is not None:
+            found = [agreement.Member("testee", "testee", server_cmd, url)]
+        else:
+            found = agreement.members(["reference"])
+        found = [dataclasses.replace(m, reach=reach) for m in found]
+        if cases:
+            chosen, excluded = catalog.profile_selection(profile, cases, exclude)
+            ids = _agree_selection(err, chosen, excluded)
+        else:
+            chosen, excluded = catalog.profile_selection(profile, (), exclude)
+            ids = _agree_selection(err, chosen, excluded, defined_only=True)
+        panel = [(member, ids) for member in found]
+    try:
+        fuzzer = _EngineOptions("autobahn", backend, python2, docker_image, quiet).choose(
+            _step_printer(err)
+        )
+    except engines.EngineError as exc:
+        _fail(err, gate.EXIT_RUN_ERROR, str(exc))
+        return
+    both = agreement.Engines(
+        fuzzer, choice.NativeEngine(seed), lambda: progress.make_view(err, quiet), err.print
+    )
+    found_agreements, failed = [], 0
+    for member, ids in panel:
+        err.print(f"[bold]{escape(member.label)}[/]: {len(ids)} cases, both engines")
+        try:
+            result = agreement.run_member(member, ids, outdir / member.name, both)
+        except pipeline.RunError as exc:
+            err.print(f"[bold red]error:[/] {escape(member.label)}: {escape(str(exc))}")
+            failed = failed or exc.exit_code
+            continue
+        except KeyboardInterrupt:
+            _fail(err, gate.EXIT_RUN_ERROR, "interrupted: no agreement written")
+            return
+        found_agreements.append(result)
+        for finding in result.findings:
+            for line in agreement.finding_lines(result.label, finding):
+                out.print(escape(line))
+        out.print(escape(agreement.summary_line(result)))
+    text = agreement.report(found_agreements)
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / AGREEMENT_FILE).write_text(text, "utf-8")
+    if markdown_copy is not None:
+        markdown_copy.write_text(text, "utf-8")
+    out.print(f"agreement: {outdir / AGREEMENT_FILE}")
+    if failed:
+        _fail(err, failed, "some members could not run; the agreement omits them")
+    if any(a.differs for a in found_agreements):
+        out.print("next: read each difference above; both engines' runs are under " + str(outdir))
+        sys.exit(gate.EXIT_FAILURES)
+
+
+def _agree_selection(
+    err: Console, cases: Sequence[str], exclude: Sequence[str], defined_only: bool = False
+) -> list[str]:
+    """The case ids of an agreement run; with `defined_only`, those the native engine
+    defines (saying which were left out)."""
+    try:
+        ids = catalog.select(list(cases), list(exclude))
+    except catalog.CaseSelectionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cases") from exc
+    if defined_only:
+        left_out = [c for c in ids if c not in native_cases.DEFINED]
+        ids = [c for c in ids if c in native_cases.DEFINED]
+        if left_out:
+            categories = sorted({catalog.category_of(c) for c in left_out}, key=int)
+            err.print(
+                f"{len(left_out)} cases left out (categories {', '.join(categories)}): the "
+                "native engine does not define them"
+            )
+    if not ids:
+        raise click.UsageError("no case to compare")
+    return ids
 
 
 @main.command("cases")

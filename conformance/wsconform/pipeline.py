@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wsconform import catalog, engines, gate, render, results, testee
+from wsconform import access, catalog, engines, gate, render, results, testee
 
 LOCK_FILE = ".wsconform.lock"
 #: The engine's own output, line by line, in the run directory.
@@ -106,11 +106,18 @@ def selection(settings: RunSettings, shard: tuple[int, int] | None = None) -> li
         ) from exc
 
 
-def prepare(engine: engines.Engine, selected: Sequence[str], say: Say) -> results.EngineInfo:
-    """Check that `engine` can run `selected` here (provisioning it if needed) and say which
-    engine runs them; ConfigError for cases it does not run, RunError when it cannot run."""
+def prepare(
+    engine: engines.Engine,
+    selected: Sequence[str],
+    say: Say,
+    url: str = "",
+    reach: access.Access = access.PLAIN,
+) -> results.EngineInfo:
+    """Check that `engine` can run `selected` here (provisioning it if needed) against `url`
+    (a started testee's when empty) reached as `reach` says, and say which engine runs them;
+    ConfigError for cases or access it cannot honour, RunError when it cannot run."""
     try:
-        detail = engine.check(selected)
+        detail = engine.check(selected, url, reach)
     except engines.UnsupportedCases as exc:
         raise ConfigError(str(exc)) from exc
     except engines.EngineError as exc:

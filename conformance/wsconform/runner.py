@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from wsconform import catalog, engines, pipeline, progress, results, testee
+from wsconform import access, catalog, engines, pipeline, progress, results, testee
 
 OUTPUT_TAIL_LINES = 30
 # How long an interrupted engine gets to write the reports of the cases that finished.
@@ -28,6 +28,8 @@ class RunConfig(pipeline.RunSettings):
 
     url: str | None = None
     server_cmd: str | None = None
+    #: How the engine reaches the testee beyond its URL (TLS, headers, subprotocols).
+    reach: access.Access = access.PLAIN
     # (K, N): run only slice K of N of the selection (a CI matrix shard; see parallel).
     shard: tuple[int, int] | None = None
 
@@ -38,7 +40,7 @@ def execute(
     """Run the engine against the configured testee, then gate and render the reports."""
 
     def play(selected: list[str]) -> results.RunResults:
-        info = pipeline.prepare(engine, selected, say)
+        info = pipeline.prepare(engine, selected, say, config.url or "", config.reach)
         with _started_testee(config, say) as (url, running):
             say(f"running {len(selected)} cases against {url} (agent {config.agent!r})")
             fuzz = _fuzz(engine, selected, url, config, view)
@@ -98,7 +100,7 @@ def _fuzz(
 ) -> _Fuzzing:
     """Run the engine to its end (or to Ctrl-C), logging and relaying its output."""
     try:
-        running = engine.start(selected, url, config.agent, config.outdir)
+        running = engine.start(selected, url, config.agent, config.outdir, config.reach)
     except engines.EngineError as exc:
         raise pipeline.RunError(str(exc)) from exc
     tracker = progress.Progress(view, cases=selected)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from wsconform.access import PLAIN, Access
+
 __all__ = [
     "CaseFinished",
     "CaseStarted",
@@ -55,7 +57,8 @@ class EngineError(Exception):
 
 
 class UnsupportedCases(EngineError):
-    """The selection holds cases this engine does not run: a usage error."""
+    """The selection holds cases this engine does not run, or asks for something it cannot
+    do (`Access` it cannot honour): a usage error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +119,15 @@ class Engine(Protocol):
     @property
     def name(self) -> str: ...
 
-    def check(self, cases: Sequence[str]) -> str:
-        """Make sure the engine can run `cases` here (provisioning it if needed); describe
-        what will run. EngineError (UnsupportedCases) when it cannot."""
+    def check(self, cases: Sequence[str], url: str = "", reach: Access = PLAIN) -> str:
+        """Make sure the engine can run `cases` here (provisioning it if needed) against
+        `url` reached as `reach` says; describe what will run. EngineError
+        (UnsupportedCases) when it cannot."""
         ...
 
-    def start(self, cases: Sequence[str], url: str, agent: str, rundir: Path) -> Running:
+    def start(
+        self, cases: Sequence[str], url: str, agent: str, rundir: Path, reach: Access = PLAIN
+    ) -> Running:
         """Run `cases` in order against the server at `url`; results into ``rundir/raw``."""
         ...
 

@@ -16,8 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wsconform import backends, progress
-from wsconform.engines import CaseStarted, EngineError, Event, Output, Unreachable
+from wsconform import access, backends, progress
+from wsconform.engines import (
+    CaseStarted,
+    EngineError,
+    Event,
+    Output,
+    Unreachable,
+    UnsupportedCases,
+)
 
 __all__ = ["AutobahnEngine", "FuzzerRun"]
 
@@ -64,16 +71,28 @@ class AutobahnEngine:
     def name(self) -> str:
         return "autobahn"
 
-    def check(self, cases: Sequence[str] = ()) -> str:
-        """The fuzzer runs every catalog case; provision it on first use."""
+    def check(
+        self, cases: Sequence[str] = (), url: str = "", reach: access.Access = access.PLAIN
+    ) -> str:
+        """The fuzzer runs every catalog case; provision it on first use. UnsupportedCases
+        for what its spec cannot say (extra headers, a CA file)."""
+        if (refusal := access.autobahn_refusal(url, reach)) is not None:
+            raise UnsupportedCases(refusal)
         try:
             return f"{self.backend.check()} ({self.backend.name} backend)"
         except backends.BackendError as exc:
             raise EngineError(f"the fuzzer cannot run: {exc.args[0]}", exc.hint) from exc
 
-    def start(self, cases: Sequence[str], url: str, agent: str, rundir: Path) -> FuzzerRun:
+    def start(
+        self,
+        cases: Sequence[str],
+        url: str,
+        agent: str,
+        rundir: Path,
+        reach: access.Access = access.PLAIN,
+    ) -> FuzzerRun:
         # The resolved ids, not the patterns: what runs is exactly what we track.
-        spec = backends.FuzzerSpec(url, agent, list(cases))
+        spec = backends.FuzzerSpec(url, agent, list(cases), reach=reach)
         try:
             return FuzzerRun(self.backend.start(spec, rundir))
         except backends.BackendError as exc:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wsconform import native, progress, results
+from wsconform import access, native, progress, results
 from wsconform.engines import (
     CaseFinished,
     CaseStarted,
@@ -41,8 +41,17 @@ SHOWN_UNSUPPORTED = 5
 class NativeRun:
     """`native.run_async` on its own thread and event loop, as engine events."""
 
-    def __init__(self, cases: Sequence[str], url: str, agent: str, raw: Path, seed: int | None):
+    def __init__(
+        self,
+        cases: Sequence[str],
+        url: str,
+        agent: str,
+        raw: Path,
+        seed: int | None,
+        reach: access.Access = access.PLAIN,
+    ):
         self._cases, self._url, self._agent, self._raw, self._seed = cases, url, agent, raw, seed
+        self._reach = reach
         self._events: queue.Queue[Event | None] = queue.Queue()
         self._status = 0
         self._task: asyncio.Task[Path] | None = None
@@ -71,7 +80,13 @@ class NativeRun:
     async def _play(self) -> None:
         task = asyncio.ensure_future(
             native.run_async(
-                self._url, self._agent, self._cases, self._raw, seed=self._seed, progress=self._tell
+                self._url,
+                self._agent,
+                self._cases,
+                self._raw,
+                seed=self._seed,
+                progress=self._tell,
+                reach=self._reach,
             )
         )
         with self._lock:
@@ -122,8 +137,13 @@ class NativeEngine:
     def name(self) -> str:
         return "native"
 
-    def check(self, cases: Sequence[str] = ()) -> str:
-        """UnsupportedCases when the selection holds cases the engine does not define."""
+    def check(
+        self, cases: Sequence[str] = (), url: str = "", reach: access.Access = access.PLAIN
+    ) -> str:
+        """UnsupportedCases when the selection holds cases the engine does not define, or
+        `reach` asks for what it does not do."""
+        if (refusal := access.native_refusal(url, reach)) is not None:
+            raise UnsupportedCases(refusal)
         unsupported = [case for case in cases if case not in native_cases.DEFINED]
         if unsupported:
             shown = ", ".join(unsupported[:SHOWN_UNSUPPORTED])
@@ -138,7 +158,14 @@ class NativeEngine:
         version = ".".join(map(str, sys.version_info[:3]))
         return f"native engine, in-process (Python {version})"
 
-    def start(self, cases: Sequence[str], url: str, agent: str, rundir: Path) -> NativeRun:
+    def start(
+        self,
+        cases: Sequence[str],
+        url: str,
+        agent: str,
+        rundir: Path,
+        reach: access.Access = access.PLAIN,
+    ) -> NativeRun:
         raw = rundir / results.RAW_DIR
         raw.mkdir(parents=True, exist_ok=True)
-        return NativeRun(list(cases), url, agent, raw, self.seed)
+        return NativeRun(list(cases), url, agent, raw, self.seed, reach)

@@ -8,7 +8,8 @@ point: ``run(url, agent, case_ids, outdir, seed=..., progress=...)``; layout:
 - ``connection``: the fuzzer's own WebSocket client layer (checks, failing, timers)
 - ``record`` (events, wire log), ``session`` (plays one case), ``verdict`` (the rules)
 - ``casedef`` (how a case is declared) and ``cases/`` (one module per category)
-- ``report`` (the fuzzer's file format), ``engine`` (the run), ``agree`` (engine agreement)
+- ``report`` (the fuzzer's file format), ``engine`` (the run); comparing it with Autobahn is
+  ``wsconform.agreement``'s
 """
 
 from wsconform.native.engine import CaseEvent, CaseOutcome, run, run_async

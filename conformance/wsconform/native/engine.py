@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import datetime
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from wsconform import catalog
+from wsconform import access, catalog
 from wsconform.native import cases, frames, handshake, report
 from wsconform.native.casedef import CaseSpec, SendMessage
 from wsconform.native.connection import Connection
@@ -161,11 +162,15 @@ def _report(
 
 
 async def play(
-    spec: CaseSpec, where: handshake.Target, seed: int, agent: str
+    spec: CaseSpec,
+    where: handshake.Target,
+    seed: int,
+    agent: str,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[CaseOutcome, dict[str, Any]]:
-    """Run one case on a fresh connection; its outcome and report.
+    """Run one case on a fresh connection (TLS over it with `tls`); its outcome and report.
 
-    Raises ``OSError`` when the TCP connection cannot be made at all.
+    Raises ``OSError`` when the TCP connection (or the TLS handshake) cannot be made at all.
     """
     log = WireLog()
     session = Session(spec, log)
@@ -179,7 +184,9 @@ async def play(
         session.attach(connection)
         return connection
 
-    _, connection = await loop.create_connection(connect, where.host, where.port)
+    _, connection = await loop.create_connection(
+        connect, where.host, where.port, ssl=tls, server_hostname=where.host if tls else None
+    )
     await connection.done
     end = session.clock.ended or time.monotonic()
     begin = session.clock.started or connect_time
@@ -199,9 +206,11 @@ async def run_async(
     *,
     seed: int | None = None,
     progress: Callable[[CaseEvent], None] | None = None,
+    reach: access.Access = access.PLAIN,
 ) -> Path:
     """``run`` inside a running event loop."""
-    where = handshake.target(url)
+    where = handshake.target(url, reach.subprotocols, reach.request_headers())
+    tls = access.tls_context(url, reach)
     specs = [cases.get(case_id) for case_id in case_ids]
     run_seed = secrets.randbits(63) if seed is None else seed
     outdir.mkdir(parents=True, exist_ok=True)
@@ -211,7 +220,7 @@ async def run_async(
         for position, spec in enumerate(specs, 1):
             tell(CaseEvent("started", spec.case_id, position, len(specs)))
             try:
-                outcome, case_report = await play(spec, where, run_seed, agent)
+                outcome, case_report = await play(spec, where, run_seed, agent, tls)
             except OSError as exc:
                 tell(CaseEvent("unreachable", spec.case_id, position, len(specs), detail=str(exc)))
                 break
@@ -238,7 +247,10 @@ def run(
     *,
     seed: int | None = None,
     progress: Callable[[CaseEvent], None] | None = None,
+    reach: access.Access = access.PLAIN,
 ) -> Path:
-    """Run ``case_ids`` against the server at ``url``; ``outdir`` then holds ``index.json``
-    and one report per finished case (also after Ctrl-C). Returns ``outdir``."""
-    return asyncio.run(run_async(url, agent, case_ids, outdir, seed=seed, progress=progress))
+    """Run ``case_ids`` against the server at ``url`` (reached as `reach` says); ``outdir``
+    then holds ``index.json`` and one report per finished case (also after Ctrl-C)."""
+    return asyncio.run(
+        run_async(url, agent, case_ids, outdir, seed=seed, progress=progress, reach=reach)
+    )

@@ -1,7 +1,8 @@
 """The opening handshake as the fuzzer does it: its request, and its checks of the response.
 
 Invariants:
-- The request offers no extension and no subprotocol unless asked (cases 1-10 never are).
+- The request offers no extension and no subprotocol unless asked (cases 1-10 never are);
+  the user's extra headers follow the fuzzer's own lines.
 - ``check_response`` applies the fuzzer's checks in its order and returns the first failure as
   text (the connection is then dropped and the case fails "never completed"), or None.
 - Header names are compared case-insensitively; a repeated header is joined with ", " and
@@ -32,19 +33,23 @@ class Target:
     resource: str
     host_header: str
     protocols: tuple[str, ...] = field(default=())
+    #: Extra request lines (the user's --header, a spec's origin), after the fuzzer's own.
+    headers: tuple[tuple[str, str], ...] = field(default=())
 
 
-def target(url: str) -> Target:
-    """Parse ``ws://host:port/path?query`` (IPv6 literals in brackets)."""
+def target(
+    url: str, protocols: tuple[str, ...] = (), headers: tuple[tuple[str, str], ...] = ()
+) -> Target:
+    """Parse ``ws://host:port/path?query`` or ``wss://...`` (IPv6 literals in brackets)."""
     parts = urlsplit(url)
-    if parts.scheme != "ws":
-        raise ValueError(f"the native engine speaks ws:// only, not {parts.scheme}:// ({url})")
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"the native engine speaks ws:// and wss://, not {parts.scheme}://")
     if parts.hostname is None:
         raise ValueError(f"no host in {url!r}")
-    port = parts.port or 80
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     shown_host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return Target(parts.hostname, port, resource, f"{shown_host}:{port}")
+    return Target(parts.hostname, port, resource, f"{shown_host}:{port}", protocols, headers)
 
 
 def accept_for(key: str) -> str:
@@ -68,6 +73,7 @@ def request(where: Target, nonce: bytes) -> tuple[bytes, str]:
     if where.protocols:
         lines.append(f"Sec-WebSocket-Protocol: {','.join(where.protocols)}")
     lines.append("Sec-WebSocket-Version: 13")
+    lines += [f"{name}: {value}" for name, value in where.headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"), key
 
 
