@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from wsconform.native.deflate import Offer
 from wsconform.native.record import Event
 from wsconform.native.verdict import Rule
 
@@ -26,6 +27,7 @@ __all__ = [
     "CloseAfter",
     "CloseExpectation",
     "ContinueLater",
+    "EchoStream",
     "KillAfter",
     "SendClose",
     "SendCloseFrame",
@@ -103,7 +105,29 @@ class ContinueLater:
     steps: tuple[Step, ...]
 
 
-Step = SendFrame | SendClose | SendCloseFrame | SendMessage | KillAfter | CloseAfter | ContinueLater
+@dataclass(frozen=True, slots=True)
+class EchoStream:
+    """12.x/13.x: ``count`` messages of ``length`` (characters for text data) cut one after
+    another from test data set ``data``, each sent (auto-fragmented to ``fragment``) once the
+    previous echo arrived; the case decides its own verdict and gives up after ``seconds``."""
+
+    data: str
+    length: int
+    count: int
+    fragment: int
+    seconds: float
+
+
+Step = (
+    SendFrame
+    | SendClose
+    | SendCloseFrame
+    | SendMessage
+    | KillAfter
+    | CloseAfter
+    | ContinueLater
+    | EchoStream
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +156,8 @@ def testee_fails(*codes: int) -> CloseExpectation:
 class CaseSpec:
     """One case. ``expected`` maps a verdict (OK, NON-STRICT, INFORMATIONAL) to the exact
     event list that earns it; ``suppress_close`` stops the fuzzer from starting the closing
-    handshake itself once the expected events have arrived."""
+    handshake itself once the expected events have arrived; ``offers`` are the
+    permessage-deflate offers of the opening handshake (12.x and 13.x only)."""
 
     case_id: str
     script: tuple[Step, ...]
@@ -140,3 +165,4 @@ class CaseSpec:
     close: CloseExpectation
     suppress_close: bool = False
     rule: Rule = Rule.PLAIN
+    offers: tuple[Offer, ...] = ()

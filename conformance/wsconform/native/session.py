@@ -18,8 +18,9 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from wsconform.native import casedef
+from wsconform.native import casedef, deflate_echo
 from wsconform.native.connection import Connection, State
 from wsconform.native.record import Event, Message, Pong, WireLog
 
@@ -44,6 +45,10 @@ class Session:
         self._log = log
         self._connection: Connection | None = None
         self._guard: asyncio.TimerHandle | None = None
+        self._stream: deflate_echo.EchoStream | None = None
+        for step in spec.script:
+            if isinstance(step, casedef.EchoStream):
+                deflate_echo.prepare(step)  # fetch the test data before connecting
 
     def attach(self, connection: Connection) -> None:
         """The connection this session plays on (set before it connects)."""
@@ -62,10 +67,23 @@ class Session:
         self._run(self.spec.script)
 
     def message(self, payload: bytes, binary: bool) -> None:
+        if self._stream is not None:  # the exchange checks its echoes; they are not events
+            self._rearm_guard()
+            self._stream.message(payload, binary)
+            return
         self._record(Message(payload, binary))
 
     def pong(self, payload: bytes) -> None:
         self._record(Pong(payload))
+
+    @property
+    def own_verdict(self) -> tuple[str, str] | None:
+        """(behavior, result) settled by the case itself (12.x/13.x), else None."""
+        return self._stream.verdict() if self._stream is not None else None
+
+    def report_extra(self) -> dict[str, Any]:
+        """What the case adds to its report (12.x/13.x: test data origin, agreed deflate)."""
+        return self._stream.report() if self._stream is not None else {}
 
     def lost(self) -> None:
         self.clock.ended = time.monotonic()
@@ -109,6 +127,9 @@ class Session:
                     self._later("close", step.seconds, connection.send_close)
                 case casedef.ContinueLater():
                     self._later("continue", step.seconds, functools.partial(self._run, step.steps))
+                case casedef.EchoStream():
+                    self._stream = deflate_echo.EchoStream(step, connection, self._later)
+                    self._stream.start()
 
     def _later(self, name: str, seconds: float, action: Callable[[], None]) -> None:
         self._log.timer(name, seconds)

@@ -10,7 +10,8 @@ Invariants (the order is the fuzzer's and must not change):
    passes); we had to drop TCP ourselves -> FAILED BY CLIENT; else OK.
 3. ``wrong_side_fatal`` and the wrong side closed -> ``behavior`` FAILED.
 4. Then the case's own ``Rule`` (7.x WRONG CODE fails behavior; 7.1.6 and 7.13.x are
-   INFORMATIONAL; 10.1.1 counts the frames it sent).
+   INFORMATIONAL; 10.1.1 counts the frames it sent; 12.x/13.x, once open, set ``behavior`` and
+   ``result`` themselves: UNIMPLEMENTED without the extension, else their echo checks).
 Pure functions over data; no I/O.
 """
 
@@ -29,6 +30,7 @@ FAILED = "FAILED"
 UNCLEAN = "UNCLEAN"
 WRONG_CODE = "WRONG CODE"
 FAILED_BY_CLIENT = "FAILED BY CLIENT"
+UNIMPLEMENTED = "UNIMPLEMENTED"
 
 # The fuzzer's expected lists live in a Python 2 dict; this is the order it iterates them.
 MATCH_ORDER = (INFORMATIONAL, NON_STRICT, OK)
@@ -56,6 +58,7 @@ class Rule(enum.Enum):
     INFORMATIONAL = "informational"  # 7.13.x: the RFC leaves the outcome open
     INFORMATIONAL_ORDER = "informational-order"  # 7.1.6: which came first, message or close
     FRAME_COUNT = "frame-count"  # 10.1.1: the auto-fragmented frames we sent
+    OWN = "own"  # 12.x/13.x: the case sets behavior and result itself once open
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,7 @@ class Observed:
     dropped_by_me: bool
     remote_close_code: int | None
     tx_frames: Mapping[int, int]
+    own: tuple[str, str] | None = None  # Rule.OWN: (behavior, result) the case settled
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,8 @@ def decide(
         elif behavior == NON_STRICT:
             result = CLOSED_FIRST
         behavior = behavior_close = INFORMATIONAL
+    elif rule is Rule.OWN and seen.own is not None:
+        behavior, result = seen.own
     elif rule is Rule.FRAME_COUNT:
         if not seen.was_open:
             behavior, result = FAILED, NEVER_OPEN_FRAMES

@@ -15,6 +15,7 @@ from wsconform.native.casedef import CaseSpec
 from wsconform.native.cases import (
     autofragment,
     close,
+    deflate,
     fragmentation,
     framing,
     opcodes,
@@ -24,7 +25,16 @@ from wsconform.native.cases import (
 
 __all__ = ["DEFINED", "UnsupportedCase", "get", "supported"]
 
-_MODULES = (framing, pingpong, reserved_bits, opcodes, fragmentation, close, autofragment)
+_MODULES = (
+    framing,
+    pingpong,
+    reserved_bits,
+    opcodes,
+    fragmentation,
+    close,
+    autofragment,
+    deflate,
+)
 
 
 class UnsupportedCase(ValueError):
