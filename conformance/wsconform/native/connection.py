@@ -333,25 +333,24 @@ class Connection(asyncio.Protocol):
                     self._reader_raised(str(exc))
                     return
             payload = compressed
-        size = len(payload)
-        if not fragment or size <= fragment:
-            self._send_data(self._encode_frame(opcode, payload, rsv=rsv), False, None)
-            return
-        # The fuzzer's loop: a payload of exactly k fragments is followed by an empty last frame.
-        parts = []
-        start = 0
-        while start <= size:
-            end = start + fragment
-            last = end > size
-            first = start == 0
-            chunk = payload[start:end]
-            parts.append(
-                self._encode_frame(opcode if first else 0, chunk, fin=last, rsv=rsv if first else 0)
-            )
-            if last:
-                break
-            start = end
-        self._send_data(b"".join(parts), False, None)
+        bounds = frames.fragment_bounds(len(payload), fragment)
+        keys = self._keys.keys(len(bounds))
+        stats = self.flags.tx_frames
+        stats[opcode] += 1
+        if len(bounds) > 1:
+            stats[0] += len(bounds) - 1
+        if self._log_traffic:
+            last = len(bounds) - 1
+            for index, ((start, end), key) in enumerate(zip(bounds, keys, strict=True)):
+                self._log.frame(
+                    "tx",
+                    opcode if index == 0 else 0,
+                    payload[start:end],
+                    fin=index == last,
+                    rsv=rsv if index == 0 else 0,
+                    mask=key,
+                )
+        self._send_data(frames.encode_message(opcode, payload, bounds, keys, rsv=rsv), False, None)
 
     def send_close_frame(
         self, code: int | None = None, reason: bytes | None = None, *, reply: bool = False
@@ -578,8 +577,8 @@ class Connection(asyncio.Protocol):
             return self.deflate.inflate(payload)
         except zlib.error as exc:
             self._reader_raised(
-                f"cannot inflate the message with the agreed "
-                f"{self.deflate.agreed.server_max_window_bits}-bit window: {exc}"
+                "the testee's message does not inflate with the agreed "
+                f"{self.deflate.agreed.server_max_window_bits}-bit window ({exc})"
             )
             return b""
 

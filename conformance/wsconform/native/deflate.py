@@ -212,8 +212,10 @@ class MessageDeflate:
     def compress(self, message: bytes) -> bytes:
         """One message's compressed payload (RFC 7692 §7.2.1, tail stripped)."""
         if self.compressor_refused():
+            bits = self.agreed.client_max_window_bits
             raise CompressorRefused(
-                f"zlib cannot compress with a {self.agreed.client_max_window_bits}-bit window"
+                f"the fuzzer's zlib cannot create a compressor with the {bits}-bit window "
+                f"the testee asked for (client_max_window_bits={bits})"
             )
         if self._compressor is None or self.agreed.client_no_context_takeover:
             self._compressor = zlib.compressobj(

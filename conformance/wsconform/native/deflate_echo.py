@@ -151,8 +151,8 @@ class EchoStream:
         why = self._connection.reader_error
         if why is not None:
             result += (
-                f" (Autobahn's own reader fails here too: {why}; it drops the connection"
-                " and the case times out as reported.)"
+                f" [{why}: Autobahn's own reader raises here and its connection drops, "
+                "so the case ends as Autobahn reports it]"
             )
         return behavior, result
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import struct
 
-__all__ = ["MaskKeys", "apply_mask", "encode", "repeat_to"]
+__all__ = ["MaskKeys", "apply_mask", "encode", "encode_message", "fragment_bounds", "repeat_to"]
 
 # RFC 6455 §5.2: 7-bit length up to 125, 126 + 16-bit length, 127 + 64-bit length.
 _LEN_7_MAX = 125
@@ -34,6 +34,12 @@ class MaskKeys:
             value = self._random.getrandbits(32)
             if value:
                 return value.to_bytes(4, "big")
+
+    def keys(self, count: int) -> list[bytes]:
+        """``count`` masking keys at once (one draw for all; zero keys replaced)."""
+        raw = self._random.getrandbits(32 * count).to_bytes(4 * count, "big")
+        drawn = [raw[i : i + 4] for i in range(0, 4 * count, 4)]
+        return [k if k != b"\0\0\0\0" else self.key() for k in drawn]
 
     def octets(self, count: int) -> bytes:
         """``count`` random bytes (the handshake's Sec-WebSocket-Key nonce)."""
@@ -78,3 +84,56 @@ def encode(
     if mask is None:
         return header + payload
     return header + mask + apply_mask(payload, mask)
+
+
+def fragment_bounds(size: int, fragment: int) -> list[tuple[int, int]]:
+    """Where the fuzzer cuts a message of ``size`` bytes into ``fragment``-byte frames: one
+    frame when it fits (or ``fragment`` is 0), else pieces of ``fragment`` and the rest, which
+    is empty when ``size`` is an exact multiple (the fuzzer's loop sends that empty frame)."""
+    if not fragment or size <= fragment:
+        return [(0, size)]
+    return [(start, min(start + fragment, size)) for start in range(0, size + 1, fragment)]
+
+
+def encode_message(
+    opcode: int,
+    payload: bytes,
+    bounds: list[tuple[int, int]],
+    keys: list[bytes],
+    *,
+    rsv: int = 0,
+) -> bytes:
+    """All frames of one message cut at ``bounds``, frame i masked with ``keys[i]``: the first
+    frame carries ``opcode`` and ``rsv``, the rest are continuations, the last has FIN. The
+    whole payload is masked in one pass (a per-frame loop costs more than the XOR itself)."""
+    stream = b"".join(
+        (key * ((end - start) // 4 + 1))[: end - start]
+        for (start, end), key in zip(bounds, keys, strict=True)
+    )
+    masked = apply_mask_stream(payload, stream)
+    last = len(bounds) - 1
+    parts = []
+    for index, (start, end) in enumerate(bounds):
+        first = (0x80 if index == last else 0) | (
+            ((rsv & 0x7) << 4) | (opcode & 0x0F) if index == 0 else 0
+        )
+        parts.append(_header(first, 0x80, end - start))
+        parts.append(keys[index])
+        parts.append(masked[start:end])
+    return b"".join(parts)
+
+
+def apply_mask_stream(data: bytes, stream: bytes) -> bytes:
+    """XOR ``data`` with ``stream`` (as long as ``data``)."""
+    if not data:
+        return b""
+    size = len(data)
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
+
+
+def _header(first: int, mask_bit: int, size: int) -> bytes:
+    if size <= _LEN_7_MAX:
+        return struct.pack("!BB", first, mask_bit | size)
+    if size <= _LEN_16_MAX:
+        return struct.pack("!BBH", first, mask_bit | 126, size)
+    return struct.pack("!BBQ", first, mask_bit | 127, size)
