@@ -39,7 +39,9 @@ class MaskKeys:
         """``count`` masking keys at once (one draw for all; zero keys replaced)."""
         raw = self._random.getrandbits(32 * count).to_bytes(4 * count, "big")
         drawn = [raw[i : i + 4] for i in range(0, 4 * count, 4)]
-        return [k if k != b"\0\0\0\0" else self.key() for k in drawn]
+        if b"\0\0\0\0" in drawn:
+            drawn = [k if k != b"\0\0\0\0" else self.key() for k in drawn]
+        return drawn
 
     def octets(self, count: int) -> bytes:
         """``count`` random bytes (the handshake's Sec-WebSocket-Key nonce)."""
@@ -103,24 +105,41 @@ def encode_message(
     *,
     rsv: int = 0,
 ) -> bytes:
-    """All frames of one message cut at ``bounds``, frame i masked with ``keys[i]``: the first
-    frame carries ``opcode`` and ``rsv``, the rest are continuations, the last has FIN. The
-    whole payload is masked in one pass (a per-frame loop costs more than the XOR itself)."""
-    stream = b"".join(
-        (key * ((end - start) // 4 + 1))[: end - start]
-        for (start, end), key in zip(bounds, keys, strict=True)
+    """All frames of one message cut at ``bounds`` (from ``fragment_bounds``), frame i masked
+    with ``keys[i]``: the first frame carries ``opcode`` and ``rsv``, the rest are
+    continuations, the last has FIN. The whole payload is masked in one pass, and the frames
+    between the first and the last, all alike but for their key, are laid out without a
+    per-frame header (a per-frame loop costs more than the XOR itself)."""
+    first_byte = ((rsv & 0x7) << 4) | (opcode & 0x0F)
+    if len(bounds) == 1:
+        key = keys[0]
+        return _header(0x80 | first_byte, 0x80, len(payload)) + key + apply_mask(payload, key)
+    fragment = bounds[0][1]
+    full = len(bounds) - 1  # every frame but the last has ``fragment`` bytes
+    rest = len(payload) - full * fragment
+    if fragment % 4:
+        stream = b"".join((key * (fragment // 4 + 1))[:fragment] for key in keys[:full])
+    else:
+        stream = b"".join([key * (fragment // 4) for key in keys[:full]])
+    stream += (keys[-1] * (rest // 4 + 1))[:rest]
+    masked = memoryview(apply_mask_stream(payload, stream))
+    middle = _header(0, 0x80, fragment)
+    pieces = [
+        piece
+        for key, start in zip(keys[1:full], range(fragment, full * fragment, fragment), strict=True)
+        for piece in (middle, key, masked[start : start + fragment])
+    ]
+    return b"".join(
+        [
+            _header(first_byte, 0x80, fragment),
+            keys[0],
+            masked[:fragment],
+            *pieces,
+            _header(0x80, 0x80, rest),
+            keys[-1],
+            masked[full * fragment :],
+        ]
     )
-    masked = apply_mask_stream(payload, stream)
-    last = len(bounds) - 1
-    parts = []
-    for index, (start, end) in enumerate(bounds):
-        first = (0x80 if index == last else 0) | (
-            ((rsv & 0x7) << 4) | (opcode & 0x0F) if index == 0 else 0
-        )
-        parts.append(_header(first, 0x80, end - start))
-        parts.append(keys[index])
-        parts.append(masked[start:end])
-    return b"".join(parts)
 
 
 def apply_mask_stream(data: bytes, stream: bytes) -> bytes:
