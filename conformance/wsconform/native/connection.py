@@ -63,6 +63,7 @@ _CONTROL_MAX = 125  # RFC 6455 §5.5
 # per write here), which lets a testee answer between bytes it would otherwise see together.
 # One loop turn (call_soon) is the closest asyncio comes.
 _REASON_MAX = 123  # 125 minus the two code bytes
+_TWISTED_READ_SIZE = 65536  # twisted.internet.tcp.Connection.bufferSize
 
 
 class State(enum.Enum):
@@ -459,6 +460,10 @@ class Connection(asyncio.Protocol):
         if agreed is not None:
             self.deflate = deflate.MessageDeflate(agreed)
             self._log.note(f"permessage-deflate agreed: {agreed.describe()}")
+            # Read as Twisted reads (64 KiB at most): where reads split a compressed message
+            # decides, as in the fuzzer, whether a testee's window overrun is caught.
+            if self._transport is not None and hasattr(self._transport, "max_size"):
+                self._transport.max_size = _TWISTED_READ_SIZE
         self.state = State.OPEN
         self._disarm("open-handshake")
         self.flags.was_open = True

@@ -12,6 +12,13 @@ Invariants:
   (``server_max_window_bits``, 15 when absent) and a fresh inflater per message when it agreed
   to ``server_no_context_takeover``: a testee that reaches further back fails to inflate, as it
   does in the fuzzer (whose reader then raises and the connection is dropped).
+- zlib checks a back-reference against the agreed window only across its calls (within one
+  call it may reach anything that call produced), so where the calls split a message decides
+  whether an overrun is caught. The fuzzer inflates each read (Twisted reads up to 64 KiB) in
+  Python 2.7's calls: output room 16 KiB, 16 KiB, 32 KiB, then doubling. ``inflate`` makes the
+  same calls up to 32 KiB and then 32 KiB at a time (Python 3's zlib never gives one call more),
+  so it splits at least where the fuzzer does: it catches every overrun the fuzzer catches, and
+  could catch one the fuzzer misses only past 64 KiB of output from one read.
 - We compress with the window the testee allows us and a fresh compressor per message when it
   asked for ``client_no_context_takeover``; the zlib level is ours (verdicts do not depend on
   it). The fuzzer cannot create a compressor with an 8-bit window (zlib >= 1.2.9 refuses raw
@@ -45,6 +52,10 @@ _DEFAULT_WINDOW = 15
 # Our zlib level. Level 1 makes real LZ77 + Huffman streams (the testee's inflater and its
 # window are exercised) at a fraction of the default level's cost.
 LEVEL = 1
+# Python 2.7's zlib: the output room of its first inflate call in a decompress(); it then
+# doubles the buffer, so the following calls get 16 KiB, 32 KiB, 64 KiB, ...
+_PY2_FIRST_ROOM = 16 * 1024
+_PY3_MAX_ROOM = 32 * 1024  # the largest room Python 3's zlib gives a single inflate call
 # RFC 7692 §7.2.1: the sender strips this empty stored block's tail; the reader restores it.
 _TAIL = b"\x00\x00\xff\xff"
 
@@ -230,9 +241,25 @@ class MessageDeflate:
             self._inflater = zlib.decompressobj(-self.agreed.server_max_window_bits)
 
     def inflate(self, chunk: bytes) -> bytes:
-        """Part of a compressed message; raises ``zlib.error`` where the fuzzer's reader does."""
-        assert self._inflater is not None, "begin_inflate() first"
-        return self._inflater.decompress(chunk)
+        """Part of a compressed message, in the fuzzer's zlib calls (see the module doc);
+        raises ``zlib.error`` where the fuzzer's reader does."""
+        inflater = self._inflater
+        assert inflater is not None, "begin_inflate() first"
+        pieces = []
+        produced = 0
+        room = _PY2_FIRST_ROOM  # the room of the fuzzer's current inflate call
+        while True:
+            left = room
+            while left:
+                ask = min(left, _PY3_MAX_ROOM)
+                piece = inflater.decompress(chunk, ask)
+                chunk = inflater.unconsumed_tail
+                pieces.append(piece)
+                produced += len(piece)
+                left -= len(piece)
+                if len(piece) < ask:
+                    return b"".join(pieces)
+            room = produced  # Python 2.7 doubles its buffer: the next call gets as much again
 
     def end_inflate(self) -> None:
         """The compressed message ended: feed the stripped tail (its output is dropped, as
