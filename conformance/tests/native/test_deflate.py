@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from wsconform import testee
-from wsconform.native import cases, deflate, engine, frames, handshake
+from wsconform.native import cases, deflate, engine, frames, handshake, testdata
 from wsconform.native.cases.deflate import OFFER_SETS
 
 TESTEES = Path(__file__).resolve().parents[2] / "testees"
@@ -222,3 +222,34 @@ def test_a_testee_without_the_extension_is_unimplemented(tmp_path: Path) -> None
         assert verdict(report) == ("UNIMPLEMENTED", "OK")
         assert report["result"] == "Actual events differ from any expected."
         assert report["remoteCloseCode"] == 1000 and report["permessageDeflate"] is None
+
+
+# ---------------------------------------------------------------------- test data
+
+
+def _forget_loaded_data() -> None:
+    testdata.load.cache_clear()
+    testdata._fetch_missing.cache_clear()
+
+
+def test_the_test_data_is_verified_and_a_corrupt_copy_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    originals = {d.filename: testdata.load(d.name) for d in testdata.DATA_SETS}
+    fuzzer = tmp_path / "wsconform/autobahn-x/lib/python2.7/site-packages/autobahntestsuite"
+    (fuzzer / "testdata").mkdir(parents=True)
+    for filename, content in originals.items():
+        (fuzzer / "testdata" / filename).write_bytes(content)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    _forget_loaded_data()
+    try:
+        assert testdata.load("lena512") == originals["lena512.bmp"]
+        assert testdata.origin("lena512")["fetchedFrom"] == "the provisioned fuzzer"
+        cached = testdata.cache_dir() / "lena512.bmp"
+        assert cached.parent.is_relative_to(tmp_path)
+        cached.write_bytes(b"BM" + bytes(100))  # a damaged copy is never used
+        _forget_loaded_data()
+        assert testdata.load("lena512") == originals["lena512.bmp"]
+        assert cached.read_bytes() == originals["lena512.bmp"]
+    finally:
+        _forget_loaded_data()
