@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from wsconform.native.deflate import Offer
 from wsconform.native.record import Event
 from wsconform.native.verdict import EchoCheck, Rule
 
@@ -27,6 +28,7 @@ __all__ = [
     "CloseAfter",
     "CloseExpectation",
     "ContinueLater",
+    "EchoStream",
     "FrameData",
     "KillAfter",
     "SendClose",
@@ -123,6 +125,19 @@ class ContinueLater:
     mark: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EchoStream:
+    """12.x/13.x: ``count`` messages of ``length`` (characters for text data) cut one after
+    another from test data set ``data``, each sent (auto-fragmented to ``fragment``) once the
+    previous echo arrived; the case decides its own verdict and gives up after ``seconds``."""
+
+    data: str
+    length: int
+    count: int
+    fragment: int
+    seconds: float
+
+
 Step = (
     SendFrame
     | SendClose
@@ -133,6 +148,7 @@ Step = (
     | KillAfter
     | CloseAfter
     | ContinueLater
+    | EchoStream
 )
 
 
@@ -163,7 +179,8 @@ class CaseSpec:
     """One case. ``expected`` maps a verdict (OK, NON-STRICT, INFORMATIONAL) to the exact
     event list that earns it; ``suppress_close`` stops the fuzzer from starting the closing
     handshake itself once the expected events have arrived; with an ``EchoCheck`` rule the
-    echoes are counted, not recorded as events, and ``expected`` is empty (9.x)."""
+    echoes are counted, not recorded as events, and ``expected`` is empty (9.x); ``offers``
+    are the permessage-deflate offers of the opening handshake (12.x and 13.x only)."""
 
     case_id: str
     script: tuple[Step, ...]
@@ -171,3 +188,4 @@ class CaseSpec:
     close: CloseExpectation
     suppress_close: bool = False
     rule: Rule | EchoCheck = Rule.PLAIN
+    offers: tuple[Offer, ...] = ()

@@ -18,6 +18,14 @@ reproduced here rule for rule, including the ones that look accidental:
   (RFC 6455 §7.4) fails with 1002, an invalid UTF-8 reason with 1007. A reason the fuzzer's
   Python 2 cannot decode crashes its reader: the connection is aborted on the spot and
   anything written while handling that read is never sent.
+- permessage-deflate, when the case offers it and the testee agrees (``deflate``): RSV1 is
+  then allowed on the first frame of a data message (never on control or continuation frames),
+  such messages are inflated frame by frame with the agreed window before UTF-8 validation,
+  and ours are compressed and then auto-fragmented as the fuzzer does (an exact multiple of
+  the fragment size ends with an empty final frame). An inflate error, or a compressor the
+  fuzzer's zlib cannot create, is its reader raising: the connection is aborted as below.
+- ``log_traffic(False)`` stops logging frames and octets (the fuzzer's own wire log is off
+  during the 12.x/13.x exchanges); frames are still counted.
 - Writes made while handling a read are held until the read is handled and then leave as
   one TCP write (the fuzzer's reactor buffers them and sends them together at its next turn);
   chopped and ``sync`` writes go one per loop turn (the fuzzer pauses 10 µs). The reactor
@@ -34,12 +42,13 @@ import asyncio
 import enum
 import socket
 import struct
+import zlib
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from wsconform.native import frames, handshake
+from wsconform.native import deflate, frames, handshake
 from wsconform.native.record import WireLog
 from wsconform.native.utf8 import Utf8Validator
 
@@ -57,6 +66,7 @@ _CONTROL_MAX = 125  # RFC 6455 §5.5
 # per write here), which lets a testee answer between bytes it would otherwise see together.
 # One loop turn (call_soon) is the closest asyncio comes.
 _REASON_MAX = 123  # 125 minus the two code bytes
+_TWISTED_READ_SIZE = 65536  # twisted.internet.tcp.Connection.bufferSize
 
 
 class State(enum.Enum):
@@ -146,8 +156,11 @@ class Connection(asyncio.Protocol):
         log: WireLog,
         listener: Listener,
         timeouts: Timeouts = Timeouts(),
+        offers: Sequence[deflate.Offer] = (),
     ) -> None:
         self.state = State.CONNECTING
+        self.deflate: deflate.MessageDeflate | None = None
+        self.reader_error: str | None = None  # why the fuzzer's own reader would have raised
         self.flags = CloseState()
         self.http_request = b""
         self.http_response = b""
@@ -173,6 +186,9 @@ class Connection(asyncio.Protocol):
         self._streamed: tuple[bytes, int] | None = None
         self._carried = b""  # held writes waiting for the next queued write
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._offers = tuple(offers)
+        self._compressed = False
+        self._log_traffic = True
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -182,12 +198,15 @@ class Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.http_request, self._key = handshake.request(self._where, self._keys.octets(16))
+        self.http_request, self._key = handshake.request(
+            self._where, self._keys.octets(16), self._offers
+        )
         self._write(self.http_request)
         self._arm("open-handshake", self._timeouts.open_handshake, self._open_handshake_timeout)
 
     def data_received(self, data: bytes) -> None:
-        self._log.octets("rx", data)
+        if self._log_traffic:
+            self._log.octets("rx", data)
         self._data += data
         self._held = []
         try:
@@ -238,7 +257,23 @@ class Connection(asyncio.Protocol):
             return
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
-            self._log.octets("tx", data)
+            if self._log_traffic:
+                self._log.octets("tx", data)
+
+    def log_traffic(self, enabled: bool) -> None:
+        """Log frames and octets (the default), or stop logging them."""
+        if enabled != self._log_traffic:
+            self._log_traffic = enabled
+            self._log.note(f"wire log {'resumed' if enabled else 'paused'}")
+
+    def _reader_raised(self, why: str) -> None:
+        """The fuzzer's reader would raise here: abort, dropping what this read wrote."""
+        self.reader_error = why
+        self._log.note(f"the fuzzer's reader raises: {why}")
+        if self._held is not None:
+            raise _Crash
+        if self._transport is not None:
+            self._transport.abort()
 
     def _send_next(self) -> None:
         carried, self._carried = self._carried, b""
@@ -277,25 +312,62 @@ class Connection(asyncio.Protocol):
     ) -> None:
         """Any frame, masked with a fresh key; ``length`` repeats ``payload`` to that size."""
         body = frames.repeat_to(payload, length) if length is not None else payload
+        frame = self._encode_frame(opcode, body, fin=fin, rsv=rsv, chop=chop, sync=sync)
+        self._send_data(frame, sync, chop)
+
+    def _encode_frame(
+        self,
+        opcode: int,
+        body: bytes,
+        *,
+        fin: bool = True,
+        rsv: int = 0,
+        chop: int | None = None,
+        sync: bool = False,
+    ) -> bytes:
         mask = self._keys.key()
         self.flags.tx_frames[opcode] += 1
-        self._log.frame("tx", opcode, body, fin=fin, rsv=rsv, mask=mask, chop=chop, sync=sync)
-        self._send_data(frames.encode(opcode, body, fin=fin, rsv=rsv, mask=mask), sync, chop)
+        if self._log_traffic:
+            self._log.frame("tx", opcode, body, fin=fin, rsv=rsv, mask=mask, chop=chop, sync=sync)
+        return frames.encode(opcode, body, fin=fin, rsv=rsv, mask=mask)
 
-    def send_message(self, payload: bytes, binary: bool, fragment: int) -> None:
-        """A message, split into ``fragment``-byte frames when longer (0: one frame). As the
-        fuzzer splits: the last frame starts at the last multiple of ``fragment``, so a
-        length that is a multiple ends with an empty final frame."""
+    def send_message(
+        self, payload: bytes, binary: bool, fragment: int, *, compressed: bytes | None = None
+    ) -> None:
+        """A message, compressed when deflate was agreed (``compressed``: its payload already
+        compressed by the caller), then split into ``fragment``-byte frames when longer
+        (0: one frame); all of it leaves in one write."""
         if self.state is not State.OPEN:
             return
         opcode = 2 if binary else 1
-        if not fragment or len(payload) <= fragment:
-            self.send_frame(opcode, payload)
-            return
-        last = len(payload) - len(payload) % fragment
-        for start in range(0, last + 1, fragment):
-            chunk = payload[start : start + fragment]
-            self.send_frame(opcode if start == 0 else 0, chunk, fin=start == last)
+        rsv = 0
+        if self.deflate is not None:
+            rsv = 4
+            if compressed is None:
+                try:
+                    compressed = self.deflate.compress(payload)
+                except deflate.CompressorRefused as exc:
+                    self._reader_raised(str(exc))
+                    return
+            payload = compressed
+        bounds = frames.fragment_bounds(len(payload), fragment)
+        keys = self._keys.keys(len(bounds))
+        stats = self.flags.tx_frames
+        stats[opcode] += 1
+        if len(bounds) > 1:
+            stats[0] += len(bounds) - 1
+        if self._log_traffic:
+            last = len(bounds) - 1
+            for index, ((start, end), key) in enumerate(zip(bounds, keys, strict=True)):
+                self._log.frame(
+                    "tx",
+                    opcode if index == 0 else 0,
+                    payload[start:end],
+                    fin=index == last,
+                    rsv=rsv if index == 0 else 0,
+                    mask=key,
+                )
+        self._send_data(frames.encode_message(opcode, payload, bounds, keys, rsv=rsv), False, None)
 
     def begin_frame(self, opcode: int, length: int) -> None:
         """A frame header alone (FIN clear) with a fresh key; ``frame_data`` sends the payload
@@ -410,7 +482,9 @@ class Connection(asyncio.Protocol):
         if end < 0:
             return
         self.http_response = bytes(self._data[: end + 4])
-        refusal = handshake.check_response(self.http_response, self._key, self._where.protocols)
+        refusal, agreed = handshake.check_response(
+            self.http_response, self._key, self._where.protocols, offered=bool(self._offers)
+        )
         if refusal is not None:
             self._log.note(f"opening handshake refused: {refusal}")
             self.flags.handshake_failure = refusal
@@ -418,6 +492,13 @@ class Connection(asyncio.Protocol):
             self.drop(abort=True)
             return
         del self._data[: end + 4]
+        if agreed is not None:
+            self.deflate = deflate.MessageDeflate(agreed)
+            self._log.note(f"permessage-deflate agreed: {agreed.describe()}")
+            # Read as Twisted reads (64 KiB at most): where reads split a compressed message
+            # decides, as in the fuzzer, whether a testee's window overrun is caught.
+            if self._transport is not None and hasattr(self._transport, "max_size"):
+                self._transport.max_size = _TWISTED_READ_SIZE
         self.state = State.OPEN
         self._disarm("open-handshake")
         self.flags.was_open = True
@@ -453,8 +534,9 @@ class Connection(asyncio.Protocol):
             return False
         fin, rsv, opcode = bool(data[0] & 0x80), (data[0] >> 4) & 0x7, data[0] & 0x0F
         masked, short = bool(data[1] & 0x80), data[1] & 0x7F
-        # RFC 6455 §5.2: RSV bits need an extension (none is negotiated here).
-        if rsv:
+        # RFC 6455 §5.2: RSV bits need an extension; RFC 7692 §6: permessage-deflate owns RSV1.
+        compressing = self.deflate is not None
+        if rsv and not (compressing and rsv == 4):
             self._violation(f"RSV = {rsv} and no extension negotiated")
         # RFC 6455 §5.1: a server must not mask.
         if masked:
@@ -469,6 +551,9 @@ class Connection(asyncio.Protocol):
                 self._violation(f"control frame using reserved opcode {opcode}")
             if opcode == 8 and short == 1:
                 self._violation("received close control frame with payload len 1")
+            # RFC 7692 §6.1: control frames are never compressed.
+            if compressing and rsv == 4:
+                self._violation(f"received compressed control frame [{deflate.EXTENSION}]")
         else:
             if opcode not in (0, 1, 2):
                 self._violation(f"data frame using reserved opcode {opcode}")
@@ -478,6 +563,11 @@ class Connection(asyncio.Protocol):
             if self._inside_message and opcode != 0:
                 self._violation(
                     "received non-continuation data frame while inside fragmented message"
+                )
+            # RFC 7692 §6.1: RSV1 only on the first frame of a message.
+            if compressing and rsv == 4 and self._inside_message:
+                self._violation(
+                    f"received continuation data frame with compress bit set [{deflate.EXTENSION}]"
                 )
         extra = {126: 2, 127: 8}.get(short, 0)
         size = 2 + extra + (4 if masked else 0)
@@ -508,33 +598,61 @@ class Connection(asyncio.Protocol):
         self._inside_message = True
         self._message_binary = frame.opcode == 2
         self._message_parts = []
+        self._compressed = self.deflate is not None and frame.rsv == 4
+        if self._compressed:
+            assert self.deflate is not None
+            self.deflate.begin_inflate()
         if frame.opcode == 1:
             self._utf8 = Utf8Validator()
             self._utf8_last = (True, True)
         else:
             self._utf8 = None
 
+    def _inflate(self, payload: bytes, last: bool) -> bytes:
+        assert self.deflate is not None
+        try:
+            if last:
+                self.deflate.end_inflate()
+                return b""
+            return self.deflate.inflate(payload)
+        except zlib.error as exc:
+            self._reader_raised(
+                "the testee's message does not inflate with the agreed "
+                f"{self.deflate.agreed.server_max_window_bits}-bit window ({exc})"
+            )
+            return b""
+
     def _frame_data(self, frame: _Frame, payload: bytes) -> None:
-        frame.parts.append(payload)
-        if frame.opcode <= 7 and self._utf8 is not None:
+        if frame.opcode > 7 or self._log_traffic:
+            frame.parts.append(payload)
+        if frame.opcode > 7:
+            return
+        if self._compressed:
+            payload = self._inflate(payload, last=False)
+        if self._utf8 is not None:
             self._utf8_last = self._utf8.validate(payload)
             if not self._utf8_last[0]:
                 self.fail(
                     INVALID_PAYLOAD, "encountered invalid UTF-8 while processing text message"
                 )
+        if not self.flags.failed_by_me:
+            self._message_parts.append(payload)
 
     def _frame_end(self, frame: _Frame) -> None:
         self._frame = None
         payload = b"".join(frame.parts)
         self.flags.rx_frames[frame.opcode] += 1
-        self._log.frame("rx", frame.opcode, payload, fin=frame.fin, rsv=frame.rsv, mask=frame.mask)
+        if self._log_traffic:
+            self._log.frame(
+                "rx", frame.opcode, payload, fin=frame.fin, rsv=frame.rsv, mask=frame.mask
+            )
         if frame.opcode > 7:
             self._control_frame(frame.opcode, payload)
             return
-        if not self.flags.failed_by_me:
-            self._message_parts.append(payload)
         if not frame.fin:
             return
+        if self._compressed:
+            self._inflate(b"", last=True)
         if self._utf8 is not None and not self._utf8_last[1]:
             self.fail(INVALID_PAYLOAD, "UTF-8 text message payload ended within Unicode code point")
         self._inside_message = False

@@ -79,6 +79,7 @@ def _judge(spec: CaseSpec, session: Session, connection: Connection) -> Verdict:
         remote_close_code=flags.remote_code,
         tx_frames=flags.tx_frames,
         echoes=session.echoes,
+        own=session.own_verdict,
     )
     return decide(
         spec.expected,
@@ -158,6 +159,7 @@ def _report(
         "seed": seed,
         "caseSeed": _case_seed(seed, spec.case_id),
         "wirelog": log.entries,
+        **session.report_extra(),
     }
 
 
@@ -180,7 +182,7 @@ async def play(
     connect_time = time.monotonic()
 
     def connect() -> Connection:
-        connection = Connection(where, keys, log, session)
+        connection = Connection(where, keys, log, session, offers=spec.offers)
         session.attach(connection)
         return connection
 

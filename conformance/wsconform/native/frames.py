@@ -15,7 +15,15 @@ from __future__ import annotations
 import random
 import struct
 
-__all__ = ["MaskKeys", "apply_mask", "encode", "header", "repeat_to"]
+__all__ = [
+    "MaskKeys",
+    "apply_mask",
+    "encode",
+    "encode_message",
+    "fragment_bounds",
+    "header",
+    "repeat_to",
+]
 
 # RFC 6455 §5.2: 7-bit length up to 125, 126 + 16-bit length, 127 + 64-bit length.
 _LEN_7_MAX = 125
@@ -34,6 +42,14 @@ class MaskKeys:
             value = self._random.getrandbits(32)
             if value:
                 return value.to_bytes(4, "big")
+
+    def keys(self, count: int) -> list[bytes]:
+        """``count`` masking keys at once (one draw for all; zero keys replaced)."""
+        raw = self._random.getrandbits(32 * count).to_bytes(4 * count, "big")
+        drawn = [raw[i : i + 4] for i in range(0, 4 * count, 4)]
+        if b"\0\0\0\0" in drawn:
+            drawn = [k if k != b"\0\0\0\0" else self.key() for k in drawn]
+        return drawn
 
     def octets(self, count: int) -> bytes:
         """``count`` random bytes (the handshake's Sec-WebSocket-Key nonce)."""
@@ -94,3 +110,73 @@ def encode(
     """One frame on the wire: header, optional masking key, (masked) payload."""
     head = header(opcode, len(payload), fin=fin, rsv=rsv, mask=mask)
     return head + (payload if mask is None else apply_mask(payload, mask))
+
+
+def fragment_bounds(size: int, fragment: int) -> list[tuple[int, int]]:
+    """Where the fuzzer cuts a message of ``size`` bytes into ``fragment``-byte frames: one
+    frame when it fits (or ``fragment`` is 0), else pieces of ``fragment`` and the rest, which
+    is empty when ``size`` is an exact multiple (the fuzzer's loop sends that empty frame)."""
+    if not fragment or size <= fragment:
+        return [(0, size)]
+    return [(start, min(start + fragment, size)) for start in range(0, size + 1, fragment)]
+
+
+def encode_message(
+    opcode: int,
+    payload: bytes,
+    bounds: list[tuple[int, int]],
+    keys: list[bytes],
+    *,
+    rsv: int = 0,
+) -> bytes:
+    """All frames of one message cut at ``bounds`` (from ``fragment_bounds``), frame i masked
+    with ``keys[i]``: the first frame carries ``opcode`` and ``rsv``, the rest are
+    continuations, the last has FIN. The whole payload is masked in one pass, and the frames
+    between the first and the last, all alike but for their key, are laid out without a
+    per-frame header (a per-frame loop costs more than the XOR itself)."""
+    first_byte = ((rsv & 0x7) << 4) | (opcode & 0x0F)
+    if len(bounds) == 1:
+        key = keys[0]
+        return _header(0x80 | first_byte, 0x80, len(payload)) + key + apply_mask(payload, key)
+    fragment = bounds[0][1]
+    full = len(bounds) - 1  # every frame but the last has ``fragment`` bytes
+    rest = len(payload) - full * fragment
+    if fragment % 4:
+        stream = b"".join((key * (fragment // 4 + 1))[:fragment] for key in keys[:full])
+    else:
+        stream = b"".join([key * (fragment // 4) for key in keys[:full]])
+    stream += (keys[-1] * (rest // 4 + 1))[:rest]
+    masked = memoryview(apply_mask_stream(payload, stream))
+    middle = _header(0, 0x80, fragment)
+    pieces = [
+        piece
+        for key, start in zip(keys[1:full], range(fragment, full * fragment, fragment), strict=True)
+        for piece in (middle, key, masked[start : start + fragment])
+    ]
+    return b"".join(
+        [
+            _header(first_byte, 0x80, fragment),
+            keys[0],
+            masked[:fragment],
+            *pieces,
+            _header(0x80, 0x80, rest),
+            keys[-1],
+            masked[full * fragment :],
+        ]
+    )
+
+
+def apply_mask_stream(data: bytes, stream: bytes) -> bytes:
+    """XOR ``data`` with ``stream`` (as long as ``data``)."""
+    if not data:
+        return b""
+    size = len(data)
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
+
+
+def _header(first: int, mask_bit: int, size: int) -> bytes:
+    if size <= _LEN_7_MAX:
+        return struct.pack("!BB", first, mask_bit | size)
+    if size <= _LEN_16_MAX:
+        return struct.pack("!BBH", first, mask_bit | 126, size)
+    return struct.pack("!BBQ", first, mask_bit | 127, size)

@@ -1,10 +1,12 @@
 """The opening handshake as the fuzzer does it: its request, and its checks of the response.
 
 Invariants:
-- The request offers no extension and no subprotocol unless asked (cases 1-10 never are);
-  the user's extra headers follow the fuzzer's own lines.
+- The request offers no extension and no subprotocol unless asked; cases 12.x and 13.x offer
+  permessage-deflate (``deflate.Offer``), written after the key as the fuzzer writes it; the
+  user's extra headers follow the fuzzer's own lines.
 - ``check_response`` applies the fuzzer's checks in its order and returns the first failure as
-  text (the connection is then dropped and the case fails "never completed"), or None.
+  text (the connection is then dropped and the case fails "never completed"), or None, with
+  the permessage-deflate parameters the answer settled (None when it settled none).
 - Header names are compared case-insensitively; a repeated header is joined with ", " and
   counted, as the fuzzer's parser does.
 """
@@ -13,8 +15,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from wsconform.native import deflate
 
 __all__ = ["Target", "accept_for", "check_response", "parse_head", "request", "target"]
 
@@ -57,8 +62,8 @@ def accept_for(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
 
 
-def request(where: Target, nonce: bytes) -> tuple[bytes, str]:
-    """The upgrade request and its Sec-WebSocket-Key."""
+def request(where: Target, nonce: bytes, offers: Sequence[deflate.Offer] = ()) -> tuple[bytes, str]:
+    """The upgrade request (offering ``offers``) and its Sec-WebSocket-Key."""
     key = base64.b64encode(nonce).decode("ascii")
     lines = [
         f"GET {where.resource} HTTP/1.1",
@@ -72,6 +77,8 @@ def request(where: Target, nonce: bytes) -> tuple[bytes, str]:
     ]
     if where.protocols:
         lines.append(f"Sec-WebSocket-Protocol: {','.join(where.protocols)}")
+    if offers:
+        lines.append(f"Sec-WebSocket-Extensions: {deflate.offers_header(offers)}")
     lines.append("Sec-WebSocket-Version: 13")
     lines += [f"{name}: {value}" for name, value in where.headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"), key
@@ -96,20 +103,44 @@ def parse_head(head: bytes) -> tuple[str, dict[str, str], dict[str, int]]:
     return (lines[0].strip() if lines else ""), headers, counts
 
 
-def check_response(head: bytes, key: str, protocols: tuple[str, ...] = ()) -> str | None:
-    """Why the response ``head`` (up to and with its blank line) is refused, or None."""
+def check_response(
+    head: bytes, key: str, protocols: tuple[str, ...] = (), offered: bool = False
+) -> tuple[str | None, deflate.Agreed | None]:
+    """Why the response ``head`` (up to and with its blank line) is refused, or None; and the
+    permessage-deflate parameters it settled (``offered``: did we offer the extension?)."""
     status_line, headers, counts = parse_head(head)
     words = status_line.split()
     if len(words) < 2:
-        return f"Bad HTTP response status line '{status_line}'"
+        return f"Bad HTTP response status line '{status_line}'", None
     if words[0] != "HTTP/1.1":
-        return f"Unsupported HTTP version ('{words[0]}')"
+        return f"Unsupported HTTP version ('{words[0]}')", None
     try:
         status = int(words[1])
     except ValueError:
-        return f"Bad HTTP status code ('{words[1]}')"
+        return f"Bad HTTP status code ('{words[1]}')", None
     if status != 101:
-        return f"WebSocket connection upgrade failed ({status})"
+        return f"WebSocket connection upgrade failed ({status})", None
+    refusal = _header_refusal(headers, counts, key)
+    if refusal is not None:
+        return refusal, None
+    agreed = None
+    if "sec-websocket-extensions" in headers:
+        if counts["sec-websocket-extensions"] > 1:
+            return "HTTP Sec-WebSocket-Extensions header appears more than once", None
+        refusal, agreed = deflate.response_refusal(headers["sec-websocket-extensions"], offered)
+        if refusal is not None:
+            return refusal, None
+    if "sec-websocket-protocol" in headers:
+        if counts["sec-websocket-protocol"] > 1:
+            return "HTTP Sec-WebSocket-Protocol header appears more than once", None
+        chosen = headers["sec-websocket-protocol"].strip()
+        if chosen and chosen not in protocols:
+            return f"subprotocol selected by server ({chosen}) not requested", None
+    return None, agreed
+
+
+def _header_refusal(headers: dict[str, str], counts: dict[str, int], key: str) -> str | None:
+    """The upgrade and accept checks, in the fuzzer's order."""
     if "upgrade" not in headers:
         return "HTTP Upgrade header missing"
     if headers["upgrade"].strip().lower() != "websocket":
@@ -124,17 +155,4 @@ def check_response(head: bytes, key: str, protocols: tuple[str, ...] = ()) -> st
         return "HTTP Sec-WebSocket-Accept header appears more than once"
     if headers["sec-websocket-accept"].strip() != accept_for(key):
         return "HTTP Sec-WebSocket-Accept bogus value"
-    if "sec-websocket-extensions" in headers:
-        if counts["sec-websocket-extensions"] > 1:
-            return "HTTP Sec-WebSocket-Extensions header appears more than once"
-        named = [e.split(";")[0].strip() for e in headers["sec-websocket-extensions"].split(",")]
-        if any(named):
-            # We offered none, so any extension the server picks is one we did not request.
-            return f"server wants to use extension '{next(n for n in named if n)}'"
-    if "sec-websocket-protocol" in headers:
-        if counts["sec-websocket-protocol"] > 1:
-            return "HTTP Sec-WebSocket-Protocol header appears more than once"
-        chosen = headers["sec-websocket-protocol"].strip()
-        if chosen and chosen not in protocols:
-            return f"subprotocol selected by server ({chosen}) not requested"
     return None

@@ -26,8 +26,9 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from wsconform.native import casedef
+from wsconform.native import casedef, deflate_echo
 from wsconform.native.connection import Connection, State
 from wsconform.native.record import Event, Message, Pong, Timeout, WireLog
 from wsconform.native.verdict import EchoCheck, EchoTally
@@ -42,7 +43,7 @@ def longest_timer(steps: tuple[casedef.Step, ...]) -> float:
     longest = 0.0
     for step in steps:
         match step:
-            case casedef.KillAfter() | casedef.CloseAfter():
+            case casedef.KillAfter() | casedef.CloseAfter() | casedef.EchoStream():
                 longest = max(longest, step.seconds)
             case casedef.ContinueLater():
                 longest = max(longest, step.seconds + longest_timer(step.steps))
@@ -68,6 +69,11 @@ class Session:
         self._log = log
         self._connection: Connection | None = None
         self._guard: asyncio.TimerHandle | None = None
+        self._stream: deflate_echo.EchoStream | None = None
+        self._guard_armed = 0.0
+        for step in spec.script:
+            if isinstance(step, casedef.EchoStream):
+                deflate_echo.prepare(step)  # fetch the test data before connecting
 
     def attach(self, connection: Connection) -> None:
         """The connection this session plays on (set before it connects)."""
@@ -87,6 +93,11 @@ class Session:
         self._run(self.spec.script)
 
     def message(self, payload: bytes, binary: bool) -> None:
+        if self._stream is not None:  # the exchange checks its echoes; they are not events
+            if time.monotonic() - self._guard_armed > 1.0:  # 1,000 echoes: rearm now and then
+                self._rearm_guard()
+            self._stream.message(payload, binary)
+            return
         if self._tally is None:
             self._record(Message(payload, binary))
             return
@@ -100,6 +111,15 @@ class Session:
 
     def pong(self, payload: bytes) -> None:
         self._record(Pong(payload))
+
+    @property
+    def own_verdict(self) -> tuple[str, str] | None:
+        """(behavior, result) settled by the case itself (12.x/13.x), else None."""
+        return self._stream.verdict() if self._stream is not None else None
+
+    def report_extra(self) -> dict[str, Any]:
+        """What the case adds to its report (12.x/13.x: test data origin, agreed deflate)."""
+        return self._stream.report() if self._stream is not None else {}
 
     def lost(self) -> None:
         self.clock.ended = time.monotonic()
@@ -147,6 +167,9 @@ class Session:
                     self._later("close", step.seconds, connection.send_close)
                 case casedef.ContinueLater():
                     self._later("continue", step.seconds, functools.partial(self._continue, step))
+                case casedef.EchoStream():
+                    self._stream = deflate_echo.EchoStream(step, connection, self._later)
+                    self._stream.start()
 
     def _continue(self, step: casedef.ContinueLater) -> None:
         if step.mark is not None:
@@ -170,6 +193,7 @@ class Session:
         if self._guard is not None:
             self._guard.cancel()
         self._guard = asyncio.get_running_loop().call_later(self.guard_delay, self._stuck)
+        self._guard_armed = time.monotonic()
 
     def _stuck(self) -> None:
         if self.connection.state is not State.CLOSED:

@@ -15,6 +15,8 @@ Invariants (the order is the fuzzer's and must not change):
    ``EchoTally`` makes of the echoes' types and lengths in arrival order; rule 2 still decides
    the close. Time limits are not judged here: the case's own timer closes the connection,
    and an echo that has not come by the end of the connection never counts.
+   INFORMATIONAL; 10.1.1 counts the frames it sent; 12.x/13.x, once open, set ``behavior`` and
+   ``result`` themselves: UNIMPLEMENTED without the extension, else their echo checks).
 Pure functions over data; no I/O.
 """
 
@@ -33,6 +35,7 @@ FAILED = "FAILED"
 UNCLEAN = "UNCLEAN"
 WRONG_CODE = "WRONG CODE"
 FAILED_BY_CLIENT = "FAILED BY CLIENT"
+UNIMPLEMENTED = "UNIMPLEMENTED"
 
 # The fuzzer's expected lists live in a Python 2 dict; this is the order it iterates them.
 MATCH_ORDER = (INFORMATIONAL, NON_STRICT, OK)
@@ -60,6 +63,7 @@ class Rule(enum.Enum):
     INFORMATIONAL = "informational"  # 7.13.x: the RFC leaves the outcome open
     INFORMATIONAL_ORDER = "informational-order"  # 7.1.6: which came first, message or close
     FRAME_COUNT = "frame-count"  # 10.1.1: the auto-fragmented frames we sent
+    OWN = "own"  # 12.x/13.x: the case sets behavior and result itself once open
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,7 @@ class Observed:
     remote_close_code: int | None
     tx_frames: Mapping[int, int]
     echoes: Sequence[tuple[bool, int]] = ()
+    own: tuple[str, str] | None = None  # Rule.OWN: (behavior, result) the case settled
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +215,8 @@ def decide(
         elif behavior == NON_STRICT:
             result = CLOSED_FIRST
         behavior = behavior_close = INFORMATIONAL
+    elif rule is Rule.OWN and seen.own is not None:
+        behavior, result = seen.own
     elif rule is Rule.FRAME_COUNT:
         if not seen.was_open:
             behavior, result = FAILED, NEVER_OPEN_FRAMES

@@ -15,6 +15,7 @@ from wsconform.native.casedef import CaseSpec
 from wsconform.native.cases import (
     autofragment,
     close,
+    deflate,
     fragmentation,
     framing,
     limits,
@@ -36,6 +37,7 @@ _MODULES = (
     close,
     limits,
     autofragment,
+    deflate,
 )
 
 
