@@ -1,5 +1,6 @@
 """Differential properties: the compiled masker equals the pure-Python one (RFC 6455 §5.3),
-and so does the compiled frame header parser (§5.2).
+and so do the compiled frame header parser and batch frame parser (§5.2), down to the close
+code a connection fails with when a frame breaks several rules at once.
 
 Both are called directly (not through ``rfc6455.frame.mask``), so these run the same with
 or without ``RFC6455_NO_SPEEDUPS``; they are skipped only when the extension is not built,
@@ -11,13 +12,15 @@ error cases, which must raise the same exception type from both.
 from __future__ import annotations
 
 import os
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import masking_keys
+from strategies import chunked, hostile_streams, masking_keys
 
 from rfc6455 import frame
+from rfc6455.connection import Connection
 from rfc6455.errors import MessageTooBig, ProtocolError
 
 try:
@@ -33,6 +36,8 @@ python_mask = frame._mask_python
 python_mask_slice = frame._mask_slice_python
 compiled_read_header = _speedups.read_header
 python_read_header = frame._read_header_python
+compiled_parse_frames = _speedups.parse_frames
+python_parse_frames = frame._parse_frames_python
 
 # Lengths that straddle the word loop's tail and the vector loop's (8, 16, 32 bytes).
 EDGE_LENGTHS = st.sampled_from([0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65])
@@ -182,3 +187,74 @@ def test_compiled_read_header_equals_python(
 def test_compiled_read_header_fails_like_python(buffer: object, pos: object) -> None:
     args = (buffer, pos, True, None, 0)
     assert header_outcome(compiled_read_header, *args) == header_outcome(python_read_header, *args)
+
+
+# Streams as a peer may send them: conversations with broken fields, frames whose every header
+# field is drawn freely (several rules broken at once), noise; for either masking direction.
+any_streams = st.one_of(hostile_streams(masked=True), hostile_streams(masked=False))
+
+
+@settings(max_examples=500)
+@given(
+    prefix=st.binary(max_size=4),
+    stream=any_streams,
+    data=st.data(),
+    expect_masked=st.booleans(),
+    max_frame_size=frame_limits,
+    rsv_mask=st.integers(0, 7),
+)
+def test_compiled_parse_frames_equals_python(
+    prefix: bytes,
+    stream: bytes,
+    data: st.DataObject,
+    expect_masked: bool,
+    max_frame_size: int | None,
+    rsv_mask: int,
+) -> None:
+    # The same frames (first byte, unmasked payload), the same stopping point, and the same
+    # verdict on the frame there: incomplete, or refused.
+    cut = data.draw(st.integers(0, len(stream)), label="cut")
+    buffer = bytearray(prefix + stream[:cut])
+    args = (buffer, len(prefix), expect_masked, max_frame_size, rsv_mask)
+    assert outcome(compiled_parse_frames, *args) == outcome(python_parse_frames, *args)
+
+
+def sent_frames(role: frame.Role, data: bytes) -> list[frame.Frame]:
+    """The frames a connection of ``role`` sent, unmasked: a client masks each with a fresh
+    random key (RFC 6455 §5.3), so its wire bytes differ from run to run."""
+    parser = frame.FrameParser(13, frame.Role(1 - role))
+    parser.feed(data)
+    return list(parser.frames())
+
+
+def connection_outcome(
+    parse_frames: object, role: frame.Role, chunks: list[bytes], limit: int | None
+) -> tuple[object, ...]:
+    """Everything a connection reports for ``chunks`` when it parses with ``parse_frames``:
+    its events, the bytes it sends (the Close and its code), and why it failed."""
+    with mock.patch.object(frame, "_parse_frames", parse_frames):
+        connection = Connection(role, max_message_size=limit)
+        events = []
+        for chunk in chunks:
+            connection.receive_data(chunk)
+            events.extend(connection.events())
+            events.extend(sent_frames(role, connection.data_to_send()))
+        failure = connection.failure
+    return events, connection.close_code, type(failure), str(failure)
+
+
+@settings(max_examples=300)
+@given(
+    role=st.sampled_from([frame.Role.SERVER, frame.Role.CLIENT]),
+    stream=any_streams,
+    data=st.data(),
+    limit=st.one_of(st.none(), st.integers(0, 200)),
+)
+def test_connection_fails_alike_with_either_batch_parser(
+    role: frame.Role, stream: bytes, data: st.DataObject, limit: int | None
+) -> None:
+    # Which rule a frame that breaks several is failed for decides the close code, and the
+    # close code decides Autobahn's verdict: both parsers must pick the same one.
+    chunks = data.draw(chunked(stream), label="chunks")
+    compiled = connection_outcome(compiled_parse_frames, role, chunks, limit)
+    assert compiled == connection_outcome(python_parse_frames, role, chunks, limit)

@@ -3,8 +3,10 @@
  * Invariants:
  * - Optional. Every function here has a pure-Python twin in rfc6455.frame that gives the same
  *   result for every input (read_header returns False where its twin raises the protocol
- *   error: the parser then asks the twin for it); rfc6455.speedups picks this module when it
- *   imports and the environment does not set RFC6455_NO_SPEEDUPS=1. Differential Hypothesis
+ *   error, parse_frames stops there with refused set: the parser then asks the Python
+ *   read_header for the error, so one function decides which error wins); rfc6455.speedups
+ *   picks this module when it imports and the environment does not set
+ *   RFC6455_NO_SPEEDUPS=1. Differential Hypothesis
  *   tests (fuzz/test_speedups_properties.py) hold the two to the same answers.
  * - No state, no threads, the GIL is held throughout: the work per call is a linear pass.
  * - Inputs are anything that exposes the buffer protocol (bytes, bytearray, memoryview,
@@ -181,6 +183,148 @@ speedups_mask_slice(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return masked_copy(args[0], args[1], start, end, 1);
 }
 
+/* Opcodes RFC 6455 §5.2 defines: continuation, text, binary, close, ping, pong. */
+#define KNOWN_OPCODES ((1u << 0x0) | (1u << 0x1) | (1u << 0x2) | (1u << 0x8) | (1u << 0x9) | (1u << 0xA))
+
+/* The arguments every header check needs, converted once per call. */
+typedef struct {
+    int expect_masked;
+    int has_limit;
+    long long limit;
+    long rsv_mask;
+} header_rules;
+
+/* One parsed header: the first byte, the payload length, the header's size with the key. */
+typedef struct {
+    unsigned int first;
+    unsigned long long length;
+    Py_ssize_t header_size;
+    const unsigned char *key; /* NULL when the frame is not masked */
+} header_info;
+
+enum { HEADER_REFUSED = -1, HEADER_INCOMPLETE = 0, HEADER_OK = 1 };
+
+/* Read and check the header at p (RFC 6455 §5.2, §5.1, §5.5): HEADER_OK, HEADER_INCOMPLETE
+ * until all of it has arrived, or HEADER_REFUSED where the Python twin raises. */
+static int
+parse_header(const unsigned char *p, Py_ssize_t available, const header_rules *rules,
+             header_info *out)
+{
+    unsigned int first, second, opcode, rsv;
+    unsigned long long length;
+    Py_ssize_t header_size = 2;
+    int masked;
+
+    if (available < 2) {
+        return HEADER_INCOMPLETE;
+    }
+    first = p[0];
+    second = p[1];
+    opcode = first & 0x0F;
+    rsv = (first >> 4) & 0x07;
+    if (!(KNOWN_OPCODES & (1u << opcode))) {
+        return HEADER_REFUSED; /* reserved opcode */
+    }
+    if (opcode >= 0x8) {
+        /* §5.5: control frames are never fragmented, carry no RSV bit, at most 125 bytes. */
+        if (!(first & 0x80) || rsv || (second & 0x7F) > 125) {
+            return HEADER_REFUSED;
+        }
+    }
+    else if (rsv & ~rules->rsv_mask) {
+        return HEADER_REFUSED; /* an RSV bit no negotiated extension defines */
+    }
+    masked = second >= 0x80;
+    if (masked != rules->expect_masked) {
+        return HEADER_REFUSED; /* §5.1: clients mask, servers do not */
+    }
+    length = second & 0x7F;
+    if (length == 126) {
+        header_size = 4;
+        if (available < header_size) {
+            return HEADER_INCOMPLETE;
+        }
+        length = ((unsigned long long)p[2] << 8) | p[3];
+    }
+    else if (length == 127) {
+        header_size = 10;
+        if (available < header_size) {
+            return HEADER_INCOMPLETE;
+        }
+        length = 0;
+        for (int i = 2; i < 10; i++) {
+            length = (length << 8) | p[i];
+        }
+        if (length >> 63) {
+            return HEADER_REFUSED; /* §5.2: the most significant bit MUST be 0 */
+        }
+    }
+    if (rules->has_limit && (long long)length > rules->limit) {
+        return HEADER_REFUSED; /* over max_frame_size */
+    }
+    out->key = NULL;
+    if (masked) {
+        if (available < header_size + 4) {
+            return HEADER_INCOMPLETE;
+        }
+        out->key = p + header_size;
+        header_size += 4;
+    }
+    out->first = first;
+    out->length = length;
+    out->header_size = header_size;
+    return HEADER_OK;
+}
+
+/* Convert (buffer, pos, expect_masked, max_frame_size, rsv_mask): on success the buffer is
+ * held in *view and the caller releases it. */
+static int
+parse_arguments(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_buffer *view,
+                Py_ssize_t *pos, header_rules *rules)
+{
+    int overflow = 0;
+
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 5 arguments (%zd given)", name, nargs);
+        return -1;
+    }
+    *pos = PyLong_AsSsize_t(args[1]);
+    if (*pos == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    rules->expect_masked = PyObject_IsTrue(args[2]);
+    if (rules->expect_masked < 0) {
+        return -1;
+    }
+    rules->has_limit = 0;
+    rules->limit = 0;
+    if (args[3] != Py_None) {
+        rules->limit = PyLong_AsLongLongAndOverflow(args[3], &overflow);
+        if (rules->limit == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        /* Past the range of a 64-bit length: above it no limit binds, below it all do. */
+        rules->has_limit = overflow <= 0;
+        if (overflow < 0) {
+            rules->limit = -1;
+        }
+    }
+    rules->rsv_mask = PyLong_AsLong(args[4]);
+    if (rules->rsv_mask == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (PyObject_GetBuffer(args[0], view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (*pos < 0 || *pos > view->len) {
+        PyErr_Format(PyExc_ValueError, "position %zd is outside a buffer of %zd bytes", *pos,
+                     view->len);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(read_header_doc,
 "read_header(buffer, pos, expect_masked, max_frame_size, rsv_mask, /)\n"
 "--\n"
@@ -189,134 +333,112 @@ PyDoc_STRVAR(read_header_doc,
 "payload start, masking key or None); None until the whole header has arrived; False for\n"
 "a header its pure-Python twin refuses, which the caller then asks for the error.");
 
-/* Opcodes RFC 6455 §5.2 defines: continuation, text, binary, close, ping, pong. */
-#define KNOWN_OPCODES ((1u << 0x0) | (1u << 0x1) | (1u << 0x2) | (1u << 0x8) | (1u << 0x9) | (1u << 0xA))
-
 static PyObject *
 speedups_read_header(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
-    Py_ssize_t pos, available, header_size = 2;
-    int expect_masked, masked, overflow = 0, has_limit = 0;
-    long long limit = 0;
-    long rsv_mask;
-    unsigned int first, second, opcode, rsv;
-    unsigned long long length;
-    const unsigned char *p;
-    PyObject *key, *result;
+    Py_ssize_t pos;
+    header_rules rules;
+    header_info header;
+    PyObject *key;
+    int status;
 
     (void)module;
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "read_header() takes 5 arguments (%zd given)", nargs);
+    if (parse_arguments("read_header", args, nargs, &view, &pos, &rules) < 0) {
         return NULL;
     }
-    pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    expect_masked = PyObject_IsTrue(args[2]);
-    if (expect_masked < 0) {
-        return NULL;
-    }
-    if (args[3] != Py_None) {
-        limit = PyLong_AsLongLongAndOverflow(args[3], &overflow);
-        if (limit == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        /* Past the range of a 64-bit length: above it no limit binds, below it all do. */
-        has_limit = overflow <= 0;
-        if (overflow < 0) {
-            limit = -1;
-        }
-    }
-    rsv_mask = PyLong_AsLong(args[4]);
-    if (rsv_mask == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (pos < 0 || pos > view.len) {
+    status = parse_header((const unsigned char *)view.buf + pos, view.len - pos, &rules, &header);
+    if (status != HEADER_OK) {
         PyBuffer_Release(&view);
-        PyErr_Format(PyExc_ValueError, "position %zd is outside a buffer of %zd bytes", pos,
-                     view.len);
-        return NULL;
-    }
-    p = (const unsigned char *)view.buf + pos;
-    available = view.len - pos;
-    if (available < 2) {
-        PyBuffer_Release(&view);
+        if (status == HEADER_REFUSED) {
+            Py_RETURN_FALSE;
+        }
         Py_RETURN_NONE;
     }
-    first = p[0];
-    second = p[1];
-    opcode = first & 0x0F;
-    rsv = (first >> 4) & 0x07;
-    if (!(KNOWN_OPCODES & (1u << opcode))) {
-        goto refused; /* reserved opcode */
-    }
-    if (opcode >= 0x8) {
-        /* §5.5: control frames are never fragmented, carry no RSV bit, at most 125 bytes. */
-        if (!(first & 0x80) || rsv || (second & 0x7F) > 125) {
-            goto refused;
-        }
-    }
-    else if (rsv & ~rsv_mask) {
-        goto refused; /* an RSV bit no negotiated extension defines */
-    }
-    masked = second >= 0x80;
-    if (masked != expect_masked) {
-        goto refused; /* §5.1: clients mask, servers do not */
-    }
-    length = second & 0x7F;
-    if (length == 126) {
-        header_size = 4;
-        if (available < header_size) {
-            goto incomplete;
-        }
-        length = ((unsigned long long)p[2] << 8) | p[3];
-    }
-    else if (length == 127) {
-        header_size = 10;
-        if (available < header_size) {
-            goto incomplete;
-        }
-        length = 0;
-        for (int i = 2; i < 10; i++) {
-            length = (length << 8) | p[i];
-        }
-        if (length >> 63) {
-            goto refused; /* §5.2: the most significant bit MUST be 0 */
-        }
-    }
-    if (has_limit && (long long)length > limit) {
-        goto refused; /* over max_frame_size */
-    }
-    if (masked) {
-        if (available < header_size + 4) {
-            goto incomplete;
-        }
-        key = PyBytes_FromStringAndSize((const char *)p + header_size, 4);
-        if (key == NULL) {
-            PyBuffer_Release(&view);
-            return NULL;
-        }
-        header_size += 4;
+    if (header.key != NULL) {
+        key = PyBytes_FromStringAndSize((const char *)header.key, 4);
     }
     else {
         key = Py_NewRef(Py_None);
     }
     PyBuffer_Release(&view);
-    result = Py_BuildValue("(IKnN)", first, length, pos + header_size, key);
+    if (key == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("(IKnN)", header.first, header.length, pos + header.header_size, key);
+}
+
+PyDoc_STRVAR(parse_frames_doc,
+"parse_frames(buffer, pos, expect_masked, max_frame_size, rsv_mask, /)\n"
+"--\n"
+"\n"
+"Every complete frame from buffer[pos:] in one pass (RFC 6455 \xc2\xa7" "5.2), as\n"
+"(items, end, refused): items is flat, first byte then unmasked payload for each frame;\n"
+"end is where the first frame not returned starts; refused is True when that frame's\n"
+"header is one the pure-Python read_header raises for (the caller asks it why).");
+
+static PyObject *
+speedups_parse_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    header_rules rules;
+    header_info header;
+    PyObject *items, *first = NULL, *payload = NULL, *result;
+    const unsigned char *base;
+    int status = HEADER_INCOMPLETE;
+
+    (void)module;
+    if (parse_arguments("parse_frames", args, nargs, &view, &pos, &rules) < 0) {
+        return NULL;
+    }
+    items = PyList_New(0);
+    if (items == NULL) {
+        goto error;
+    }
+    base = (const unsigned char *)view.buf;
+    for (;;) {
+        Py_ssize_t available = view.len - pos;
+        status = parse_header(base + pos, available, &rules, &header);
+        if (status != HEADER_OK) {
+            break;
+        }
+        /* The length fits below 2**63 and available is a Py_ssize_t: no overflow here. */
+        if (header.length > (unsigned long long)(available - header.header_size)) {
+            status = HEADER_INCOMPLETE;
+            break;
+        }
+        first = PyLong_FromUnsignedLong(header.first);
+        payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)header.length);
+        if (first == NULL || payload == NULL) {
+            goto error;
+        }
+        if (header.key != NULL) {
+            /* §5.3: unmasked straight out of the receive buffer into the payload. */
+            mask_bytes((unsigned char *)PyBytes_AS_STRING(payload),
+                       base + pos + header.header_size, (Py_ssize_t)header.length, header.key);
+        }
+        else if (header.length) {
+            memcpy(PyBytes_AS_STRING(payload), base + pos + header.header_size,
+                   (size_t)header.length);
+        }
+        if (PyList_Append(items, first) < 0 || PyList_Append(items, payload) < 0) {
+            goto error;
+        }
+        Py_CLEAR(first);
+        Py_CLEAR(payload);
+        pos += header.header_size + (Py_ssize_t)header.length;
+    }
+    PyBuffer_Release(&view);
+    result = Py_BuildValue("(NnO)", items, pos, status == HEADER_REFUSED ? Py_True : Py_False);
     return result;
 
-incomplete:
+error:
+    Py_XDECREF(first);
+    Py_XDECREF(payload);
+    Py_XDECREF(items);
     PyBuffer_Release(&view);
-    Py_RETURN_NONE;
-
-refused:
-    PyBuffer_Release(&view);
-    Py_RETURN_FALSE;
+    return NULL;
 }
 
 static PyMethodDef speedups_methods[] = {
@@ -325,6 +447,8 @@ static PyMethodDef speedups_methods[] = {
      mask_slice_doc},
     {"read_header", (PyCFunction)(void (*)(void))speedups_read_header, METH_FASTCALL,
      read_header_doc},
+    {"parse_frames", (PyCFunction)(void (*)(void))speedups_parse_frames, METH_FASTCALL,
+     parse_frames_doc},
     {NULL, NULL, 0, NULL},
 };
 

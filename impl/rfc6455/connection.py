@@ -31,6 +31,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from enum import Enum
+from typing import Any
 
 from .errors import (
     CloseCode,
@@ -49,6 +50,7 @@ from .frame import (
     build_close_payload,
     masked_frame,
     parse_close_payload,
+    parsed_frame,
     unmasked_frame,
 )
 from .limits import MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
@@ -60,6 +62,7 @@ logger = logging.getLogger("rfc6455.connection")
 
 _BINARY = Opcode.BINARY
 _TEXT = Opcode.TEXT
+_NO_FRAMES = ()
 
 
 class State(Enum):
@@ -78,6 +81,8 @@ class Connection:
         "_event_index",
         "_events",
         "_fragments",
+        "_frame_index",
+        "_frames",
         "_message_opcode",
         "_message_size",
         "_message_transformed",
@@ -147,6 +152,10 @@ class Connection:
         self._text_parts: list[str] = []
         self._validator: Utf8Validator | None = None
         self._validated = 0  # payload bytes of the pending frame already validated as UTF-8
+        # Frames parsed in one batch and not yet handled, flat (first byte, payload, ...),
+        # from ``_frame_index``; handled one at a time, so replies keep their order.
+        self._frames: list[Any] | tuple[()] = _NO_FRAMES
+        self._frame_index = 0
 
     # -- input -------------------------------------------------------------------------------
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -182,25 +191,38 @@ class Connection:
             if not self._reading:
                 return
             try:
-                frame = parser.next_frame()
-                if frame is None:
-                    if parser.buffered:
-                        self._check_pending_frame()
-                    return
-                opcode = frame.opcode
+                frames = self._frames
+                index = self._frame_index
+                if index == len(frames):
+                    frames = parser.next_frames()
+                    if not frames:
+                        if parser.buffered:
+                            self._check_pending_frame()
+                        return
+                    self._frames = frames
+                    index = 0
+                first = frames[index]
+                payload = frames[index + 1]
+                if index + 2 == len(frames):
+                    # All taken: drop the batch, so an idle connection holds no payloads.
+                    self._frames = _NO_FRAMES
+                    self._frame_index = 0
+                else:
+                    self._frame_index = index + 2
+                opcode = first & 0x0F
                 if (
-                    (opcode is _BINARY or opcode is _TEXT)
-                    and frame.final
+                    0 < opcode < 3  # TEXT or BINARY
+                    and first & 0x80
                     and self._message_opcode is None
                     and not self.extensions
                     and not self._validated
                 ):
                     # The common case, once per message: what ``_handle_data`` would do
                     # with a whole message in one frame and no extension (RSV bits were
-                    # refused by the parser), without queueing the event first.
-                    message: Event = self._whole_message(opcode, frame.payload)
+                    # refused by the parser), without a ``Frame`` or queueing the event.
+                    message: Event = self._whole_message(opcode, payload)
                 else:
-                    self._handle_frame(frame)
+                    self._handle_frame(parsed_frame(first, payload))
                     continue
             except ProtocolError as exc:
                 self._fail_on(exc)
@@ -322,12 +344,12 @@ class Connection:
             if frame.final:
                 self._end_message(BinaryMessage(b"".join(self._fragments)))
 
-    def _whole_message(self, opcode: Opcode, payload: bytes) -> TextMessage | BinaryMessage:
+    def _whole_message(self, opcode: int, payload: bytes) -> TextMessage | BinaryMessage:
         """A message that came in one frame: nothing to reassemble or finish validating."""
         limit = self.max_message_size
         if limit is not None and len(payload) > limit:  # (once per message: no call)
             self._check_size(len(payload), "in one frame")
-        if opcode is _BINARY:
+        if opcode == _BINARY:
             return BinaryMessage(payload)
         return TextMessage(decode_text(payload))
 

@@ -7,6 +7,8 @@ Invariants:
 - A parsed frame's payload is unmasked; the parser checks the frame header (RSV bits no
   extension claims, reserved opcodes, control-frame rules, masking direction, the 64-bit
   length's top bit, the size limit) as soon as the header bytes are there, before the payload.
+- ``FrameParser.next_frames`` parses every complete frame in the buffer in one call (compiled
+  when the accelerator is built), flat as first header byte and payload, no object per frame.
 - Fragment sequencing, UTF-8 and close-payload semantics belong to the connection, which
   knows the message in progress; helpers for close payloads live here so both roles share them.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from enum import IntEnum
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 from . import speedups
 from .errors import (
@@ -35,6 +37,7 @@ __all__ = [
     "build_close_payload",
     "mask",
     "parse_close_payload",
+    "parsed_frame",
     "unmask",
 ]
 
@@ -195,6 +198,65 @@ def _check_first_byte(first: int, rsv_mask: int) -> None:
 
 #: The frame header parser the ``FrameParser`` uses: compiled, or ``_read_header_python``.
 _read_header = speedups.choose("read_header", _read_header_python)
+
+#: Frames parsed in one pass: (items, end, refused). ``items`` is flat, the first header
+#: byte then the unmasked payload of each frame, so no object is made per frame; ``end`` is
+#: where the first frame not returned starts; ``refused`` says its header is a bad one.
+_Batch = tuple[list[Any], int, bool]
+
+
+def _parse_frames_python(
+    buf: bytearray | bytes,
+    pos: int,
+    expect_masked: bool,
+    max_frame_size: int | None,
+    rsv_mask: int,
+) -> _Batch:
+    """Every complete frame from ``buf[pos:]`` (RFC 6455 §5.2, §5.3) as a ``_Batch``: the
+    reference for the compiled ``parse_frames``. It stops at the first frame that has not
+    fully arrived or whose header ``_read_header_python`` raises for; the caller asks that
+    function for the error, so which error wins is decided in one place for both paths.
+    """
+    items: list[Any] = []
+    append = items.append
+    while True:
+        try:
+            header = _read_header_python(buf, pos, expect_masked, max_frame_size, rsv_mask)
+        except ProtocolError:
+            return items, pos, True
+        if header is None or header is False:  # (the annotation shares the compiled twin's)
+            return items, pos, header is False
+        first, length, start, masking_key = header
+        end = start + length
+        if len(buf) < end:
+            return items, pos, False
+        append(first)
+        if masking_key is None:
+            append(bytes(buf[start:end]))
+        else:
+            append(_mask_slice_python(buf, masking_key, start, end))
+        pos = end
+
+
+#: The batch frame parser the connection uses: compiled, or ``_parse_frames_python``.
+_parse_frames = speedups.choose("parse_frames", _parse_frames_python)
+
+
+def parsed_frame(
+    first: int, payload: bytes, version: int | None = 13, masking_key: bytes | None = None
+) -> Frame:
+    """The ``Frame`` for a parsed header's first byte and its unmasked payload, made without
+    ``Frame.__init__``'s checks: the parser has already checked the header."""
+    frame = _new_frame(Frame)
+    frame.opcode = _OPCODES[first & 0x0F]
+    frame.payload = payload
+    frame.final = first >= 0x80
+    frame.rsv1 = (first >> 6) & 1
+    frame.rsv2 = (first >> 5) & 1
+    frame.rsv3 = (first >> 4) & 1
+    frame.masking_key = masking_key
+    frame.version = version
+    return frame
 
 
 def unmasked_frame(opcode: int, payload: bytes) -> bytes:
@@ -556,16 +618,35 @@ class FrameParser:
             self._pos = 0
         else:
             self._pos = end
-        frame = _new_frame(Frame)
-        frame.opcode = _OPCODES[first & 0x0F]
-        frame.payload = payload
-        frame.final = first >= 0x80
-        frame.rsv1 = (first >> 6) & 1
-        frame.rsv2 = (first >> 5) & 1
-        frame.rsv3 = (first >> 4) & 1
-        frame.masking_key = masking_key
-        frame.version = self.version
-        return frame
+        return parsed_frame(first, payload, self.version, masking_key)
+
+    def next_frames(self) -> list[Any]:
+        """Every complete frame in the buffer, consumed, flat as a ``_Batch``'s items: first
+        header byte, then unmasked payload, per frame; ``[]`` until one is complete.
+
+        Raises for a bad header only when no valid frame precedes it in the batch: the
+        frames before it are returned first, and the next call raises.
+        """
+        buffer = self._buffer
+        pos = self._pos
+        pending = self._pending_header
+        if pending is not None and len(buffer) < pending[2] + pending[1]:
+            return []  # the payload of a frame already judged is still arriving
+        if len(buffer) - pos < 2:
+            return []
+        items, end, refused = _parse_frames(
+            buffer, pos, self._expect_masked, self.max_frame_size, self.rsv_mask
+        )
+        if end != pos:
+            self._pending_header = None
+            if end == len(buffer):
+                buffer.clear()
+                self._pos = 0
+            else:
+                self._pos = end
+        elif refused:
+            self._refuse_header()
+        return items
 
     def pending_frame(self) -> tuple[int, int] | None:
         """(first header byte, payload length) of a frame whose header has arrived and whose

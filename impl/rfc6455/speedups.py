@@ -7,7 +7,8 @@ Invariants:
 - A compiled function and its pure-Python twin give the same result for every input (RFC
   6455 §5.3 masking, §5.2 frame headers), with one convention: where the Python header
   parser raises the error the connection fails with, the compiled one returns ``False``
-  and the parser asks the Python one for the error. The Hypothesis differential tests in
+  (the batch parser ``parse_frames`` stops there and says so) and the parser asks the
+  Python header parser for the error. The Hypothesis differential tests in
   ``fuzz/test_speedups_properties.py`` hold them to it, and CI runs the whole test suite
   once per path.
 - This module imports nothing from ``rfc6455``: the codec (``rfc6455.frame``) owns the

@@ -35,13 +35,20 @@ _READERS: dict[str, Callable[..., Any] | None] = {
 }
 
 
+_BATCHES: dict[str, Callable[..., Any] | None] = {
+    "python": rfc6455.frame._parse_frames_python,
+    "compiled": None if speedups.compiled is None else speedups.compiled.parse_frames,
+}
+
+
 @pytest.fixture(params=sorted(_READERS))
 def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The frame header parser in use: the pure-Python one or the compiled one."""
+    """The frame parsers in use (header and batch): the pure-Python ones or the compiled."""
     reader = _READERS[request.param]
     if reader is None:
         pytest.skip("the compiled accelerator is not built here")
     monkeypatch.setattr(rfc6455.frame, "_read_header", reader)
+    monkeypatch.setattr(rfc6455.frame, "_parse_frames", _BATCHES[request.param])
     yield request.param
 
 
