@@ -152,8 +152,8 @@ class NativeEngine:
             raise UnsupportedCases(
                 f"the native engine does not run {len(unsupported)} of the selected cases"
                 f" ({shown}{more}); it runs categories {', '.join(categories)}",
-                "leave them out (e.g. --profile no-deflate), or pass --engine autobahn where "
-                "Docker or Python 2.7 can run the fuzzer",
+                "leave them out, or pass --engine autobahn where Docker or Python 2.7 can run "
+                "the fuzzer",
             )
         version = ".".join(map(str, sys.version_info[:3]))
         return f"native engine, in-process (Python {version})"
