@@ -1,8 +1,13 @@
-"""Reports from a gated run: summary.json, summary.md, junit.xml and index.html.
+"""Reports from a gated run: summary.json, summary.md, junit.xml, index.html and case pages.
 
 Invariants:
 - ``summary_json``, ``markdown``, ``junit``, ``html``, ``summary_line`` and ``diff_markdown``
-  are pure functions of (results, gate report); only ``write_reports`` touches the disk.
+  are pure functions of (results, gate report), ``case_html`` of one case report; only
+  ``write_reports`` touches the disk.
+- Every case links to one page, the fuzzer's name for it (``CaseResult.report_html``) beside
+  its JSON report: Autobahn writes its own there; where an engine wrote none (the native
+  engine), ``write_reports`` writes ours (``case_html``, marked by its generator ``<meta>``),
+  rewriting only pages of ours, never the fuzzer's.
 - Every case verdict appears in every format, in the fuzzer's order; every human-facing report
   ends with the next step for the reader.
 - ``summary.md`` stays under ``MAX_SUMMARY_BYTES`` (GitHub's job summary limit is 1 MiB):
@@ -49,13 +54,14 @@ from typing import Any
 
 import jinja2
 
-from wsconform import __version__, catalog
+from wsconform import __version__, casereport, catalog
 from wsconform.gate import FAILING_OUTCOMES, OUTCOMES, CaseVerdict, DiffReport, GateReport
 from wsconform.results import SUMMARY_FILE, EngineInfo, RunResults
 
 __all__ = [
     "MAX_SUMMARY_BYTES",
     "SUMMARY_SCHEMA",
+    "case_html",
     "diff_markdown",
     "engine_line",
     "html",
@@ -290,7 +296,7 @@ def _failure_md(results: RunResults, verdict: CaseVerdict, report_dir: Path) -> 
     lines.append(f"- Gate ({verdict.outcome}): {_md_inline(verdict.reason)}")
     link = _case_link(results, verdict, report_dir)
     if link:
-        lines.append(f"- Fuzzer report: [{_md_inline(link)}]({link.replace(' ', '%20')})")
+        lines.append(f"- Case report: [{_md_inline(link)}]({link.replace(' ', '%20')})")
     return "\n".join(lines) + "\n"
 
 
@@ -318,7 +324,8 @@ def _next_steps_md(results: RunResults, report: GateReport, report_dir: Path) ->
     html_path = report_dir / "index.html"
     lines = ["## Next steps", ""]
     lines.append(
-        f"- Open the HTML report: `{html_path}` (each case links to the fuzzer's own page)."
+        f"- Open the HTML report: `{html_path}` (each case links to its own page, with the "
+        "wire log)."
     )
     if report.by_outcome(*FAILING_OUTCOMES):
         first = report.by_outcome(*FAILING_OUTCOMES)[0].case_id
@@ -519,7 +526,7 @@ _ENVIRONMENT = jinja2.Environment(
 
 
 def html(results: RunResults, report: GateReport, report_dir: Path | None = None) -> str:
-    """index.html: a category-by-verdict overview; every case links to the fuzzer's own page."""
+    """index.html: a category-by-verdict overview; every case links to its own page."""
     report_dir = results.outdir if report_dir is None else report_dir
     outcomes = _shown_outcomes(report)
     if report.counts.get("skipped", 0) and "skipped" not in outcomes:
@@ -590,6 +597,53 @@ def _case_title(verdict: CaseVerdict) -> str:
     return text
 
 
+# --- case pages -----------------------------------------------------------------------------
+
+# The first lines of every case page we write; a page without it is the fuzzer's own.
+_GENERATOR = b'<meta name="generator" content="wsconform">'
+
+
+def case_html(
+    report: Mapping[str, Any],
+    *,
+    index_href: str | None = None,
+    json_href: str | None = None,
+    max_rows: int = casereport.MAX_ROWS,
+) -> str:
+    """One case's page from its JSON report, either engine's: the verdicts and the close, the
+    expected and received events, the handshake and the wire log (at most ``max_rows`` rows)."""
+    return _ENVIRONMENT.get_template("case.html.j2").render(
+        case=casereport.read(report, max_rows),
+        index_href=index_href,
+        json_href=json_href,
+        preview_bytes=casereport.PREVIEW_BYTES,
+        octets_bytes=casereport.OCTETS_PREVIEW_BYTES,
+        version=__version__,
+    )
+
+
+def _is_ours(page: Path) -> bool:
+    with page.open("rb") as handle:
+        return _GENERATOR in handle.read(512)
+
+
+def _write_case_pages(results: RunResults, index_page: Path) -> None:
+    """A page of ours for every case whose engine wrote none, where ``_case_link`` points."""
+    for case in results.cases.values():
+        if case.report_file is None or case.report_html is None:
+            continue
+        source, target = results.outdir / case.report_file, results.outdir / case.report_html
+        if not source.is_file() or (target.exists() and not _is_ours(target)):
+            continue
+        report = json.loads(source.read_text("utf-8"))
+        if not isinstance(report, dict):
+            continue
+        index_href = _relative(index_page, results.outdir)
+        _write_atomically(
+            target, case_html(report, index_href=index_href, json_href=case.report_file)
+        )
+
+
 # --- writing --------------------------------------------------------------------------------
 
 
@@ -609,10 +663,11 @@ def write_reports(
 ) -> dict[str, Path]:
     """Write the four reports into ``outdir``; returns {"json", "markdown", "junit", "html"}.
 
-    The fuzzer writes its own ``index.html``; when ``outdir`` is the fuzzer's directory ours is
-    written as ``report.html`` so the raw output is kept. When ``$GITHUB_STEP_SUMMARY`` is set
-    the Markdown summary is appended to it (key ``"step_summary"``), cut so the file stays
-    under ``MAX_SUMMARY_BYTES``.
+    Cases whose engine wrote no page of their own get ours, beside their JSON reports (module
+    docstring). The fuzzer writes its own ``index.html``; when ``outdir`` is the fuzzer's
+    directory ours is written as ``report.html`` so the raw output is kept. When
+    ``$GITHUB_STEP_SUMMARY`` is set the Markdown summary is appended to it (key
+    ``"step_summary"``), cut so the file stays under ``MAX_SUMMARY_BYTES``.
     """
     environ = os.environ if environ is None else environ
     outdir = Path(outdir)
@@ -631,6 +686,7 @@ def write_reports(
     summary_md = markdown(results, report, report_dir=outdir)
     _write_atomically(paths["markdown"], summary_md)
     _write_atomically(paths["junit"], junit(results, report))
+    _write_case_pages(results, paths["html"])
     _write_atomically(paths["html"], html(results, report, outdir))
 
     step_summary = environ.get("GITHUB_STEP_SUMMARY")
