@@ -2,7 +2,7 @@
 
 wstest (the console script of the local backend's provisioned testsuite, run as a user runs it)
 against websockets echo servers on loopback. ``real_run`` makes each named run once per test
-session.
+session; ``native_run`` likewise runs the native engine against the reference server.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from wsconform import testee
 from wsconform.backends import LocalBackend
+from wsconform.native import engine
 
 
 @contextmanager
@@ -111,3 +113,25 @@ def real_run(factory: pytest.TempPathFactory, name: str, fuzzer: LocalBackend) -
     assert (outdir / "index.json").exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
     _MADE[name] = outdir
     return outdir
+
+
+# name -> the cases the native engine runs against the reference server: a fragmented ping
+# (5.1), a ping answered by a pong (2.3), ten pings in chopped writes (2.11), a chopped
+# invalid UTF-8 text (6.4.1), a close racing a 256 KiB echo (7.1.6, INFORMATIONAL).
+NATIVE_RUNS: dict[str, list[str]] = {
+    "reference": ["1.1.1", "2.3", "2.11", "5.1", "6.4.1", "7.1.6"],
+}
+NATIVE_SEED = 6455  # recorded in every report; fixes the masking keys
+
+
+def native_run(factory: pytest.TempPathFactory, name: str) -> Path:
+    """The native engine's output directory for run ``name`` (made on first use)."""
+    key = f"native:{name}"
+    if key in _MADE:
+        return _MADE[key]
+    workdir = factory.mktemp(f"native-{name}")
+    with testee.start(testee.reference_command(), workdir / "logs") as server:
+        server.wait_ready()
+        engine.run(server.url, name, NATIVE_RUNS[name], workdir / "raw", seed=NATIVE_SEED)
+    _MADE[key] = workdir / "raw"
+    return _MADE[key]

@@ -176,15 +176,15 @@ def _preview(shown: Any, limit: int = PREVIEW_BYTES) -> Preview:
 
 
 def _close_detail(opcode: int | None, preview: Preview) -> str:
-    """A close frame's code and reason, read from its (whole) hex preview."""
-    if opcode != 8 or preview.kind != "hex" or preview.cut:
+    """A close frame's code and reason, read from its hex preview (a cut one ends in "...")."""
+    if opcode != 8 or preview.kind != "hex":
         return ""
     octets = bytes.fromhex(preview.text.replace(" ", ""))
     if len(octets) < 2:
         return ""
-    reason = octets[2:].decode("utf-8", "replace")
+    reason = visible(octets[2:].decode("utf-8", "replace")) + (_CUT if preview.cut else "")
     return f"close code {int.from_bytes(octets[:2], 'big')}" + (
-        f", reason {visible(reason)!r}" if reason else ""
+        f", reason “{reason}”" if reason else ""
     )
 
 
