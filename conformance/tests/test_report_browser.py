@@ -9,18 +9,22 @@ colour against the background it is drawn on (the ancestors' background colours 
 with their alpha over the white canvas). Every ratio must be at least 4.5 (WCAG 1.4.3, level
 AA, normal text). A PNG of each whole page is written beside it (``index.png`` or
 ``compare.png`` under pytest's tmp dir), for a person to look at; ``pytest -rP`` prints where.
+The case pages we write are checked too: one of a native run (``fuzzer_runs.native_run``), and
+one from an Autobahn report, its wire log cut short so the "not shown" note is measured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzzer_runs import real_run
+from fuzzer_runs import native_run, real_run
 from headless_chromium import DEADLINE, chromium, require_chromium
 
 from wsconform import compare, gate, render, results
@@ -101,11 +105,41 @@ def comparison_matrix(
     return compare.write(matrix, outdir)["html"], [failed.result, "not run"]
 
 
+def native_case_page(
+    factory: pytest.TempPathFactory, fuzzer: LocalBackend, outdir: Path
+) -> tuple[Path, list[str]]:
+    """The page of 6.4.1 that a native run's reports get: timers, hex and text payloads."""
+    shutil.copytree(native_run(factory, "reference"), outdir / "raw")
+    run = results.load(outdir / "raw")
+    render.write_reports(run, gate.evaluate(run), outdir)
+    case = run.cases["6.4.1"]
+    assert case.report_file is not None and case.report_html is not None
+    log = json.loads((run.outdir / case.report_file).read_text())["wirelog"]
+    first = next(e for e in log if e["kind"] == "tx-frame")
+    return run.outdir / case.report_html, [case.description, first["mask"], "1007"]
+
+
+def autobahn_case_page(
+    factory: pytest.TempPathFactory, fuzzer: LocalBackend, outdir: Path
+) -> tuple[Path, list[str]]:
+    """Our page of an Autobahn report (7.1.5: FAILED / WRONG CODE), its log cut to 8 rows."""
+    run = results.load(real_run(factory, "websockets", fuzzer))
+    case = run.cases["7.1.5"]
+    assert case.report_file is not None
+    report = json.loads((run.outdir / case.report_file).read_text())
+    outdir.mkdir(parents=True)
+    page = outdir / "case.html"
+    page.write_text(render.case_html(report, max_rows=8), "utf-8")
+    return page, [case.result, "more frames not shown", "WRONG CODE"]
+
+
 PAGES: dict[str, Page] = {
     "failing-partial": failing_partial_report,
     "expectations": expectations_report,
     "unimplemented": unimplemented_report,
     "compare": comparison_matrix,
+    "native-case": native_case_page,
+    "autobahn-case": autobahn_case_page,
 }
 
 
