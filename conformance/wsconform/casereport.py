@@ -36,6 +36,7 @@ __all__ = [
     "WireLog",
     "WireRow",
     "read",
+    "visible",
     "wire_log",
 ]
 
@@ -128,13 +129,15 @@ class CaseView:
 
 
 def visible(text: str) -> str:
-    """``text`` with control and other invisible characters as ``\\xNN``/``\\uNNNN``."""
+    """``text`` with control and other invisible characters as Python-style escapes."""
 
     def one(char: str) -> str:
         if char == " " or unicodedata.category(char)[0] not in "CZ":
             return char
         code = ord(char)
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+        if code < 0x100:
+            return f"\\x{code:02x}"
+        return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
     return "".join(one(c) for c in text)
 

@@ -599,8 +599,9 @@ def _case_title(verdict: CaseVerdict) -> str:
 
 # --- case pages -----------------------------------------------------------------------------
 
-# The first lines of every case page we write; a page without it is the fuzzer's own.
-_GENERATOR = b'<meta name="generator" content="wsconform">'
+# In the first lines of every case page we write; a page without it is the fuzzer's own.
+_GENERATOR = "wsconform"
+_GENERATOR_TAG = f'<meta name="generator" content="{_GENERATOR}">'.encode()
 
 
 def case_html(
@@ -618,17 +619,19 @@ def case_html(
         json_href=json_href,
         preview_bytes=casereport.PREVIEW_BYTES,
         octets_bytes=casereport.OCTETS_PREVIEW_BYTES,
+        generator=_GENERATOR,
         version=__version__,
     )
 
 
 def _is_ours(page: Path) -> bool:
     with page.open("rb") as handle:
-        return _GENERATOR in handle.read(512)
+        return _GENERATOR_TAG in handle.read(512)
 
 
 def _write_case_pages(results: RunResults, index_page: Path) -> None:
     """A page of ours for every case whose engine wrote none, where ``_case_link`` points."""
+    index_href = _relative(index_page, results.outdir)
     for case in results.cases.values():
         if case.report_file is None or case.report_html is None:
             continue
@@ -638,7 +641,6 @@ def _write_case_pages(results: RunResults, index_page: Path) -> None:
         report = json.loads(source.read_text("utf-8"))
         if not isinstance(report, dict):
             continue
-        index_href = _relative(index_page, results.outdir)
         _write_atomically(
             target, case_html(report, index_href=index_href, json_href=case.report_file)
         )
