@@ -12,10 +12,10 @@ import collections
 import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from harness_runs import wsconform
 
 from wsconform import backends, catalog, testee
 
@@ -25,15 +25,8 @@ EXPECTATIONS = ROOT / "conformance" / "testees" / "websockets.expectations.toml"
 pytestmark = [pytest.mark.autobahn, pytest.mark.timeout(600)]
 
 
-def wsconform(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsconform", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=580,
-        check=False,
-    )
+#: Seconds one whole-profile run gets (within the test's own 600).
+RUN_TIMEOUT = 580
 
 
 # A sample of the permessage-deflate cases for the CI gate: one of every 12.x payload set and
@@ -54,7 +47,7 @@ def test_reference_server_passes_the_quick_profile_under_the_strict_gate(
     cases = ",".join([*quick, *DEFLATE_SAMPLE])
     done = wsconform(
         "run", "--cases", cases, "--gate", "strict", "--outdir", str(tmp_path),
-        "--backend", "local", env=env_without_ci_summary,
+        "--backend", "local", env=env_without_ci_summary, timeout=RUN_TIMEOUT,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -103,7 +96,7 @@ def test_websockets_no_deflate_matches_the_raw_fuzzer_and_gates_on_its_failures(
     done = wsconform(
         "run", "--server-cmd", echo_cmd, "--agent", "websockets", "--gate", "standard",
         "--profile", "no-deflate", "--outdir", str(outdir), "--backend", "local",
-        env=env_without_ci_summary,
+        env=env_without_ci_summary, timeout=RUN_TIMEOUT,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     summary = json.loads((outdir / "summary.json").read_text())
@@ -134,7 +127,7 @@ def test_websockets_no_deflate_matches_the_raw_fuzzer_and_gates_on_its_failures(
 
     regated = wsconform(
         "gate", str(outdir), "--gate", "standard", "--expectations", str(EXPECTATIONS),
-        env=env_without_ci_summary,
+        env=env_without_ci_summary, timeout=RUN_TIMEOUT,
     )  # fmt: skip
     assert regated.returncode == 0, regated.stdout + regated.stderr
     assert "7 expected failures, 0 failed" in regated.stdout

@@ -12,7 +12,6 @@ import json
 import os
 import pty
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -22,27 +21,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from harness_runs import interrupted, wsconform
 
 from wsconform import pipeline
 from wsconform.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTATIONS = ROOT / "conformance" / "testees" / "websockets.expectations.toml"
-
-
-def wsconform(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m wsconform ARGS`` to its end."""
-    return subprocess.run(
-        [sys.executable, "-m", "wsconform", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -170,18 +155,12 @@ def test_interrupted_run_keeps_a_partial_report_and_exits_1(
     env: dict[str, str],
 ) -> None:
     # The testee stalls the handshake of connection 4 (case 2.2): the run is surely under way.
-    harness = subprocess.Popen(
-        [sys.executable, "-m", "wsconform", "run", "--server-cmd", faulty_cmd("stall", 4),
-         "--agent", "stall", "--cases", "1.1.1,1.1.2,2.1,2.2,2.3", "--outdir", str(tmp_path)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    harness = interrupted(
+        ["run", "--server-cmd", faulty_cmd("stall", 4), "--agent", "stall",
+         "--cases", "1.1.1,1.1.2,2.1,2.2,2.3", "--outdir", str(tmp_path)],
+        env, lambda: wait_for(tmp_path / "testee-stdout.log", "stalling at connection 4"),
     )  # fmt: skip
-    try:
-        wait_for(tmp_path / "testee-stdout.log", "stalling at connection 4")
-        harness.send_signal(signal.SIGINT)  # what Ctrl-C delivers
-        stdout, stderr = harness.communicate(timeout=120)
-    finally:
-        if harness.poll() is None:
-            harness.kill()
+    stdout, stderr = harness.stdout, harness.stderr
     assert harness.returncode == 1, stderr
     assert "partial" in stderr
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from harness_runs import interrupted
 
 from wsconform import backends, client_runner, gate, pipeline, progress, results
 from wsconform.client_runner import (
@@ -276,19 +277,14 @@ def test_interrupted_client_run_keeps_a_partial_report_without_the_case_in_fligh
     wait_for: Callable[..., None],
     env_without_ci_summary: dict[str, str],
 ) -> None:
-    harness = subprocess.Popen(
-        [sys.executable, "-m", "wsconform", "run-client", "--quiet", "--agent", "stall",
+    harness = interrupted(
+        ["run-client", "--quiet", "--agent", "stall",
          "--client-cmd", _broken_client(tmp_path, "stall"), "--cases", "1.1.1,1.1.2,1.1.3",
          "--outdir", str(tmp_path / "run")],
-        env=env_without_ci_summary, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env_without_ci_summary,
+        lambda: wait_for(tmp_path / "run" / "testee-stdout.log", "stalling in case 2"),
     )  # fmt: skip
-    try:
-        wait_for(tmp_path / "run" / "testee-stdout.log", "stalling in case 2")
-        harness.send_signal(signal.SIGINT)  # what Ctrl-C delivers
-        stdout, stderr = harness.communicate(timeout=120)
-    finally:
-        if harness.poll() is None:
-            harness.kill()
+    stdout, stderr = harness.stdout, harness.stderr
     assert harness.returncode == gate.EXIT_FAILURES, stderr
     assert "partial" in stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

@@ -33,6 +33,16 @@ def expect(text: str) -> list[gate.Expectation]:
     return gate.parse_expectations(text, "expect.toml")
 
 
+def expect_entries(*entries: tuple[str, str, str]) -> list[gate.Expectation]:
+    """An expectations file of ``(case, behavior, reason)`` entries, written as users do."""
+    return expect(
+        "\n".join(
+            f'[[expect]]\ncase = "{case}"\nbehavior = "{behavior}"\nreason = "{reason}"\n'
+            for case, behavior, reason in entries
+        )
+    )
+
+
 def test_exit_codes_are_the_documented_ones() -> None:
     assert (
         gate.EXIT_OK,
@@ -109,19 +119,7 @@ def test_a_listed_case_failing_another_way_is_a_changed_failure(
 def test_a_listed_case_that_passes_is_reported_but_does_not_fail(
     websockets_run: RunResults,
 ) -> None:
-    known = expect(
-        """
-        [[expect]]
-        case = "7.1.5"
-        behavior = "FAILED"
-        reason = "known"
-
-        [[expect]]
-        case = "1.1.1"
-        behavior = "FAILED"
-        reason = "was broken once"
-        """
-    )
+    known = expect_entries(("7.1.5", "FAILED", "known"), ("1.1.1", "FAILED", "was broken once"))
     report = gate.evaluate(websockets_run, "standard", known)
     assert outcomes(report)["1.1.1"] == "unexpected-pass"
     assert report.counts["unexpected-pass"] == 1
@@ -130,19 +128,7 @@ def test_a_listed_case_that_passes_is_reported_but_does_not_fail(
 
 
 def test_an_exact_id_entry_wins_over_a_pattern(websockets_run: RunResults) -> None:
-    known = expect(
-        """
-        [[expect]]
-        case = "7.*"
-        behavior = "NON-STRICT"
-        reason = "pattern"
-
-        [[expect]]
-        case = "7.1.5"
-        behavior = "FAILED"
-        reason = "exact"
-        """
-    )
+    known = expect_entries(("7.*", "NON-STRICT", "pattern"), ("7.1.5", "FAILED", "exact"))
     report = gate.evaluate(websockets_run, "strict", known)
     verdict = next(v for v in report.verdicts if v.case_id == "7.1.5")
     assert (verdict.outcome, verdict.reason) == ("expected-failure", "exact")
@@ -178,7 +164,7 @@ def test_selected_cases_without_a_result_fail(websockets_run: RunResults) -> Non
 
 
 def test_a_partial_run_skips_what_did_not_run_and_cannot_pass(websockets_run: RunResults) -> None:
-    known = expect('[[expect]]\ncase = "7.1.5"\nbehavior = "FAILED"\nreason = "known"\n')
+    known = expect_entries(("7.1.5", "FAILED", "known"))
     run = dataclasses.replace(
         websockets_run, selected=[*websockets_run.cases, "9.1.1"], partial=True
     )

@@ -8,13 +8,11 @@ in one process, once with ``--jobs 2``, and once as two ``--shard K/2`` runs mer
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from harness_runs import interrupted, wsconform
 
 from wsconform import backends, catalog, gate, parallel, pipeline, progress, results, runner
 from wsconform.engines.autobahn import AutobahnEngine
@@ -33,17 +31,6 @@ class _Silent:
 
     def close(self, progress: progress.Progress) -> None:
         pass
-
-
-def wsconform(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsconform", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
 
 
 def files(directory: Path) -> set[str]:
@@ -139,21 +126,17 @@ def test_ctrl_c_on_parallel_jobs_keeps_a_partial_merged_report(
 ) -> None:
     # Slices (snake deal): 1 = 1.1.1, 2.2, 2.3 and 2 = 1.1.2, 2.1, 2.4. Each job's own testee
     # stalls its second handshake, so both jobs are surely under way when Ctrl-C comes.
-    harness = subprocess.Popen(
-        [sys.executable, "-m", "wsconform", "run", "-q", "--jobs", "2",
-         "--server-cmd", faulty_cmd("stall", 2), "--agent", "stall",
-         "--cases", "1.1.1,1.1.2,2.1,2.2,2.3,2.4", "--outdir", str(tmp_path)],
-        env=env_without_ci_summary, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    def both_jobs_stalled() -> None:
         for job in ("1", "2"):
             log = tmp_path / parallel.JOBS_DIR / job / "testee-stdout.log"
             wait_for(log, "stalling at connection 2")
-        harness.send_signal(signal.SIGINT)
-        stdout, stderr = harness.communicate(timeout=180)
-    finally:
-        if harness.poll() is None:
-            harness.kill()
+
+    harness = interrupted(
+        ["run", "-q", "--jobs", "2", "--server-cmd", faulty_cmd("stall", 2), "--agent", "stall",
+         "--cases", "1.1.1,1.1.2,2.1,2.2,2.3,2.4", "--outdir", str(tmp_path)],
+        env_without_ci_summary, both_jobs_stalled, timeout=180,
+    )  # fmt: skip
+    stdout, stderr = harness.stdout, harness.stderr
     assert harness.returncode == 1, stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["partial"] is True

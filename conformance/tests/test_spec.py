@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness_runs import wsconform
 
 from wsconform import access, spec, testee
 
@@ -101,17 +101,6 @@ def two_echo_servers(tmp_path: Path) -> Iterator[tuple[str, str]]:
         yield first.url, second.url
 
 
-def wsconform(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsconform", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
-
-
 def index(path: Path) -> dict[str, object]:
     found: dict[str, dict[str, object]] = json.loads((path / "raw" / "index.json").read_text())
     return next(iter(found.values()))
@@ -122,7 +111,9 @@ def test_run_with_a_users_spec_runs_each_server_with_its_own_cases(
     local_backend: object, engine: str, tmp_path: Path, two_echo_servers: tuple[str, str]
 ) -> None:
     spec_file = write_spec(tmp_path, users_spec(*two_echo_servers))
-    done = wsconform("run", "--spec", str(spec_file), "--engine", engine, "-q", cwd=tmp_path)
+    done = wsconform(
+        "run", "--spec", str(spec_file), "--engine", engine, "-q", cwd=tmp_path, timeout=RUN_TIMEOUT
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     servers = tmp_path / "reports" / "servers"
     assert sorted(index(servers / "echo-a")) == [f"1.1.{n}" for n in range(1, 8)] + ["2.1"]
@@ -137,7 +128,16 @@ def test_agree_with_a_users_spec_compares_each_server(
     local_backend: object, tmp_path: Path, two_echo_servers: tuple[str, str]
 ) -> None:
     spec_file = write_spec(tmp_path, users_spec(*two_echo_servers))
-    done = wsconform("agree", "--spec", str(spec_file), "-q", "--outdir", "out", cwd=tmp_path)
+    done = wsconform(
+        "agree",
+        "--spec",
+        str(spec_file),
+        "-q",
+        "--outdir",
+        "out",
+        cwd=tmp_path,
+        timeout=RUN_TIMEOUT,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "echo-a: 8 cases: 8 agree, 0 differ" in done.stdout
     assert "echo-b: 2 cases: 2 agree, 0 differ" in done.stdout
@@ -145,6 +145,8 @@ def test_agree_with_a_users_spec_compares_each_server(
 
 def test_spec_and_the_options_it_gives_are_exclusive(tmp_path: Path) -> None:
     spec_file = write_spec(tmp_path, users_spec("ws://127.0.0.1:1", "ws://127.0.0.1:2"))
-    done = wsconform("run", "--spec", str(spec_file), "--cases", "1.*", cwd=tmp_path)
+    done = wsconform(
+        "run", "--spec", str(spec_file), "--cases", "1.*", cwd=tmp_path, timeout=RUN_TIMEOUT
+    )
     assert done.returncode == 2
     assert "--spec gives the testees and the cases; drop --cases" in done.stderr

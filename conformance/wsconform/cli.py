@@ -2,12 +2,15 @@
 
 Each command maps its outcome onto the documented exit codes (see `EXIT_CODES`); results go to
 stdout, progress and diagnostics to stderr, so ``wsconform run ... > summary.txt`` keeps the
-verdict alone.
+verdict alone. An option that several commands share is declared once (the ``*_option``
+factories and ``*_options`` groups), and a group of options that means one thing reaches each
+command as one value (`_gathered`: ``selection``, ``gating``, ``reach``, ``options``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import shutil
 import sys
@@ -15,7 +18,7 @@ import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from click.core import ParameterSource
@@ -91,6 +94,27 @@ def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+def _gathered(name: str, build: Callable[..., object], *fields: str) -> Callable[[F], F]:
+    """Hand the command the options `fields` as one argument `name`, ``build(**values)``: a
+    group of options that means one thing reaches each command as one value."""
+
+    def apply(command: F) -> F:
+        @functools.wraps(command)
+        def gathered(**given: Any) -> Any:
+            given[name] = build(**{field: given.pop(field) for field in fields})
+            return command(**given)
+
+        return cast(F, gathered)
+
+    return apply
+
+
+def _given(name: str) -> bool:
+    """Did the user pass option `name` (not just get its default)?"""
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (None, ParameterSource.DEFAULT)
+
+
 PROFILE_HELP = "quick (1-7, 10), no-deflate (all but 12, 13), full (all 517)."
 #: The --gate help of every command: what each rule accepts.
 GATE_HELP = (
@@ -102,17 +126,48 @@ EXPECTATIONS_HELP = "TOML file of known failures, each with its reason (see the 
 ALLOW_UNIMPLEMENTED_HELP = (
     "Do not fail on UNIMPLEMENTED (12.x/13.x against a testee without permessage-deflate)."
 )
+QUIET_HELP = "One line per finished category."
 
 
-#: --profile, --cases, --exclude: the case selection of run, run-client and compare.
+def _choice_option(
+    *names: str, choices: Sequence[str], default: str, help: str
+) -> Callable[[F], F]:
+    """An option that takes one of `choices`, its default shown in --help."""
+    return click.option(
+        *names, type=click.Choice(choices), default=default, show_default=True, help=help
+    )
+
+
+def _profile_option(help: str) -> Callable[[F], F]:
+    return _choice_option("--profile", choices=sorted(catalog.PROFILES), default="full", help=help)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Selection:
+    """--profile, --cases and --exclude as given."""
+
+    profile: str
+    cases: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+    def patterns(self) -> tuple[list[str], list[str]]:
+        """The (cases, exclude) patterns they stand for."""
+        return catalog.profile_selection(self.profile, self.cases, self.exclude)
+
+    def given(self) -> dict[str, bool]:
+        """Which of them the user passed (a --spec, which selects the cases, refuses them)."""
+        return {
+            "--profile": _given("profile"),
+            "--cases": bool(self.cases),
+            "--exclude": bool(self.exclude),
+        }
+
+
+#: --profile, --cases, --exclude: the case selection of run, run-client, compare and agree,
+#: handed to the command as ``selection``.
 selection_options = _options(
-    click.option(
-        "--profile",
-        type=click.Choice(sorted(catalog.PROFILES)),
-        default="full",
-        show_default=True,
-        help="Case selection: " + PROFILE_HELP,
-    ),
+    _gathered("selection", _Selection, "profile", "cases", "exclude"),
+    _profile_option("Case selection: " + PROFILE_HELP),
     click.option(
         "--cases",
         multiple=True,
@@ -130,47 +185,69 @@ selection_options = _options(
 
 
 def _gate_option(default: str = "strict", extra: str = "") -> Callable[[F], F]:
-    return click.option(
-        "--gate",
-        "preset",
-        type=click.Choice(gate.PRESETS),
-        default=default,
-        show_default=True,
-        help=GATE_HELP + extra,
+    return _choice_option(
+        "--gate", "preset", choices=gate.PRESETS, default=default, help=GATE_HELP + extra
     )
 
 
-#: --gate, --expectations, --baseline, --allow-unimplemented: how run and run-client gate.
+def _baseline_option(help: str) -> Callable[[F], F]:
+    return click.option("--baseline", type=click.Path(file_okay=False, path_type=Path), help=help)
+
+
+_expectations_option = click.option(
+    "--expectations", type=click.Path(dir_okay=False, path_type=Path), help=EXPECTATIONS_HELP
+)
+_allow_unimplemented_option = click.option(
+    "--allow-unimplemented", is_flag=True, help=ALLOW_UNIMPLEMENTED_HELP
+)
+
+
+def _gate_settings(
+    preset: str, expectations: Path | None, allow_unimplemented: bool, baseline: Path | None = None
+) -> pipeline.GateSettings:
+    """--gate, --expectations, --allow-unimplemented (and --baseline) as one value; a broken
+    expectations file leaves with exit 2."""
+    return pipeline.GateSettings(
+        preset=preset,
+        expectations=_load_expectations(_consoles()[1], expectations),
+        allow_unimplemented=allow_unimplemented,
+        baseline=baseline,
+    )
+
+
+#: --gate, --expectations, --baseline, --allow-unimplemented: how run and run-client gate,
+#: handed to the command as ``gating``.
 gate_options = _options(
+    _gathered(
+        "gating", _gate_settings, "preset", "expectations", "allow_unimplemented", "baseline"
+    ),
     _gate_option(),
-    click.option(
-        "--expectations",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help=EXPECTATIONS_HELP,
-    ),
-    click.option(
-        "--baseline",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="An earlier run: exit 4 when a case regressed against it.",
-    ),
-    click.option("--allow-unimplemented", is_flag=True, help=ALLOW_UNIMPLEMENTED_HELP),
+    _expectations_option,
+    _baseline_option("An earlier run: exit 4 when a case regressed against it."),
+    _allow_unimplemented_option,
+)
+#: --gate, --expectations, --allow-unimplemented: how gate and merge judge a finished run,
+#: handed to the command as ``settings``.
+judge_options = _options(
+    _gathered("settings", _gate_settings, "preset", "expectations", "allow_unimplemented"),
+    _gate_option(),
+    _expectations_option,
+    _allow_unimplemented_option,
 )
 #: --engine: what runs the cases.
-engine_option = click.option(
+engine_option = _choice_option(
     "--engine",
-    type=click.Choice(choice.ENGINES),
+    choices=choice.ENGINES,
     default="auto",
-    show_default=True,
     help="What runs the cases: autobahn (the real fuzzer), native (ours, Python 3 alone, "
     "servers only), auto: autobahn where Docker or Python 2.7 can run it, else native.",
 )
 #: --backend, --python2, --docker-image: where the autobahn engine runs the fuzzer.
 backend_options = _options(
-    click.option(
+    _choice_option(
         "--backend",
-        type=click.Choice(backends.BACKENDS),
+        choices=backends.BACKENDS,
         default="auto",
-        show_default=True,
         help="Where the autobahn engine runs the fuzzer: docker when a Docker engine answers, "
         "else local Python 2.7.",
     ),
@@ -187,8 +264,151 @@ backend_options = _options(
     ),
 )
 
-#: --header, --subprotocol, --ca-file, --insecure: how a server under test is reached.
+
+@dataclasses.dataclass(frozen=True)
+class _EngineOptions:
+    """What runs the cases and how its progress shows: the options every running command
+    shares."""
+
+    engine: str
+    backend: str
+    python2: str | None
+    docker_image: str
+    quiet: bool
+    clients: bool = False
+
+    def choose(self, step: backends.Step) -> engines.Engine:
+        """The engine these options name (``auto`` resolved); EngineError when none can run."""
+        return choice.choose(
+            self.engine,
+            clients=self.clients,
+            backend=self.backend,
+            python2=self.python2 or None,
+            image=self.docker_image,
+            step=step,
+        )
+
+    def for_children(self, engine: engines.Engine) -> list[str]:
+        """The options that make a child run (``--jobs``) use the very engine chosen here."""
+        if not isinstance(engine, autobahn.AutobahnEngine):
+            return ["--engine", engine.name]
+        options = ["--engine", engine.name, "--backend", engine.backend.name]
+        options += ["--docker-image", self.docker_image]
+        return options + (["--python2", self.python2] if self.python2 else [])
+
+
+def _engine_options(**fixed: Any) -> Callable[[F], F]:
+    """Hand the command --engine, --backend, --python2, --docker-image and --quiet as one
+    ``options``; `fixed` gives what the command does not let the user choose."""
+    # clients is the command's to say (run-client), never an option.
+    given = [
+        f.name for f in dataclasses.fields(_EngineOptions) if f.name not in {*fixed, "clients"}
+    ]
+    return _gathered("options", functools.partial(_EngineOptions, **fixed), *given)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunArgs:
+    """What run and run-client take alike, as given: --agent, the selection, the gate,
+    --outdir and --startup-timeout."""
+
+    agent: str | None
+    selection: _Selection
+    gating: pipeline.GateSettings
+    outdir: Path | None
+    startup_timeout: float
+
+    def settings(self, named: bool, runs: Path) -> pipeline.RunSettings:
+        """The run's settings: the agent (default: reference, or testee when the command
+        `named` one to start), its run directory (default: ``runs/<agent>``), the cases and
+        the gate."""
+        agent = self.agent if self.agent is not None else "testee" if named else "reference"
+        _check_agent(agent)
+        chosen, excluded = self.selection.patterns()
+        return pipeline.RunSettings(
+            **vars(self.gating),
+            agent=agent,
+            outdir=self.outdir if self.outdir is not None else runs / agent,
+            cases=chosen,
+            exclude=excluded,
+            startup_timeout=self.startup_timeout,
+        )
+
+
+#: Hands run and run-client their shared options as one ``run_args`` (below the options that
+#: give ``selection`` and ``gating``, which it takes as they are gathered).
+run_args = _gathered(
+    "run_args", _RunArgs, "agent", "selection", "gating", "outdir", "startup_timeout"
+)
+
+
+def _outdir_option(help: str, **settings: Any) -> Callable[[F], F]:
+    return click.option(
+        "--outdir", type=click.Path(file_okay=False, path_type=Path), help=help, **settings
+    )
+
+
+def _startup_timeout_option(help: str | None = None) -> Callable[[F], F]:
+    """--startup-timeout; its default is shown where it has a help text (run, run-client)."""
+    return click.option(
+        "--startup-timeout",
+        type=click.FloatRange(min=0.1),
+        default=testee.STARTUP_TIMEOUT,
+        show_default=help is not None,
+        help=help,
+    )
+
+
+def _quiet_option(help: str = QUIET_HELP) -> Callable[[F], F]:
+    return click.option("--quiet", "-q", is_flag=True, help=help)
+
+
+def _jobs_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help=help
+    )
+
+
+def _agents_option(metavar: str, before: str, after: str) -> Callable[[F], F]:
+    """--agent of compare and agree: repeatable, its help naming the known agents between
+    `before` and `after`."""
+    return click.option(
+        "--agent",
+        "agent_specs",
+        multiple=True,
+        metavar=metavar,
+        help=before + ", ".join(known_agents.AGENTS) + after,
+    )
+
+
+def _markdown_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--markdown",
+        "markdown_copy",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help,
+    )
+
+
+def _access(
+    headers: tuple[str, ...], subprotocols: tuple[str, ...], ca_file: Path | None, insecure: bool
+) -> access.Access:
+    """The --header/--subprotocol/--ca-file/--insecure options as one value."""
+    try:
+        parsed = tuple(access.parse_header(h) for h in headers)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--header") from exc
+    try:
+        offered = access.subprotocols(subprotocols)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--subprotocol") from exc
+    return access.Access(headers=parsed, subprotocols=offered, ca_file=ca_file, insecure=insecure)
+
+
+#: --header, --subprotocol, --ca-file, --insecure: how a server under test is reached, handed
+#: to the command as ``reach``.
 access_options = _options(
+    _gathered("reach", _access, "headers", "subprotocols", "ca_file", "insecure"),
     click.option(
         "--header",
         "headers",
@@ -227,21 +447,6 @@ spec_option = click.option(
 _AGENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
-def _access(
-    headers: tuple[str, ...], subprotocols: tuple[str, ...], ca_file: Path | None, insecure: bool
-) -> access.Access:
-    """The --header/--subprotocol/--ca-file/--insecure options as one value."""
-    try:
-        parsed = tuple(access.parse_header(h) for h in headers)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--header") from exc
-    try:
-        offered = access.subprotocols(subprotocols)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--subprotocol") from exc
-    return access.Access(headers=parsed, subprotocols=offered, ca_file=ca_file, insecure=insecure)
-
-
 def _load_spec(path: Path, reach: access.Access, conflicting: dict[str, bool]) -> spec.Spec:
     """The --spec file, refusing options that the spec itself gives."""
     given = [name for name, present in conflicting.items() if present]
@@ -251,12 +456,6 @@ def _load_spec(path: Path, reach: access.Access, conflicting: dict[str, bool]) -
         return spec.load(path, reach)
     except spec.SpecError as exc:
         raise click.BadParameter(str(exc), param_hint="--spec") from exc
-
-
-def _given(name: str) -> bool:
-    """Did the user pass option `name` (not just get its default)?"""
-    source = click.get_current_context().get_parameter_source(name)
-    return source not in (None, ParameterSource.DEFAULT)
 
 
 def _consoles() -> tuple[Console, Console]:
@@ -348,35 +547,16 @@ def main() -> None:
 )
 @selection_options
 @gate_options
-@click.option(
-    "--outdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default: reports/runs/<agent>).",
-)
+@_outdir_option("Run directory (default: reports/runs/<agent>).")
 @engine_option
 @backend_options
-@click.option(
-    "--startup-timeout",
-    type=click.FloatRange(min=0.1),
-    default=testee.STARTUP_TIMEOUT,
-    show_default=True,
-    help="Seconds the testee gets to accept connections.",
+@_startup_timeout_option("Seconds the testee gets to accept connections.")
+@_quiet_option(
+    "One line per finished category instead of the live bar "
+    "(also when $CI is set or not on a terminal)."
 )
-@click.option(
-    "--quiet",
-    "-q",
-    is_flag=True,
-    help="One line per finished category instead of the live bar "
-    "(also when $CI is set or not on a terminal).",
-)
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Split the cases across N fuzzer processes (each with its own testee), merged into "
-    "one report.",
+@_jobs_option(
+    "Split the cases across N fuzzer processes (each with its own testee), merged into one report."
 )
 @click.option(
     "--shard",
@@ -386,65 +566,41 @@ def main() -> None:
 )
 @access_options
 @spec_option
+@_engine_options()
+@run_args
 def run(
     url: str | None,
     server_cmd: str | None,
-    agent: str | None,
-    profile: str,
-    cases: tuple[str, ...],
-    exclude: tuple[str, ...],
-    preset: str,
-    expectations: Path | None,
-    baseline: Path | None,
-    allow_unimplemented: bool,
-    outdir: Path | None,
-    engine: str,
-    backend: str,
-    python2: str | None,
-    docker_image: str,
-    startup_timeout: float,
-    quiet: bool,
+    run_args: _RunArgs,
+    options: _EngineOptions,
     jobs: int,
     shard: str | None,
-    headers: tuple[str, ...],
-    subprotocols: tuple[str, ...],
-    ca_file: Path | None,
-    insecure: bool,
+    reach: access.Access,
     spec_file: Path | None,
 ) -> None:
     """Run the fuzzer against a server, gate the verdicts, write the reports."""
     out, err = _consoles()
-    reach = _access(headers, subprotocols, ca_file, insecure)
-    options = _EngineOptions(engine, backend, python2, docker_image, quiet)
-    gating = pipeline.GateSettings(
-        preset=preset,
-        expectations=_load_expectations(err, expectations),
-        allow_unimplemented=allow_unimplemented,
-        baseline=baseline,
-    )
     if spec_file is not None:
         conflicting = {
             "--url": url is not None,
             "--server-cmd": server_cmd is not None,
-            "--agent": agent is not None,
-            "--profile": _given("profile"),
-            "--cases": bool(cases),
-            "--exclude": bool(exclude),
+            "--agent": run_args.agent is not None,
+            **run_args.selection.given(),
             "--jobs": jobs > 1,
             "--shard": shard is not None,
         }
         loaded = _load_spec(spec_file, reach, conflicting)
-        base = outdir or loaded.outdir or RUNS_DIR
+        base = run_args.outdir or loaded.outdir or RUNS_DIR
         configs = [
             runner.RunConfig(
-                **vars(gating),
+                **vars(run_args.gating),
                 agent=server.agent,
                 outdir=base / server.agent,
                 cases=list(loaded.cases),
                 exclude=loaded.exclude_for(server),
                 url=server.url,
                 reach=server.reach,
-                startup_timeout=startup_timeout,
+                startup_timeout=run_args.startup_timeout,
             )
             for server in loaded.servers
         ]
@@ -454,21 +610,10 @@ def run(
         raise click.UsageError("give --url or --server-cmd, not both")
     if server_cmd is not None and "{port}" not in server_cmd:
         raise click.BadParameter("must contain {port}", param_hint="--server-cmd")
-    if agent is None:
-        agent = "testee" if url is not None or server_cmd is not None else "reference"
-    _check_agent(agent)
-    chosen, excluded = catalog.profile_selection(profile, cases, exclude)
+    named = url is not None or server_cmd is not None
+    settings = run_args.settings(named, RUNS_DIR)
     config = runner.RunConfig(
-        **vars(gating),
-        agent=agent,
-        outdir=outdir if outdir is not None else RUNS_DIR / agent,
-        cases=chosen,
-        exclude=excluded,
-        url=url,
-        server_cmd=server_cmd,
-        reach=reach,
-        startup_timeout=startup_timeout,
-        shard=_shard(shard, jobs),
+        **vars(settings), url=url, server_cmd=server_cmd, reach=reach, shard=_shard(shard, jobs)
     )
     if jobs > 1 and (reach.options or reach.origin is not None):
         raise click.UsageError("--jobs cannot split a run that carries a spec's options")
@@ -501,20 +646,10 @@ def _server_run(config: runner.RunConfig, jobs: int, options: _EngineOptions) ->
 @click.option("--agent", help="Name of the client under test (default: reference, or testee).")
 @selection_options
 @gate_options
-@click.option(
-    "--outdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default: reports/runs/clients/<agent>).",
-)
+@_outdir_option("Run directory (default: reports/runs/clients/<agent>).")
 @engine_option
 @backend_options
-@click.option(
-    "--startup-timeout",
-    type=click.FloatRange(min=0.1),
-    default=testee.STARTUP_TIMEOUT,
-    show_default=True,
-    help="Seconds the fuzzing server gets to listen.",
-)
+@_startup_timeout_option("Seconds the fuzzing server gets to listen.")
 @click.option(
     "--case-timeout",
     type=click.FloatRange(min=0.1),
@@ -524,29 +659,18 @@ def _server_run(config: runner.RunConfig, jobs: int, options: _EngineOptions) ->
     "stopped and the case it hung on is failed; cases the fuzzer gives a time limit "
     "(9.x: 100 s, 12.x/13.x: up to 480 s) get that limit on top.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="One line per finished category.")
+@_quiet_option()
+@_engine_options(clients=True)
+@run_args
 def run_client(
     client_cmd: str | None,
-    agent: str | None,
-    profile: str,
-    cases: tuple[str, ...],
-    exclude: tuple[str, ...],
-    preset: str,
-    expectations: Path | None,
-    baseline: Path | None,
-    allow_unimplemented: bool,
-    outdir: Path | None,
-    engine: str,
-    backend: str,
-    python2: str | None,
-    docker_image: str,
-    startup_timeout: float,
+    run_args: _RunArgs,
+    options: _EngineOptions,
     case_timeout: float,
-    quiet: bool,
 ) -> None:
     """Run a client through the fuzzing server's cases, gate the verdicts, write the reports."""
     out, err = _consoles()
-    if engine == "native":
+    if options.engine == "native":
         raise click.BadParameter(
             "the native engine tests servers only; clients run with autobahn (or auto)",
             param_hint="--engine",
@@ -555,22 +679,9 @@ def run_client(
         for placeholder in ("{url}", "{agent}"):
             if placeholder not in client_cmd:
                 raise click.BadParameter(f"must contain {placeholder}", param_hint="--client-cmd")
-    if agent is None:
-        agent = "testee" if client_cmd is not None else "reference"
-    _check_agent(agent)
-    chosen, excluded = catalog.profile_selection(profile, cases, exclude)
+    settings = run_args.settings(client_cmd is not None, RUNS_DIR / "clients")
     config = client_runner.ClientRunConfig(
-        agent=agent,
-        outdir=outdir if outdir is not None else RUNS_DIR / "clients" / agent,
-        cases=chosen,
-        exclude=excluded,
-        client_cmd=client_cmd,
-        preset=preset,
-        expectations=_load_expectations(err, expectations),
-        allow_unimplemented=allow_unimplemented,
-        baseline=baseline,
-        startup_timeout=startup_timeout,
-        case_timeout=case_timeout,
+        **vars(settings), client_cmd=client_cmd, case_timeout=case_timeout
     )
 
     def execute(
@@ -579,9 +690,11 @@ def run_client(
         assert isinstance(chosen, autobahn.AutobahnEngine)  # choose(clients=True) says so
         return client_runner.execute(config, chosen, view, say)
 
-    options = _EngineOptions(engine, backend, python2, docker_image, quiet, clients=True)
     _run_and_report(
-        out, err, [_Run(agent, config.outdir, baseline, execute, "the client ran")], options
+        out,
+        err,
+        [_Run(config.agent, config.outdir, config.baseline, execute, "the client ran")],
+        options,
     )
 
 
@@ -591,38 +704,6 @@ def _check_agent(agent: str) -> None:
             "letters, digits and . _ + - only (it names the report directory)",
             param_hint="--agent",
         )
-
-
-@dataclasses.dataclass(frozen=True)
-class _EngineOptions:
-    """What runs the cases and how its progress shows: the options every running command
-    shares."""
-
-    engine: str
-    backend: str
-    python2: str | None
-    docker_image: str
-    quiet: bool
-    clients: bool = False
-
-    def choose(self, step: backends.Step) -> engines.Engine:
-        """The engine these options name (``auto`` resolved); EngineError when none can run."""
-        return choice.choose(
-            self.engine,
-            clients=self.clients,
-            backend=self.backend,
-            python2=self.python2 or None,
-            image=self.docker_image,
-            step=step,
-        )
-
-    def for_children(self, engine: engines.Engine) -> list[str]:
-        """The options that make a child run (``--jobs``) use the very engine chosen here."""
-        if not isinstance(engine, autobahn.AutobahnEngine):
-            return ["--engine", engine.name]
-        options = ["--engine", engine.name, "--backend", engine.backend.name]
-        options += ["--docker-image", self.docker_image]
-        return options + (["--python2", self.python2] if self.python2 else [])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -701,37 +782,18 @@ def _step_printer(err: Console) -> backends.Step:
 @main.command("gate", epilog=EXIT_CODES)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--agent", help="The agent to gate when the run holds several.")
-@_gate_option()
-@click.option(
-    "--expectations", type=click.Path(dir_okay=False, path_type=Path), help=EXPECTATIONS_HELP
-)
-@click.option("--allow-unimplemented", is_flag=True, help=ALLOW_UNIMPLEMENTED_HELP)
-@click.option(
-    "--baseline",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Exit 4 when a case regressed against this run.",
-)
-@click.option(
-    "--outdir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Also write the reports here.",
-)
+@judge_options
+@_baseline_option("Exit 4 when a case regressed against this run.")
+@_outdir_option("Also write the reports here.")
 def gate_command(
     directory: Path,
     agent: str | None,
-    preset: str,
-    expectations: Path | None,
-    allow_unimplemented: bool,
+    settings: pipeline.GateSettings,
     baseline: Path | None,
     outdir: Path | None,
 ) -> None:
     """Gate an existing run: ours (reports/runs/<agent>) or a directory wstest wrote elsewhere."""
     out, err = _consoles()
-    settings = pipeline.GateSettings(
-        preset=preset,
-        expectations=_load_expectations(err, expectations),
-        allow_unimplemented=allow_unimplemented,
-    )
     run_results = _load_run(err, directory, agent)
     base = _load_run(err, baseline, None) if baseline is not None else None
     outcome = pipeline.judge(run_results, settings, outdir, base)
@@ -774,33 +836,17 @@ def _shard(value: str | None, jobs: int) -> tuple[int, int] | None:
 @click.argument(
     "directories", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path)
 )
-@click.option(
-    "--outdir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the merged run is written.",
-)
+@_outdir_option("Where the merged run is written.", required=True)
 @click.option("--agent", help="The agent to merge when the runs hold several.")
-@_gate_option()
-@click.option(
-    "--expectations", type=click.Path(dir_okay=False, path_type=Path), help=EXPECTATIONS_HELP
-)
-@click.option("--allow-unimplemented", is_flag=True, help=ALLOW_UNIMPLEMENTED_HELP)
+@judge_options
 def merge(
     directories: tuple[Path, ...],
     outdir: Path,
     agent: str | None,
-    preset: str,
-    expectations: Path | None,
-    allow_unimplemented: bool,
+    settings: pipeline.GateSettings,
 ) -> None:
     """Combine shard runs (`run --shard K/N`) into one run, then gate it and write its reports."""
     out, err = _consoles()
-    settings = pipeline.GateSettings(
-        preset=preset,
-        expectations=_load_expectations(err, expectations),
-        allow_unimplemented=allow_unimplemented,
-    )
     try:
         with pipeline.exclusive(outdir):
             merged = parallel.merge_runs(list(directories), outdir, agent)
@@ -816,14 +862,10 @@ def merge(
 
 
 @main.command("compare", epilog=EXIT_CODES)
-@click.option(
-    "--agent",
-    "agent_specs",
-    multiple=True,
-    metavar="NAME[=CMD]",
-    help="An implementation to run: a known name ("
-    + ", ".join(known_agents.AGENTS)
-    + ") or NAME=CMD with {port}. Repeatable; the matrix keeps this order.",
+@_agents_option(
+    "NAME[=CMD]",
+    "An implementation to run: a known name (",
+    ") or NAME=CMD with {port}. Repeatable; the matrix keeps this order.",
 )
 @click.option(
     "--run",
@@ -833,48 +875,29 @@ def merge(
     help="Add an existing run directory to the matrix without running it again.",
 )
 @selection_options
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Fuzzer processes per agent run.",
-)
+@_jobs_option("Fuzzer processes per agent run.")
 @_gate_option("standard", " Applies to each agent's own reports; the matrix shows raw verdicts.")
-@click.option(
-    "--outdir",
-    type=click.Path(file_okay=False, path_type=Path),
+@_outdir_option(
+    "compare.md, compare.html, and one run directory per agent.",
     default=Path("reports") / "compare",
     show_default=True,
-    help="compare.md, compare.html, and one run directory per agent.",
 )
-@click.option(
-    "--markdown",
-    "markdown_copy",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the Markdown matrix here (e.g. reports/peers.md).",
-)
+@_markdown_option("Also write the Markdown matrix here (e.g. reports/peers.md).")
 @engine_option
 @backend_options
-@click.option("--startup-timeout", type=click.FloatRange(min=0.1), default=testee.STARTUP_TIMEOUT)
-@click.option("--quiet", "-q", is_flag=True, help="One line per finished category.")
+@_startup_timeout_option()
+@_quiet_option()
+@_engine_options()
 def compare_command(
     agent_specs: tuple[str, ...],
     run_dirs: tuple[Path, ...],
-    profile: str,
-    cases: tuple[str, ...],
-    exclude: tuple[str, ...],
+    selection: _Selection,
     jobs: int,
     preset: str,
     outdir: Path,
     markdown_copy: Path | None,
-    engine: str,
-    backend: str,
-    python2: str | None,
-    docker_image: str,
+    options: _EngineOptions,
     startup_timeout: float,
-    quiet: bool,
 ) -> None:
     """Run several implementations through the same cases; render one comparison matrix."""
     out, err = _consoles()
@@ -892,10 +915,9 @@ def compare_command(
             )
         known = known_agents.AGENTS.get(name)
         planned.append((name, template, known.notes if known and "=" not in given else template))
-    chosen, excluded = catalog.profile_selection(profile, cases, exclude)
+    chosen, excluded = selection.patterns()
     runs, notes, walls = [], {}, {}
     failed = 0
-    options = _EngineOptions(engine, backend, python2, docker_image, quiet)
     try:
         chosen_engine = options.choose(_step_printer(err))
     except engines.EngineError as exc:
@@ -913,7 +935,7 @@ def compare_command(
         )
         err.print(f"[bold]{escape(name)}[/]: {escape(note)}")
         started = time.monotonic()
-        view = progress.make_view(err, quiet)
+        view = progress.make_view(err, options.quiet)
         try:
             outcome = _server_run(config, jobs, options).execute(chosen_engine, view, err.print)
         except pipeline.RunError as exc:
@@ -951,62 +973,42 @@ def compare_command(
     "as in run).",
 )
 @click.option("--url", help="A testee that is already running (both engines use the same one).")
-@click.option(
-    "--agent",
-    "agent_specs",
-    multiple=True,
-    metavar="NAME",
-    help="A panel member: a known agent ("
-    + ", ".join(known_agents.AGENTS)
-    + "), NAME=CMD with {port}, broken:MODE (conformance/testees/broken_echo.py) or broken:all. "
+@_agents_option(
+    "NAME",
+    "A panel member: a known agent (",
+    "), NAME=CMD with {port}, broken:MODE (conformance/testees/broken_echo.py) or broken:all. "
     "Repeatable.",
 )
 @selection_options
-@click.option(
-    "--outdir",
-    type=click.Path(file_okay=False, path_type=Path),
+@_outdir_option(
+    "Where each member's runs go (<outdir>/<member>/autobahn, native, rerun...), and agreement.md.",
     default=RUNS_DIR / "agree",
     show_default=True,
-    help="Where each member's runs go (<outdir>/<member>/autobahn, native, rerun...), and "
-    "agreement.md.",
 )
-@click.option(
-    "--markdown",
-    "markdown_copy",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the agreement Markdown here (e.g. reports/agreement.md).",
-)
+@_markdown_option("Also write the agreement Markdown here (e.g. reports/agreement.md).")
 @backend_options
 @click.option("--seed", type=int, help="The native engine's seed (masking keys; default: random).")
-@click.option("--startup-timeout", type=click.FloatRange(min=0.1), default=testee.STARTUP_TIMEOUT)
-@click.option("--quiet", "-q", is_flag=True, help="One line per finished category.")
+@_startup_timeout_option()
+@_quiet_option()
 @access_options
 @spec_option
+@_engine_options(engine="autobahn")
 def agree_command(
     server_cmd: str | None,
     url: str | None,
     agent_specs: tuple[str, ...],
-    profile: str,
-    cases: tuple[str, ...],
-    exclude: tuple[str, ...],
+    selection: _Selection,
     outdir: Path,
     markdown_copy: Path | None,
-    backend: str,
-    python2: str | None,
-    docker_image: str,
+    options: _EngineOptions,
     seed: int | None,
     startup_timeout: float,
-    quiet: bool,
-    headers: tuple[str, ...],
-    subprotocols: tuple[str, ...],
-    ca_file: Path | None,
-    insecure: bool,
+    reach: access.Access,
     spec_file: Path | None,
 ) -> None:
     """Run the Autobahn fuzzer and the native engine against the same testee and list every
     case where they differ, with both sides' details."""
     out, err = _consoles()
-    reach = _access(headers, subprotocols, ca_file, insecure)
     testees = sum(1 for given in (server_cmd, url, spec_file) if given is not None)
     if testees > 1 or (testees and agent_specs):
         raise click.UsageError("give one of --server-cmd, --url, --agent or --spec")
@@ -1014,12 +1016,7 @@ def agree_command(
         raise click.BadParameter("must contain {port}", param_hint="--server-cmd")
     panel: list[tuple[agreement.Member, list[str]]] = []
     if spec_file is not None:
-        conflicting = {
-            "--profile": _given("profile"),
-            "--cases": bool(cases),
-            "--exclude": bool(exclude),
-        }
-        loaded = _load_spec(spec_file, reach, conflicting)
+        loaded = _load_spec(spec_file, reach, selection.given())
         for server in loaded.servers:
             member = agreement.Member(
                 server.agent, server.agent, url=server.url, reach=server.reach
@@ -1036,22 +1033,17 @@ def agree_command(
         else:
             found = agreement.members(["reference"])
         found = [dataclasses.replace(m, reach=reach) for m in found]
-        if cases:
-            chosen, excluded = catalog.profile_selection(profile, cases, exclude)
-            ids = _agree_selection(err, chosen, excluded)
-        else:
-            chosen, excluded = catalog.profile_selection(profile, (), exclude)
-            ids = _agree_selection(err, chosen, excluded, defined_only=True)
+        chosen, excluded = selection.patterns()
+        # Without --cases, the profile's cases that the native engine defines.
+        ids = _agree_selection(err, chosen, excluded, defined_only=not selection.cases)
         panel = [(member, ids) for member in found]
     try:
-        fuzzer = _EngineOptions("autobahn", backend, python2, docker_image, quiet).choose(
-            _step_printer(err)
-        )
+        fuzzer = options.choose(_step_printer(err))
     except engines.EngineError as exc:
         _fail(err, gate.EXIT_RUN_ERROR, str(exc))
         return
     both = agreement.Engines(
-        fuzzer, choice.NativeEngine(seed), lambda: progress.make_view(err, quiet), err.print
+        fuzzer, choice.NativeEngine(seed), lambda: progress.make_view(err, options.quiet), err.print
     )
     found_agreements, failed = [], 0
     for member, ids in panel:
@@ -1114,13 +1106,7 @@ def _agree_selection(
     metavar="PATTERN",
     help="Cases to leave out (added to the profile's); repeatable or comma-separated.",
 )
-@click.option(
-    "--profile",
-    type=click.Choice(sorted(catalog.PROFILES)),
-    default="full",
-    show_default=True,
-    help="The selection when no PATTERNS are given: " + PROFILE_HELP,
-)
+@_profile_option("The selection when no PATTERNS are given: " + PROFILE_HELP)
 def cases_command(patterns: tuple[str, ...], exclude: tuple[str, ...], profile: str) -> None:
     """List the cases a selection means (wstest's pattern semantics: '*' is a wildcard
     anchored at the start; '12.*.1' also selects 12.1.10)."""

@@ -29,7 +29,6 @@ import contextlib
 import json
 import queue
 import shlex
-import subprocess
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -136,7 +135,10 @@ def execute(
             session.wait_listening(port, config.startup_timeout)
             say(f"fuzzing server on {url}; {len(selected)} cases for agent {config.agent!r}")
             say(f"client: {shlex.join(command)}")
-            client = _start_client(command, config.outdir)
+            try:
+                client = testee.launch(command, config.outdir, role="client")
+            except testee.TesteeError as exc:
+                raise pipeline.RunError(str(exc)) from exc
             try:
                 watch = session.watch(client, url, config, say)
             finally:
@@ -151,28 +153,6 @@ def execute(
         return run
 
     return pipeline.execute(config, play)
-
-
-def _start_client(command: list[str], logdir: Path) -> testee.Testee:
-    """The client process, in its own session, logging into the run directory."""
-    logdir.mkdir(parents=True, exist_ok=True)
-    with (
-        open(logdir / testee.STDOUT_LOG, "wb") as stdout,
-        open(logdir / testee.STDERR_LOG, "wb") as stderr,
-    ):
-        try:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise pipeline.RunError(
-                f"cannot start the client {shlex.join(command)}: {exc}"
-            ) from exc
-    return testee.Testee(command=command, host="", port=0, process=process, logdir=logdir)
 
 
 async def case_status(url: str, number: int, agent: str) -> str:

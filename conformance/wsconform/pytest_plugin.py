@@ -29,7 +29,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -172,38 +172,22 @@ def _command_line(config: pytest.Config) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value is not None}
 
 
-class RunFixture(Protocol):
+class RunFixture:
     """What ``wsconform_run`` is: call it to run and gate."""
+
+    def __init__(self, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        self._request = request
+        self._tmp_path = tmp_path
+        self._given = _command_line(request.config)
+
+    def _setting(self, name: str, value: Any) -> Any:
+        """`value` when the call gives it, else the command line's, else the default."""
+        if value is not None:
+            return value
+        return self._given.get(name, DEFAULTS[name])
 
     def __call__(
         self,
-        *,
-        server_cmd: str | None = None,
-        url: str | None = None,
-        agent: str = "testee",
-        profile: str | None = None,
-        cases: str | Sequence[str] | None = None,
-        exclude: str | Sequence[str] | None = None,
-        gate: str | None = None,
-        expectations: str | Path | None = None,
-        allow_unimplemented: bool | None = None,
-        outdir: str | Path | None = None,
-        engine: str | None = None,
-        backend: str | None = None,
-        check: bool = True,
-        preset: str | None = None,
-    ) -> RunOutcome: ...
-
-
-def _run_and_gate(request: pytest.FixtureRequest, tmp_path: Path) -> RunFixture:
-    given = _command_line(request.config)
-
-    def setting(name: str, value: Any) -> Any:
-        if value is not None:
-            return value
-        return given.get(name, DEFAULTS[name])
-
-    def run(
         *,
         server_cmd: str | None = None,
         url: str | None = None,
@@ -232,16 +216,18 @@ def _run_and_gate(request: pytest.FixtureRequest, tmp_path: Path) -> RunFixture:
             )
             gate = gate if gate is not None else preset
         if outdir is None:
-            reports_root = given.get("outdir")
+            reports_root = self._given.get("outdir")
             outdir = (
-                Path(reports_root) / _safe_name(request.node.name) / agent
+                Path(reports_root) / _safe_name(self._request.node.name) / agent
                 if reports_root is not None
-                else tmp_path / "wsconform" / agent
+                else self._tmp_path / "wsconform" / agent
             )
         chosen, excluded = catalog.profile_selection(
-            setting("profile", profile), setting("cases", cases), setting("exclude", exclude)
+            self._setting("profile", profile),
+            self._setting("cases", cases),
+            self._setting("exclude", exclude),
         )
-        expectations_file = setting("expectations", expectations)
+        expectations_file = self._setting("expectations", expectations)
         config = runner.RunConfig(
             agent=agent,
             outdir=Path(outdir),
@@ -249,23 +235,25 @@ def _run_and_gate(request: pytest.FixtureRequest, tmp_path: Path) -> RunFixture:
             exclude=excluded,
             url=url,
             server_cmd=server_cmd,
-            preset=setting("gate", gate),
+            preset=self._setting("gate", gate),
             expectations=(
                 gates.load_expectations(Path(expectations_file)) if expectations_file else ()
             ),
-            allow_unimplemented=setting("allow_unimplemented", allow_unimplemented),
+            allow_unimplemented=self._setting("allow_unimplemented", allow_unimplemented),
         )
         log: list[str] = []
         try:
-            picked = choice.choose(setting("engine", engine), backend=setting("backend", backend))
+            picked = choice.choose(
+                self._setting("engine", engine), backend=self._setting("backend", backend)
+            )
             outcome = runner.execute(config, picked, _SilentView(), log.append)
         except (engines.EngineError, pipeline.RunError) as exc:
             pytest.fail(f"wsconform could not run: {exc}", pytrace=False)
         verdict = "gate passed" if outcome.exit_code == gates.EXIT_OK else "gate FAILED"
-        request.node.user_properties.append(
+        self._request.node.user_properties.append(
             (
                 PROPERTY,
-                f"{request.node.nodeid}: {agent}: {render.summary_line(outcome.report)}; "
+                f"{self._request.node.nodeid}: {agent}: {render.summary_line(outcome.report)}; "
                 f"{verdict} (exit {outcome.exit_code}); reports: {outcome.paths['markdown']}",
             )
         )
@@ -277,8 +265,6 @@ def _run_and_gate(request: pytest.FixtureRequest, tmp_path: Path) -> RunFixture:
             lines.append(f"reports: {outcome.paths['markdown']}")
             pytest.fail("\n".join(lines), pytrace=False)
         return outcome
-
-    return run
 
 
 def _safe_name(name: str) -> str:
@@ -302,4 +288,4 @@ class _SilentView:
 @pytest.fixture
 def wsconform_run(request: pytest.FixtureRequest, tmp_path: Path) -> RunFixture:
     """Run the Autobahn fuzzer against a testee and fail the test unless the gate passes."""
-    return _run_and_gate(request, tmp_path)
+    return RunFixture(request, tmp_path)

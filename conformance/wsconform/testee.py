@@ -227,7 +227,14 @@ def start(template: str, logdir: Path, host: str = "127.0.0.1", port: int | None
     Does not wait: call `Testee.wait_ready`.
     """
     port = free_port(host) if port is None else port
-    command = command_for(template, port, host)
+    return launch(command_for(template, port, host), logdir, host, port)
+
+
+def launch(
+    command: list[str], logdir: Path, host: str = "", port: int = 0, role: str = "testee"
+) -> Testee:
+    """Run `command` in its own session, its output into `logdir`'s logs (a client under
+    test is started this way too, with no port of its own)."""
     logdir.mkdir(parents=True, exist_ok=True)
     with open(logdir / STDOUT_LOG, "wb") as stdout, open(logdir / STDERR_LOG, "wb") as stderr:
         try:
@@ -239,5 +246,5 @@ def start(template: str, logdir: Path, host: str = "127.0.0.1", port: int | None
                 start_new_session=True,
             )
         except OSError as exc:
-            raise TesteeError(f"cannot start the testee {shlex.join(command)}: {exc}") from exc
+            raise TesteeError(f"cannot start the {role} {shlex.join(command)}: {exc}") from exc
     return Testee(command=command, host=host, port=port, process=process, logdir=logdir)

@@ -13,16 +13,19 @@ Invariants:
 - Ctrl-C cancels the engine, which still writes every case that finished (a partial run); a
   second Ctrl-C stops waiting for it.
 - Nothing here knows testees, gates or reports; this module imports none of its engines.
+- Every engine refuses what `Access` asks of it that it cannot honour before checking
+  anything else (`Refusing.check`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import queue
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from wsconform.access import PLAIN, Access
 
@@ -34,6 +37,7 @@ __all__ = [
     "EngineError",
     "Event",
     "Output",
+    "Refusing",
     "Running",
     "Unreachable",
     "UnsupportedCases",
@@ -130,6 +134,29 @@ class Engine(Protocol):
     ) -> Running:
         """Run `cases` in order against the server at `url`; results into ``rundir/raw``."""
         ...
+
+
+class Refusing(ABC):
+    """The part of an `Engine` both engines share: its name, and the order of `check`."""
+
+    #: The engine's name, as ``--engine`` gives it.
+    name: ClassVar[str]
+
+    def check(self, cases: Sequence[str] = (), url: str = "", reach: Access = PLAIN) -> str:
+        """UnsupportedCases when `reach` asks for what the engine does not do, before
+        anything is provisioned; then the engine's own `ready`."""
+        if (refusal := self.refusal(url, reach)) is not None:
+            raise UnsupportedCases(refusal)
+        return self.ready(cases)
+
+    @abstractmethod
+    def refusal(self, url: str, reach: Access) -> str | None:
+        """Why the engine cannot reach `url` as `reach` says (None: it can)."""
+
+    @abstractmethod
+    def ready(self, cases: Sequence[str]) -> str:
+        """Make sure the engine can run `cases` here and describe what will run;
+        EngineError (UnsupportedCases) when it cannot."""
 
 
 @dataclass(frozen=True, slots=True)

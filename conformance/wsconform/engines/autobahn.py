@@ -22,8 +22,8 @@ from wsconform.engines import (
     EngineError,
     Event,
     Output,
+    Refusing,
     Unreachable,
-    UnsupportedCases,
 )
 
 __all__ = ["AutobahnEngine", "FuzzerRun"]
@@ -62,26 +62,22 @@ class FuzzerRun:
 
 
 @dataclass
-class AutobahnEngine:
+class AutobahnEngine(Refusing):
     """wstest in fuzzingclient mode against a server, through `backend`."""
 
+    name = "autobahn"
     backend: backends.Backend
 
-    @property
-    def name(self) -> str:
-        return "autobahn"
+    def refusal(self, url: str, reach: access.Access) -> str | None:
+        """What the fuzzer's spec cannot say (extra headers, a CA file)."""
+        return access.autobahn_refusal(url, reach)
 
-    def check(
-        self, cases: Sequence[str] = (), url: str = "", reach: access.Access = access.PLAIN
-    ) -> str:
-        """The fuzzer runs every catalog case; provision it on first use. UnsupportedCases
-        for what its spec cannot say (extra headers, a CA file)."""
-        if (refusal := access.autobahn_refusal(url, reach)) is not None:
-            raise UnsupportedCases(refusal)
+    def ready(self, cases: Sequence[str]) -> str:
+        """The fuzzer runs every catalog case; provision it on first use."""
         try:
             return f"{self.backend.check()} ({self.backend.name} backend)"
         except backends.BackendError as exc:
-            raise EngineError(f"the fuzzer cannot run: {exc.args[0]}", exc.hint) from exc
+            raise _cannot_run(exc) from exc
 
     def start(
         self,
@@ -96,4 +92,9 @@ class AutobahnEngine:
         try:
             return FuzzerRun(self.backend.start(spec, rundir))
         except backends.BackendError as exc:
-            raise EngineError(f"the fuzzer cannot run: {exc.args[0]}", exc.hint) from exc
+            raise _cannot_run(exc) from exc
+
+
+def _cannot_run(exc: backends.BackendError) -> EngineError:
+    """A backend's failure as the engine's, its hint kept."""
+    return EngineError(f"the fuzzer cannot run: {exc.args[0]}", exc.hint)

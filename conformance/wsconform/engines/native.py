@@ -27,6 +27,7 @@ from wsconform.engines import (
     CaseStarted,
     Event,
     Output,
+    Refusing,
     Unreachable,
     UnsupportedCases,
 )
@@ -127,23 +128,19 @@ class NativeRun:
 
 
 @dataclass
-class NativeEngine:
+class NativeEngine(Refusing):
     """Our own engine: Python 3 alone, in-process, the server cases it defines."""
 
+    name = "native"
     #: The run's seed for masking keys and nonces (recorded in every report); None: random.
     seed: int | None = None
 
-    @property
-    def name(self) -> str:
-        return "native"
+    def refusal(self, url: str, reach: access.Access) -> str | None:
+        """What the engine does not do of `reach`."""
+        return access.native_refusal(url, reach)
 
-    def check(
-        self, cases: Sequence[str] = (), url: str = "", reach: access.Access = access.PLAIN
-    ) -> str:
-        """UnsupportedCases when the selection holds cases the engine does not define, or
-        `reach` asks for what it does not do."""
-        if (refusal := access.native_refusal(url, reach)) is not None:
-            raise UnsupportedCases(refusal)
+    def ready(self, cases: Sequence[str]) -> str:
+        """UnsupportedCases when the selection holds cases the engine does not define."""
         unsupported = [case for case in cases if case not in native_cases.DEFINED]
         if unsupported:
             shown = ", ".join(unsupported[:SHOWN_UNSUPPORTED])
