@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -176,6 +177,9 @@ def test_run_client_with_the_native_engine_is_a_usage_error() -> None:
 def test_auto_picks_native_where_autobahn_cannot_run_and_the_run_passes(
     tmp_path: Path, env_without_ci_summary: dict[str, str]
 ) -> None:
+    """Issue 15's acceptance run: no Docker, no Python 2.7, no provisioned testsuite; `auto`
+    runs the native engine over the no-deflate profile (301 cases) and the strict gate passes
+    with 298 OK and 3 INFORMATIONAL."""
     env = {
         **env_without_ci_summary,
         "WSCONFORM_PYTHON2": sys.executable,  # named, but Python 3: not usable
@@ -184,8 +188,8 @@ def test_auto_picks_native_where_autobahn_cannot_run_and_the_run_passes(
         "XDG_CACHE_HOME": str(tmp_path / "cache"),  # no provisioned testsuite
     }
     done = subprocess.run(
-        [sys.executable, "-m", "wsconform", "run", "--cases", "1.*,2.*,7.*", "--quiet",
-         "--outdir", str(tmp_path / "run")],
+        [sys.executable, "-m", "wsconform", "run", "--profile", "no-deflate", "--gate", "strict",
+         "--quiet", "--outdir", str(tmp_path / "run")],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == gate.EXIT_OK, done.stdout + done.stderr
@@ -193,5 +197,10 @@ def test_auto_picks_native_where_autobahn_cannot_run_and_the_run_passes(
     assert "engine: native" in done.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["engine"]["name"] == "native"
+    assert len(summary["selected"]) == 301
+    chosen = set(summary["selected"])
+    behaviors = Counter(case["behavior"] for case in summary["cases"] if case["id"] in chosen)
+    assert behaviors == {"OK": 298, "INFORMATIONAL": 3}
+    assert summary["preset"] == "strict" and summary["passed"]
     assert "Engine: native" in (tmp_path / "run" / "summary.md").read_text()
     assert "engine <code>native" in (tmp_path / "run" / "index.html").read_text()
