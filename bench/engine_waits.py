@@ -161,6 +161,7 @@ class WaitComparison:
             f"Sum of case durations (median per case): Autobahn {autobahn_total / 1000:.1f} s, "
             f"native {native_total / 1000:.1f} s."
         )
+        lines += ["", *self._by_category()]
         groups: dict[str, list[str]] = defaultdict(list)
         for case_id in sorted(self.fired, key=catalog.case_sort_key):
             shown = self.fired[case_id]
@@ -183,6 +184,18 @@ class WaitComparison:
                     f"{_span(mine)} | {min(ratios):.2f} |"
                 )
         return "\n".join(lines)
+
+    def _by_category(self) -> list[str]:
+        """Case durations summed per category (median per case), both engines side by side."""
+        sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for case_id, (theirs, mine) in self.durations.items():
+            category = sums[case_id.split(".")[0]]
+            category[0] += statistics.median(theirs) / 1000
+            category[1] += statistics.median(mine) / 1000
+        lines = ["| category | Autobahn s | native s |", "|---|---|---|"]
+        for name in sorted(sums, key=int):
+            lines.append(f"| {name} | {sums[name][0]:.1f} | {sums[name][1]:.1f} |")
+        return lines
 
 
 def _span(values: Sequence[int]) -> str:
