@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install fuzzer test lint typecheck unit conformance fuzz bench clean
+.PHONY: install fuzzer test lint typecheck unit conformance fuzz bench bench-engines clean
 
 install: $(STAMP)
 
@@ -61,6 +61,12 @@ fuzz: install
 
 bench: install
 	$(PY) bench/run.py
+
+# The two engines side by side on the reference (issues 15, 16): no-deflate, 3 repeats of each
+# configuration, about 12 minutes here; ENGINES_BENCH='--profile full' for all 517 cases.
+ENGINES_BENCH ?=
+bench-engines: install fuzzer
+	$(PY) bench/engines_side_by_side.py $(ENGINES_BENCH)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info \
