@@ -234,10 +234,11 @@ class Connection:
                 index = self._frame_index
                 if index == len(frames):
                     parser = self._parser
+                    if not parser.buffered:
+                        return None  # (every read ends here once its frames are handled)
                     frames = parser.next_frames()
                     if not frames:
-                        if parser.buffered:
-                            self._check_pending_frame()
+                        self._check_pending_frame()
                         return None
                     self._frames = frames
                     index = 0
@@ -281,7 +282,15 @@ class Connection:
 
     def send(self, data: str | bytes | bytearray | memoryview) -> None:
         """Send one message: ``str`` as text, bytes-like as binary."""
-        if isinstance(data, str):
+        if self.state is State.OPEN and not self.extensions:
+            # Once per message (every reply): the frame is built directly (RFC 6455 §5.2),
+            # masked with a fresh unpredictable key by a client (§5.3).
+            if isinstance(data, str):
+                first, data = _WHOLE_TEXT, data.encode("utf-8")
+            else:
+                first = _WHOLE_BINARY
+            self._out.append(wire_frame(first, data, os.urandom(4) if self._client else None))
+        elif isinstance(data, str):
             self.send_text(data)
         else:
             self.send_binary(data)

@@ -434,19 +434,18 @@ class Shell(_TcpSide):
         return self._read_view
 
     def buffer_updated(self, nbytes: int) -> None:
-        # The parser copies the bytes into its own buffer: the shared one is free again.
-        self.data_received(self._read_view[:nbytes])
-
-    def data_received(self, data: bytes | memoryview) -> None:
+        # What arrived is parsed or copied out (``receive_data``) before this returns: the
+        # shared buffer is free again for the next connection's read.
         if self._stage is not Stage.OPEN:
             return  # lingering until the peer's EOF: nothing is processed now
+        data = self._read_view[:nbytes]
         if self._task is None:
             # Events are pulled at once, unless the role pulls on demand.
             self.connection.receive_data(data, parse=not self._pull)
             self._process()
         else:
             self.connection.receive_data(data)
-            self._unread += len(data)
+            self._unread += nbytes
             if self._unread > self._max_read_buffer:
                 self._update_reading()
 
@@ -508,7 +507,8 @@ class Shell(_TcpSide):
                         if not isinstance(reply, _PLAIN_REPLIES) and inspect.isawaitable(reply):
                             self._suspend(self._await_reply(reply))
                             return
-                        self._send_reply(reply)
+                        if connection.state is State.OPEN:  # (``_send_reply``, inline)
+                            connection.send(reply)
             elif isinstance(event, Ping):
                 if handler is not None and self._run_hook(
                     "on_ping", handler.on_ping, environ, event.payload
@@ -530,13 +530,11 @@ class Shell(_TcpSide):
             self._close_transport()
 
     def _send_reply(self, reply: str | bytes | bytearray | memoryview) -> None:
+        """A hook's reply goes out as a message, unless our Close already has (RFC 6455
+        §5.5.1: nothing follows it): a message that arrived before it is answered by none."""
         connection = self.connection
-        if connection.state is not State.OPEN:
-            return
-        if isinstance(reply, str):
-            connection.send_text(reply)
-        else:
-            connection.send_binary(reply)
+        if connection.state is State.OPEN:
+            connection.send(reply)
 
     def _deliver(self, message: str | bytes) -> None:
         """A message for a connection without a handler (the client's ``recv()`` queue)."""
