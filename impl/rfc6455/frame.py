@@ -8,7 +8,8 @@ Invariants:
   extension claims, reserved opcodes, control-frame rules, masking direction, the 64-bit
   length's top bit, the size limit) as soon as the header bytes are there, before the payload.
 - ``FrameParser.next_frames`` parses every complete frame in the buffer in one call (compiled
-  when the accelerator is built), flat as first header byte and payload, no object per frame.
+  when the accelerator is built), flat as first header byte and payload, no object per frame;
+  ``parse_from`` does the same straight out of a read when nothing is buffered.
 - Fragment sequencing, UTF-8 and close-payload semantics belong to the connection, which
   knows the message in progress; helpers for close payloads live here so both roles share them.
 """
