@@ -258,3 +258,47 @@ def test_connection_fails_alike_with_either_batch_parser(
     chunks = data.draw(chunked(stream), label="chunks")
     compiled = connection_outcome(compiled_parse_frames, role, chunks, limit)
     assert compiled == connection_outcome(python_parse_frames, role, chunks, limit)
+
+
+compiled_wire_frame = _speedups.wire_frame
+python_wire_frame = frame._wire_frame_python
+# Payload lengths at each length encoding's edges (RFC 6455 §5.2: 7 bits, 16 bits, 64 bits).
+WIRE_LENGTHS = st.sampled_from([0, 1, 125, 126, 127, 0xFFFF, 0x10000, 0x10001])
+
+
+@settings(max_examples=500)
+@given(
+    first=st.integers(min_value=0, max_value=0xFF),
+    payload=st.one_of(
+        st.binary(max_size=300), WIRE_LENGTHS.map(lambda n: bytes(range(256)) * (n // 256 + 1))
+    ),
+    length=st.one_of(st.none(), WIRE_LENGTHS),
+    key=st.one_of(st.none(), masking_keys),
+    kind=st.sampled_from([bytes, bytearray, memoryview]),
+)
+def test_compiled_wire_frame_equals_python(
+    first: int, payload: bytes, length: int | None, key: bytes | None, kind: type
+) -> None:
+    data = kind(payload if length is None else payload[:length])
+    built = compiled_wire_frame(first, data, key)
+    assert type(built) is bytes
+    assert built == python_wire_frame(first, data, key)
+
+
+@given(
+    first=st.one_of(st.integers(min_value=-2, max_value=0x101), st.none()),
+    payload=st.one_of(st.binary(max_size=4), st.text(max_size=2), st.none()),
+    key=st.one_of(st.none(), st.binary(max_size=6), st.text(max_size=4)),
+)
+def test_compiled_wire_frame_refuses_what_python_refuses(
+    first: object, payload: object, key: object
+) -> None:
+    # Only a caller of ours can pass these (never the peer), so the two need not agree on
+    # which of several wrong arguments is reported: both refuse, or both build the same.
+    compiled = outcome(compiled_wire_frame, first, payload, key)
+    python = outcome(python_wire_frame, first, payload, key)
+    if isinstance(python, bytes):
+        assert compiled == python
+    else:
+        assert compiled in (TypeError, ValueError)
+        assert python in (TypeError, ValueError)

@@ -1,13 +1,13 @@
 """The sans-I/O WebSocket connection: bytes in, events out; sends produce bytes.
 
 Invariants:
-- No I/O, no clock. The shell feeds ``receive_data`` / ``receive_eof``, pulls ``events()``
-  and writes ``data_to_send()``; it closes TCP when ``close_transport`` says so and applies
-  its own timeouts.
-- ``events()`` parses lazily, one event at a time: a shell that handles each event (and
+- No I/O, no clock. The shell feeds ``receive_data`` / ``receive_eof``, pulls
+  ``next_event()`` (or the ``events()`` generator over it) and writes ``data_to_send()``;
+  it closes TCP when ``close_transport`` says so and applies its own timeouts.
+- ``next_event()`` makes events lazily, one at a time: a shell that handles each event (and
   writes its reply) before pulling the next keeps replies in order, so the echo of a valid
   message that precedes a bad frame goes out before the Close that fails the connection.
-- No error escapes ``events()``: a protocol violation queues a Close with its code
+- No error escapes ``next_event()``: a protocol violation queues a Close with its code
   (``errors.close_code_for``), records ``failure``, stops reading (RFC 6455 §7.1.7) and ends
   the connection; any other ``Exception`` raised while parsing (our own fault, in the codec,
   an extension or a validator) does the same with 1011, its details logged on
@@ -48,10 +48,9 @@ from .frame import (
     Opcode,
     Role,
     build_close_payload,
-    masked_frame,
     parse_close_payload,
     parsed_frame,
-    unmasked_frame,
+    wire_frame,
 )
 from .limits import MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from .utf8 import Utf8Validator, decode_text
@@ -63,6 +62,10 @@ logger = logging.getLogger("rfc6455.connection")
 _BINARY = Opcode.BINARY
 _TEXT = Opcode.TEXT
 _NO_FRAMES = ()
+#: First header bytes of a whole message in one frame: FIN, no RSV bit, TEXT or BINARY.
+_WHOLE_TEXT = 0x80 | _TEXT
+_WHOLE_BINARY = 0x80 | _BINARY
+_WHOLE_MESSAGE = (_WHOLE_BINARY, _WHOLE_TEXT)
 
 
 class State(Enum):
@@ -139,7 +142,8 @@ class Connection:
         self.close_transport = False
         # Pending events, oldest first, read from ``_event_index``: an empty list costs 56
         # bytes where an empty deque costs 760, for every idle connection.
-        self._events: list[Event] = []
+        # (A message is queued as its data: ``str`` or ``bytes``, see ``next_event``.)
+        self._events: list[Event | str | bytes] = []
         self._event_index = 0
         self._out: list[bytes] = []
         self._reading = True  # False once a Close arrived or the connection failed
@@ -158,9 +162,29 @@ class Connection:
         self._frame_index = 0
 
     # -- input -------------------------------------------------------------------------------
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Buffer bytes from the network; they are parsed as ``events()`` is iterated."""
-        if self._reading and data:
+    def receive_data(self, data: bytes | bytearray | memoryview, *, parse: bool = False) -> None:
+        """Take bytes from the network; ``data`` need not outlive this call. They are parsed
+        as ``next_event`` asks for events.
+
+        ``parse=True`` is for a caller that pulls ``next_event`` at once: when no parsed frame
+        is waiting, the complete frames in ``data`` are parsed now, straight out of it (no
+        copy into the parser's buffer first), and only the rest is buffered. The frames are
+        still handled, and a bad one failed, only as ``next_event`` reaches them.
+        """
+        if not self._reading or not data:
+            return
+        if parse and self._frame_index == len(self._frames):
+            try:
+                frames = self._parser.parse_from(data)
+            except Exception:
+                # Our own fault in the codec (nothing was consumed): buffered instead, the
+                # same parse fails again in ``next_event``, which fails the connection.
+                self._parser.feed(data)
+                return
+            if frames:
+                self._frames = frames
+                self._frame_index = 0
+        else:
             self._parser.feed(data)
 
     def receive_eof(self) -> None:
@@ -175,30 +199,47 @@ class Connection:
 
     def events(self) -> Iterator[Event]:
         """Yield events one at a time, parsing only as far as needed for the next one."""
-        parser = self._parser
+        next_event = self.next_event
+        while (event := next_event()) is not None:
+            if isinstance(event, bytes):
+                yield BinaryMessage(event)
+            elif isinstance(event, str):
+                yield TextMessage(event)
+            else:
+                yield event
+
+    def next_event(self) -> Event | str | bytes | None:
+        """The next event, parsing only as far as needed for it; ``None`` until more bytes
+        arrive (or after ``Closed``).
+
+        A complete message comes as its data, ``str`` for text and ``bytes`` for binary,
+        not as a ``TextMessage`` / ``BinaryMessage``: this runs once per message, and the
+        shells want the data (``events()`` wraps it).
+        """
         while True:
             events = self._events
-            index = self._event_index
-            if index < len(events):
+            if events:
+                index = self._event_index
                 event = events[index]
                 if index + 1 == len(events):
                     events.clear()  # all taken: the list starts over, its index at 0
                     self._event_index = 0
                 else:
                     self._event_index = index + 1
-                yield event
-                continue
+                return event
             if not self._reading:
-                return
+                return None
             try:
                 frames = self._frames
                 index = self._frame_index
                 if index == len(frames):
+                    parser = self._parser
+                    if not parser.buffered:
+                        return None  # (every read ends here once its frames are handled)
                     frames = parser.next_frames()
                     if not frames:
-                        if parser.buffered:
-                            self._check_pending_frame()
-                        return
+                        self._check_pending_frame()
+                        return None
                     self._frames = frames
                     index = 0
                 first = frames[index]
@@ -209,24 +250,18 @@ class Connection:
                     self._frame_index = 0
                 else:
                     self._frame_index = index + 2
-                opcode = first & 0x0F
                 if (
-                    0 < opcode < 3  # TEXT or BINARY
-                    and first & 0x80
+                    first in _WHOLE_MESSAGE
                     and self._message_opcode is None
-                    and not self.extensions
                     and not self._validated
+                    and not self.extensions
                 ):
-                    # The common case, once per message: what ``_handle_data`` would do
-                    # with a whole message in one frame and no extension (RSV bits were
-                    # refused by the parser), without a ``Frame`` or queueing the event.
-                    message: Event = self._whole_message(opcode, payload)
-                else:
-                    self._handle_frame(parsed_frame(first, payload))
-                    continue
+                    # The common case, once per message: what ``_handle_data`` does with a
+                    # whole message in one frame and no extension, without a ``Frame``.
+                    return self._whole_message(first & 0x0F, payload)
+                self._handle_frame(parsed_frame(first, payload))
             except ProtocolError as exc:
                 self._fail_on(exc)
-                continue
             except Exception as exc:
                 # RFC 6455 §7.4.1: 1011, "an unexpected condition that prevented it from
                 # fulfilling the request"; what went wrong is ours to log, not the peer's.
@@ -235,8 +270,6 @@ class Connection:
                     self.role.name.lower(),
                 )
                 self._fail_on(exc)
-                continue
-            yield message
 
     # -- output ------------------------------------------------------------------------------
     def data_to_send(self) -> bytes:
@@ -249,7 +282,15 @@ class Connection:
 
     def send(self, data: str | bytes | bytearray | memoryview) -> None:
         """Send one message: ``str`` as text, bytes-like as binary."""
-        if isinstance(data, str):
+        if self.state is State.OPEN and not self.extensions:
+            # Once per message (every reply): the frame is built directly (RFC 6455 §5.2),
+            # masked with a fresh unpredictable key by a client (§5.3).
+            if isinstance(data, str):
+                first, data = _WHOLE_TEXT, data.encode("utf-8")
+            else:
+                first = _WHOLE_BINARY
+            self._out.append(wire_frame(first, data, os.urandom(4) if self._client else None))
+        elif isinstance(data, str):
             self.send_text(data)
         else:
             self.send_binary(data)
@@ -263,10 +304,8 @@ class Connection:
         if fragment_size is None and self.state is State.OPEN and not self.extensions:
             # Once per message: the frame is built directly (RFC 6455 §5.2), masked with a
             # fresh unpredictable key by a client (§5.3).
-            if self._client:
-                self._out.append(masked_frame(_BINARY, bytes(data), os.urandom(4)))
-            else:
-                self._out.append(unmasked_frame(_BINARY, bytes(data)))
+            key = os.urandom(4) if self._client else None
+            self._out.append(wire_frame(_WHOLE_BINARY, data, key))
             return
         self._send_message(_BINARY, bytes(data), fragment_size)
 
@@ -342,16 +381,16 @@ class Connection:
         else:
             self._fragments.append(payload)
             if frame.final:
-                self._end_message(BinaryMessage(b"".join(self._fragments)))
+                self._end_message(b"".join(self._fragments))
 
-    def _whole_message(self, opcode: int, payload: bytes) -> TextMessage | BinaryMessage:
+    def _whole_message(self, opcode: int, payload: bytes) -> str | bytes:
         """A message that came in one frame: nothing to reassemble or finish validating."""
         limit = self.max_message_size
         if limit is not None and len(payload) > limit:  # (once per message: no call)
             self._check_size(len(payload), "in one frame")
         if opcode == _BINARY:
-            return BinaryMessage(payload)
-        return TextMessage(decode_text(payload))
+            return payload
+        return decode_text(payload)
 
     def _handle_text_payload(self, payload: bytes, final: bool) -> None:
         """A fragment of a text message: validated as it comes (RFC 6455 §8.1, fail fast)."""
@@ -362,7 +401,7 @@ class Connection:
         if text:
             self._text_parts.append(text)
         if final:
-            self._end_message(TextMessage("".join(self._text_parts)))
+            self._end_message("".join(self._text_parts))
 
     def _check_pending_frame(self) -> None:
         """Judge the frame whose payload is still arriving, as far as it can be judged.
@@ -403,14 +442,14 @@ class Connection:
         if limit is not None and size > limit:
             raise MessageTooBig(f"a message of more than {limit} bytes ({size} {how})")
 
-    def _end_message(self, event: TextMessage | BinaryMessage) -> None:
+    def _end_message(self, message: str | bytes) -> None:
         self._message_opcode = None
         self._message_transformed = False
         self._message_size = 0
         self._fragments = []
         self._text_parts = []
         self._validator = None
-        self._events.append(event)
+        self._events.append(message)
 
     def _handle_close(self, payload: bytes) -> None:
         code, reason = parse_close_payload(payload)  # ProtocolError / InvalidPayload fail it
@@ -453,10 +492,9 @@ class Connection:
             # Once per message: without an extension the frame is built directly.
             if self.extensions:
                 self._queue(Frame(payload, opcode, final=True))
-            elif self._client:
-                self._out.append(masked_frame(opcode, payload, os.urandom(4)))
             else:
-                self._out.append(unmasked_frame(opcode, payload))
+                key = os.urandom(4) if self._client else None
+                self._out.append(wire_frame(0x80 | opcode, payload, key))
             return
         if fragment_size < 1:
             raise ValueError("fragment_size must be at least 1")

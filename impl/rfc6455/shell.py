@@ -53,7 +53,7 @@ from typing import Any, Generic, TypeVar
 from .connection import Connection, State
 from .endings import Ending, failure_level, note, protocol_failure
 from .errors import CloseCode
-from .events import BinaryMessage, Closed, Ping, Pong, TextMessage
+from .events import Closed, Ping, Pong
 from .handler import WS
 from .limits import CLOSING_TIMEOUT, MAX_READ_BUFFER
 
@@ -63,7 +63,8 @@ T = TypeVar("T")
 
 #: Replies that are certainly not awaitable: checked first, ``inspect.isawaitable`` is slow.
 _PLAIN_REPLIES = (str, bytes)
-_MESSAGES = (TextMessage, BinaryMessage)
+#: What ``Connection.next_event`` gives for a whole message: its data.
+_MESSAGE_DATA = (bytes, str)
 #: ``get_buffer`` before the start: an empty buffer, which asyncio refuses loudly.
 _NOT_STARTED = memoryview(b"")
 
@@ -433,17 +434,18 @@ class Shell(_TcpSide):
         return self._read_view
 
     def buffer_updated(self, nbytes: int) -> None:
-        # The parser copies the bytes into its own buffer: the shared one is free again.
-        self.data_received(self._read_view[:nbytes])
-
-    def data_received(self, data: bytes | memoryview) -> None:
+        # What arrived is parsed or copied out (``receive_data``) before this returns: the
+        # shared buffer is free again for the next connection's read.
         if self._stage is not Stage.OPEN:
             return  # lingering until the peer's EOF: nothing is processed now
-        self.connection.receive_data(data)
+        data = self._read_view[:nbytes]
         if self._task is None:
+            # Events are pulled at once, unless the role pulls on demand.
+            self.connection.receive_data(data, parse=not self._pull)
             self._process()
         else:
-            self._unread += len(data)
+            self.connection.receive_data(data)
+            self._unread += nbytes
             if self._unread > self._max_read_buffer:
                 self._update_reading()
 
@@ -473,66 +475,66 @@ class Shell(_TcpSide):
     def _process(self) -> None:
         """Hand each pending event to its hook, in order, until one suspends; then write."""
         connection = self.connection
+        next_event = connection.next_event
         handler = self.handler
         environ = self.environ
         pull = self._pull
         if pull and self._wait_until_wanted():
             return
         while True:
-            for event in connection.events():
-                if isinstance(event, _MESSAGES):
-                    if handler is None:
-                        self._deliver(event.data)
-                    else:
-                        # ``on_message`` and its reply, inline: this runs once per message.
-                        try:
-                            reply = handler.on_message(environ, event.data)
-                        except Exception:
-                            self._hook_failed("on_message")
-                            continue
-                        if reply is not None:
-                            if not isinstance(reply, _PLAIN_REPLIES) and inspect.isawaitable(reply):
-                                self._suspend(self._await_reply(reply))
-                                return
-                            self._send_reply(reply)
-                elif isinstance(event, Ping):
-                    if handler is not None and self._run_hook(
-                        "on_ping", handler.on_ping, environ, event.payload
-                    ):
-                        return
-                elif isinstance(event, Pong):
-                    self._pong_received(event.payload)
-                    if handler is not None and self._run_hook(
-                        "on_pong", handler.on_pong, environ, event.payload
-                    ):
-                        return
-                elif isinstance(event, Closed) and self._handle_closed(event):
+            event = next_event()
+            if event is None:
+                stage = self._stage  # (``is`` tests: hashing an Enum member runs Python code)
+                eof_seen = stage is Stage.PEER_EOF or stage is Stage.LOST
+                if eof_seen and connection.state is not State.CLOSED:
+                    # Every byte that came before the EOF was handled: now the connection ends.
+                    if self._ending is None:  # (an abort we made already said why TCP ended)
+                        self._note_ending(self._eof_reason(), connection.state)
+                    connection.receive_eof()
+                    continue
+                break
+            if isinstance(event, _MESSAGE_DATA):  # a whole message, as its data
+                if handler is None:
+                    self._deliver(event)
+                else:
+                    # ``on_message`` and its reply, inline: this runs once per message.
+                    try:
+                        reply = handler.on_message(environ, event)
+                    except Exception:
+                        self._hook_failed("on_message")
+                        reply = None
+                    if reply is not None:
+                        if not isinstance(reply, _PLAIN_REPLIES) and inspect.isawaitable(reply):
+                            self._suspend(self._await_reply(reply))
+                            return
+                        if connection.state is State.OPEN:  # (``_send_reply``, inline)
+                            connection.send(reply)
+            elif isinstance(event, Ping):
+                if handler is not None and self._run_hook(
+                    "on_ping", handler.on_ping, environ, event.payload
+                ):
                     return
-                # CloseReceived needs nothing from us: the connection already queued the
-                # answer.
-                if pull and self._wait_until_wanted():
+            elif isinstance(event, Pong):
+                self._pong_received(event.payload)
+                if handler is not None and self._run_hook(
+                    "on_pong", handler.on_pong, environ, event.payload
+                ):
                     return
-            stage = self._stage  # (``is`` tests: hashing an Enum member runs Python code)
-            eof_seen = stage is Stage.PEER_EOF or stage is Stage.LOST
-            if eof_seen and connection.state is not State.CLOSED:
-                # Every byte that came before the EOF was handled: now the connection ends.
-                if self._ending is None:  # (an abort we made already said why TCP ended)
-                    self._note_ending(self._eof_reason(), connection.state)
-                connection.receive_eof()
-                continue
-            break
+            elif isinstance(event, Closed) and self._handle_closed(event):
+                return
+            # CloseReceived needs nothing from us: the connection already queued the answer.
+            if pull and self._wait_until_wanted():
+                return
         self._flush()
         if connection.state is State.CLOSED:
             self._close_transport()
 
     def _send_reply(self, reply: str | bytes | bytearray | memoryview) -> None:
+        """A hook's reply goes out as a message, unless our Close already has (RFC 6455
+        §5.5.1: nothing follows it): a message that arrived before it is answered by none."""
         connection = self.connection
-        if connection.state is not State.OPEN:
-            return
-        if isinstance(reply, str):
-            connection.send_text(reply)
-        else:
-            connection.send_binary(reply)
+        if connection.state is State.OPEN:
+            connection.send(reply)
 
     def _deliver(self, message: str | bytes) -> None:
         """A message for a connection without a handler (the client's ``recv()`` queue)."""
