@@ -129,7 +129,15 @@ class Connection:
             frame_limit = max_message_size + max_message_size // 8 + 1024
         if max_frame_size is not None and (frame_limit is None or max_frame_size < frame_limit):
             frame_limit = max_frame_size
-        self._parser = FrameParser(13, self.role, max_frame_size=frame_limit, rsv_mask=rsv_mask)
+        # Without an extension, a final TEXT frame is a whole message unless one is in
+        # progress: the parser decodes it in the same pass (and leaves invalid text as bytes).
+        self._parser = FrameParser(
+            13,
+            self.role,
+            max_frame_size=frame_limit,
+            rsv_mask=rsv_mask,
+            decode_text=not self.extensions,
+        )
         self.state = State.OPEN
         self.close_code: int | None = None
         self.close_reason = ""
@@ -344,8 +352,14 @@ class Connection:
             if frame.final:
                 self._end_message(BinaryMessage(b"".join(self._fragments)))
 
-    def _whole_message(self, opcode: int, payload: bytes) -> TextMessage | BinaryMessage:
-        """A message that came in one frame: nothing to reassemble or finish validating."""
+    def _whole_message(self, opcode: int, payload: bytes | str) -> TextMessage | BinaryMessage:
+        """A message that came in one frame: nothing to reassemble or finish validating.
+
+        A ``str`` is a text frame the parser decoded: valid UTF-8, and within the size limit
+        (without an extension the parser's frame limit is at most ``max_message_size``).
+        """
+        if isinstance(payload, str):
+            return TextMessage(payload)
         limit = self.max_message_size
         if limit is not None and len(payload) > limit:  # (once per message: no call)
             self._check_size(len(payload), "in one frame")
