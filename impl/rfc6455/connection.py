@@ -358,13 +358,13 @@ class Connection:
         A ``str`` is a text frame the parser decoded: valid UTF-8, and within the size limit
         (without an extension the parser's frame limit is at most ``max_message_size``).
         """
-        if isinstance(payload, str):
-            return TextMessage(payload)
         limit = self.max_message_size
         if limit is not None and len(payload) > limit:  # (once per message: no call)
             self._check_size(len(payload), "in one frame")
         if opcode == _BINARY:
-            return BinaryMessage(payload)
+            return BinaryMessage(payload)  # type: ignore[arg-type]  # only text is decoded
+        if isinstance(payload, str):
+            return TextMessage(payload)
         return TextMessage(decode_text(payload))
 
     def _handle_text_payload(self, payload: bytes, final: bool) -> None:
