@@ -321,6 +321,9 @@ class Connection:
 
     def _handle_data(self, frame: Frame) -> None:
         opcode = frame.opcode
+        payload: bytes | str = frame.payload
+        if isinstance(payload, str):  # a whole text frame the parser decoded, met in a message
+            frame.payload = payload.encode("utf-8")
         # RFC 6455 §5.4: a fragmented message is one TEXT/BINARY frame then CONTINUATION
         # frames, the last with FIN; no other data frame may interleave.
         if opcode == Opcode.CONTINUATION:

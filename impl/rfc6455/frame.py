@@ -259,14 +259,13 @@ _parse_frames = speedups.choose("parse_frames", _parse_frames_python)
 
 
 def parsed_frame(
-    first: int, payload: bytes | str, version: int | None = 13, masking_key: bytes | None = None
+    first: int, payload: bytes, version: int | None = 13, masking_key: bytes | None = None
 ) -> Frame:
     """The ``Frame`` for a parsed header's first byte and its unmasked payload, made without
-    ``Frame.__init__``'s checks: the parser has already checked the header. A ``str`` is a
-    text payload the batch parser decoded; a frame carries it as bytes."""
+    ``Frame.__init__``'s checks: the parser has already checked the header."""
     frame = _new_frame(Frame)
     frame.opcode = _OPCODES[first & 0x0F]
-    frame.payload = payload.encode("utf-8") if isinstance(payload, str) else payload
+    frame.payload = payload
     frame.final = first >= 0x80
     frame.rsv1 = (first >> 6) & 1
     frame.rsv2 = (first >> 5) & 1
