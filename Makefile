@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install fuzzer test lint typecheck unit conformance fuzz bench bench-engines clean
+.PHONY: install fuzzer test lint typecheck unit conformance fuzz fuzz-native bench bench-engines clean
 
 install: $(STAMP)
 
@@ -49,15 +49,42 @@ conformance: install
 	  --outdir reports/clients/reference
 
 # Properties with many more examples, then each coverage-guided target for a bounded time
-# (libFuzzer exits non-zero on a crash, so a crash fails the target).
+# (libFuzzer exits non-zero on a crash, so a crash fails the target), then each function of
+# the compiled accelerator for FUZZ_RUNS executions, on a build of it with AddressSanitizer
+# and libFuzzer's coverage instrumentation (clang) kept in its own directory: the package's
+# own build is never touched. atheris ships the ASan runtime linked with libFuzzer; it must
+# be loaded before Python starts (LD_PRELOAD). PYTHONMALLOC=malloc gives every Python object
+# its own malloc block, so ASan sees an overrun of a bytes or str the C code writes into.
+# Leak detection is off: CPython leaves its interned objects and modules allocated at exit.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := frame handshake inflate connection
-fuzz: install
+FUZZ_RUNS ?= 1000000
+NATIVE_TARGETS := native-mask native-read-header native-parse-frames native-utf8
+FUZZ_BUILD := build/fuzz-asan
+FUZZ_CC ?= $(firstword $(shell for cc in clang clang-19 clang-18 clang-17 clang-16 clang-15 clang-14; do command -v $$cc; done))
+
+fuzz: install $(FUZZ_BUILD)/_speedups.so
 	HYPOTHESIS_PROFILE=thorough $(VENV)/bin/pytest -q fuzz
-	$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install --quiet atheris
 	set -e; for target in $(FUZZ_TARGETS); do \
 	  $(PY) fuzz/atheris_targets.py $$target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1; \
 	done
+	$(MAKE) --no-print-directory fuzz-native
+
+fuzz-native: install $(FUZZ_BUILD)/_speedups.so
+	set -e; runtime="$$($(PY) -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so"; \
+	for target in $(NATIVE_TARGETS); do \
+	  LD_PRELOAD="$$runtime" ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
+	  RFC6455_FUZZ_SPEEDUPS=$(FUZZ_BUILD)/_speedups.so \
+	  $(PY) fuzz/atheris_targets.py $$target -runs=$(FUZZ_RUNS) -print_final_stats=1; \
+	done
+
+$(FUZZ_BUILD)/_speedups.so: impl/rfc6455/_speedups.c $(STAMP)
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang for its ASan build" \
+	  "(Debian: apt-get install clang libclang-rt-dev; or set FUZZ_CC)"; exit 2; }
+	$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install --quiet atheris
+	mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CC) -shared -fPIC -g -O1 -fno-omit-frame-pointer -fsanitize=address,fuzzer-no-link \
+	  -I"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" $< -o $@
 
 bench: install
 	$(PY) bench/run.py

@@ -1,7 +1,9 @@
 """Parsing masked client frames (what a server reads) of 10 B and 1 KiB, frames per second.
 
 Every candidate parses the same frames, handed over in reads of up to 64 KiB as a socket
-would, into a fresh parser per pass. Two levels are compared:
+would, into a fresh parser per pass. Binary frames, and text frames (valid UTF-8, mostly
+ASCII with some multi-byte characters, as chat-like text is), which a message-level parser
+must also validate and decode (RFC 6455 §8.1). Two levels are compared:
 - frame level: ``rfc6455.FrameParser``, websockets' ``Frame.parse`` generator over its
   ``StreamReader`` (the parser its protocol runs), wsproto's ``FrameProtocol``;
 - message level (frames become messages, as a server needs): ``rfc6455.Connection``,
@@ -22,12 +24,32 @@ from rfc6455.connection import Connection
 from rfc6455.frame import Frame, FrameParser, Opcode, Role
 
 SIZES = (10, 1024)
+KINDS = ("binary", "text")
 CHUNK = 64 * 1024
 BASELINE = "websockets Frame.parse"
+# Text to cut messages from: ASCII with a two-byte and a three-byte character now and then.
+_TEXT = ("The quick brown fox jumps over the lazy dog; naïve café, 5 € each. " * 64).encode()
 
 
-def masked_frames(size: int, count: int) -> list[bytes]:
-    """``count`` masked binary frames of ``size`` bytes, each with its own key."""
+def _text_payload(size: int) -> bytes:
+    """``size`` bytes of valid UTF-8 from a random place in ``_TEXT`` (whole characters)."""
+    start = int.from_bytes(os.urandom(2), "big") % (len(_TEXT) - size - 4)
+    while _TEXT[start] & 0xC0 == 0x80:  # not inside a character
+        start += 1
+    end = start + size
+    while _TEXT[end] & 0xC0 == 0x80:
+        end -= 1
+    return _TEXT[start:end].ljust(size, b" ")
+
+
+def masked_frames(size: int, count: int, kind: str = "binary") -> list[bytes]:
+    """``count`` masked frames of ``size`` bytes, each with its own key: binary frames of
+    random bytes, or text frames of valid UTF-8."""
+    if kind == "text":
+        return [
+            Frame(_text_payload(size), Opcode.TEXT, masking_key=os.urandom(4), final=True).msg
+            for _ in range(count)
+        ]
     return [
         Frame(os.urandom(size), Opcode.BINARY, masking_key=os.urandom(4), final=True).msg
         for _ in range(count)
@@ -151,7 +173,9 @@ def aiohttp_messages(chunks: list[bytes], count: int) -> Callable[[], object] | 
 
     def parse() -> None:
         queue = WebSocketDataQueue(flow, 2**30, loop=loop)
-        reader = WebSocketReader(queue, 0, False, False)
+        # (max_msg_size 0: no limit; no compression; text decoded and validated, as
+        # aiohttp's WebSocketResponse does by default: a server must check it, §8.1.)
+        reader = WebSocketReader(queue, 0, False, True)
         seen = 0
         for chunk in chunks:
             reader.feed_data(chunk)
@@ -164,9 +188,9 @@ def aiohttp_messages(chunks: list[bytes], count: int) -> Callable[[], object] | 
 
 def run(repeats: int, budget: float) -> list[Comparison]:
     results = []
-    for size in SIZES:
+    for size, kind in ((size, kind) for size in SIZES for kind in KINDS):
         count = 2000 if size < 100 else 400
-        chunks = chunked(masked_frames(size, count))
+        chunks = chunked(masked_frames(size, count, kind))
         builders = {
             "rfc6455 FrameParser": ours_frames,
             BASELINE: websockets_frames,
@@ -182,7 +206,7 @@ def run(repeats: int, budget: float) -> list[Comparison]:
                 candidates[name] = function
         results.append(
             compare(
-                f"Parsing masked {size} B client frames (frames/s)",
+                f"Parsing masked {size} B {kind} client frames (frames/s)",
                 candidates,
                 baseline=BASELINE,
                 unit="frames/s",

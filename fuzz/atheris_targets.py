@@ -21,6 +21,11 @@ Targets (each input is one byte string; its first bytes choose the configuration
 - ``connection``: a server or client ``Connection`` (permessage-deflate or not) fed the input
   in chunks: no exception escapes, nothing follows ``Closed``, a failure closes with its
   code.
+- ``native-mask``, ``native-read-header``, ``native-parse-frames``, ``native-utf8``: each
+  function of the compiled accelerator against its pure-Python twin (``native_targets``),
+  meant to run on a build with AddressSanitizer: ``make fuzz`` builds one into
+  ``build/fuzz-asan`` and runs each for ``FUZZ_RUNS`` executions with the ASan runtime
+  preloaded.
 
 Without a corpus directory on the command line each target keeps its corpus in
 ``reports/fuzz/TARGET/corpus`` (seeded with a few valid inputs, grown by every run); crashes
@@ -39,6 +44,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import native_targets
 
 from rfc6455.connection import Connection, State
 from rfc6455.errors import HandshakeError, ProtocolError, close_code_for
@@ -333,11 +340,22 @@ def seeds(target: str) -> list[bytes]:
     return [b"\x30\x40" + b"hello hello hello " * 20, b"\x10\xff" + os.urandom(64), b"\x00\x10"]
 
 
+#: The native targets' names; the accelerator they fuzz is loaded only when one is chosen
+#: (an ASan build cannot load unless the ASan runtime was preloaded).
+NATIVE_TARGETS = ("native-mask", "native-read-header", "native-parse-frames", "native-utf8")
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or argv[1] not in TARGETS:
-        print(f"usage: {argv[0]} {{{','.join(TARGETS)}}} [libFuzzer flags] [CORPUS_DIR ...]")
+    names = [*TARGETS, *NATIVE_TARGETS]
+    if len(argv) < 2 or argv[1] not in names:
+        print(f"usage: {argv[0]} {{{','.join(names)}}} [libFuzzer flags] [CORPUS_DIR ...]")
         return 2
     target = argv[1]
+    if target in NATIVE_TARGETS:
+        run = native_targets.targets(native_targets.load_native())[target]
+        initial = native_targets.seeds()
+    else:
+        run, initial = TARGETS[target], seeds(target)
     try:
         atheris: Any = importlib.import_module("atheris")
     except ImportError:
@@ -351,11 +369,14 @@ def main(argv: list[str]) -> int:
     if not any(not flag.startswith("-") for flag in flags):
         corpus = workdir / "corpus"
         corpus.mkdir(parents=True, exist_ok=True)
-        for number, seed in enumerate(seeds(target)):
+        for number, seed in enumerate(initial):
             (corpus / f"seed-{number}").write_bytes(seed)
         flags.append(str(corpus))
-    atheris.instrument_all()
-    atheris.Setup([argv[0], *flags], TARGETS[target])
+    if target not in NATIVE_TARGETS:
+        # Python coverage for the Python targets; the native ones are guided by the
+        # compiled module's own coverage instrumentation (and run many times faster).
+        atheris.instrument_all()
+    atheris.Setup([argv[0], *flags], run)
     atheris.Fuzz()
     return 0
 

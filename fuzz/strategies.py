@@ -323,6 +323,47 @@ def any_wire_frames(draw: st.DrawFn) -> WireFrame:
     )
 
 
+def _is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is UTF-8: only then does a lenient decode give it back unchanged."""
+    return data.decode("utf-8", "replace").encode("utf-8") == data
+
+
+# The edge sequences that are not UTF-8 on their own: inserted between characters of valid
+# text, each makes it invalid (a truncated one is followed by a lead byte, or ends it).
+INVALID_UTF8 = tuple(edge for edge in UTF8_EDGES if not _is_utf8(edge))
+
+
+@st.composite
+def doubly_broken_text(draw: st.DrawFn, masked: bool) -> bytes:
+    """A conversation ending in a text message that is not UTF-8 and breaks one more rule:
+    one of its frames gets a broken header field (RSV bits, opcode, FIN, masking, length
+    form, a payload past 125 bytes), or it starts inside a fragmented message, or it opens
+    with a continuation frame, or it is longer than a small message limit."""
+    text = draw(valid_utf8_bytes(40))
+    at = draw(st.sampled_from([i for i in range(len(text) + 1) if _is_utf8(text[:i])]))
+    data = text[:at] + draw(st.sampled_from(INVALID_UTF8)) + text[at:]
+    key = draw(masking_keys)
+    frames = [WireFrame(True, 0, Opcode.TEXT, masked, key, data)]
+    if draw(st.booleans()):  # the same bad text, fragmented
+        cut = draw(st.integers(0, len(data)))
+        frames = [
+            WireFrame(False, 0, Opcode.TEXT, masked, key, data[:cut]),
+            WireFrame(True, 0, Opcode.CONTINUATION, masked, key, data[cut:]),
+        ]
+    how = draw(st.sampled_from(("field", "inside", "orphan", "big")))
+    if how == "field":
+        index = draw(st.integers(0, len(frames) - 1))
+        frames[index] = draw(mutated(frames[index]))
+    elif how == "inside":  # RFC 6455 §5.4: no new message inside a fragmented one
+        frames.insert(0, WireFrame(False, 0, Opcode.BINARY, masked, key, b"x"))
+    elif how == "orphan":  # a continuation frame with no message in progress
+        frames[0] = replace(frames[0], opcode=Opcode.CONTINUATION)
+    else:  # past any message limit up to 200 bytes
+        frames[-1] = replace(frames[-1], payload=frames[-1].payload + b"a" * 200)
+    before = draw(st.lists(messages_as_wire_frames(masked), max_size=2))
+    return b"".join(frame.to_bytes() for group in [*before, frames] for frame in group)
+
+
 def hostile_streams(masked: bool) -> st.SearchStrategy[bytes]:
     """Byte streams for robustness properties: raw noise, broken conversations, loose frames."""
     return st.one_of(

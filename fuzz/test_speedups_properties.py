@@ -1,6 +1,7 @@
 """Differential properties: the compiled masker equals the pure-Python one (RFC 6455 §5.3),
-and so do the compiled frame header parser and batch frame parser (§5.2), down to the close
-code a connection fails with when a frame breaks several rules at once.
+and so do the compiled frame header parser and batch frame parser (§5.2, with whole text
+messages decoded or not) and the incremental UTF-8 validator (§8.1), down to the close code
+a connection fails with when a frame breaks several rules at once.
 
 Both are called directly (not through ``rfc6455.frame.mask``), so these run the same with
 or without ``RFC6455_NO_SPEEDUPS``; they are skipped only when the extension is not built,
@@ -17,9 +18,16 @@ from unittest import mock
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import chunked, hostile_streams, masking_keys
+from strategies import (
+    UTF8_EDGES,
+    chunked,
+    doubly_broken_text,
+    hostile_streams,
+    masking_keys,
+    utf8ish_bytes,
+)
 
-from rfc6455 import frame
+from rfc6455 import frame, utf8
 from rfc6455.connection import Connection
 from rfc6455.errors import MessageTooBig, ProtocolError
 
@@ -38,6 +46,8 @@ compiled_read_header = _speedups.read_header
 python_read_header = frame._read_header_python
 compiled_parse_frames = _speedups.parse_frames
 python_parse_frames = frame._parse_frames_python
+compiled_utf8_check = _speedups.utf8_check
+python_utf8_check = utf8._utf8_check_python
 
 # Lengths that straddle the word loop's tail and the vector loop's (8, 16, 32 bytes).
 EDGE_LENGTHS = st.sampled_from([0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65])
@@ -202,6 +212,7 @@ any_streams = st.one_of(hostile_streams(masked=True), hostile_streams(masked=Fal
     expect_masked=st.booleans(),
     max_frame_size=frame_limits,
     rsv_mask=st.integers(0, 7),
+    decode_text=st.booleans(),
 )
 def test_compiled_parse_frames_equals_python(
     prefix: bytes,
@@ -210,13 +221,62 @@ def test_compiled_parse_frames_equals_python(
     expect_masked: bool,
     max_frame_size: int | None,
     rsv_mask: int,
+    decode_text: bool,
 ) -> None:
-    # The same frames (first byte, unmasked payload), the same stopping point, and the same
-    # verdict on the frame there: incomplete, or refused.
+    # The same frames (first byte, unmasked payload, of the same type: str for a valid
+    # whole text message when decoding), the same stopping point, and the same verdict on
+    # the frame there: incomplete, or refused.
     cut = data.draw(st.integers(0, len(stream)), label="cut")
     buffer = bytearray(prefix + stream[:cut])
-    args = (buffer, len(prefix), expect_masked, max_frame_size, rsv_mask)
-    assert outcome(compiled_parse_frames, *args) == outcome(python_parse_frames, *args)
+    args = (buffer, len(prefix), expect_masked, max_frame_size, rsv_mask, decode_text)
+    compiled = outcome(compiled_parse_frames, *args)
+    python = outcome(python_parse_frames, *args)
+    assert compiled == python
+    if isinstance(compiled, tuple):
+        assert [type(item) for item in compiled[0]] == [type(item) for item in python[0]]  # type: ignore[index]
+
+
+# Pending prefixes as a chunk may leave them (every proper prefix of the edge sequences),
+# beside any few bytes, which both must judge alike too.
+_PREFIXES = sorted({edge[:cut] for edge in UTF8_EDGES for cut in range(min(len(edge), 4))})
+pendings = st.one_of(st.sampled_from(_PREFIXES), st.binary(max_size=4))
+
+
+@settings(max_examples=1000)
+@given(data=utf8ish_bytes(), pending=pendings, final=st.booleans(), offset=st.integers(0, 9))
+def test_compiled_utf8_check_equals_python(
+    data: bytes, pending: bytes, final: bool, offset: int
+) -> None:
+    # The same pending tail, None at the same chunk, ValueError for an impossible pending;
+    # read through an unaligned view too (the ASCII loop reads eight bytes at a time).
+    view = memoryview(bytes(offset) + data)[offset:]
+    expected = outcome(python_utf8_check, data, pending, final)
+    assert outcome(compiled_utf8_check, data, pending, final) == expected
+    assert outcome(compiled_utf8_check, view, pending, final) == expected
+
+
+@given(draw=st.data(), data=utf8ish_bytes())
+def test_compiled_utf8_check_carries_state_like_python(draw: st.DataObject, data: bytes) -> None:
+    # Fed chunk by chunk, each carrying the last one's pending tail: the same tails, and the
+    # same chunk refused (fail fast), as the reference.
+    chunks = draw.draw(chunked(data)) or [b""]
+    states: dict[str, bytes | None] = {"compiled": b"", "python": b""}
+    for index, chunk in enumerate(chunks):
+        final = index == len(chunks) - 1
+        for name, check in (("compiled", compiled_utf8_check), ("python", python_utf8_check)):
+            state = states[name]
+            states[name] = None if state is None else check(chunk, state, final)
+        assert states["compiled"] == states["python"]
+
+
+@given(
+    data=st.one_of(st.binary(max_size=8), st.text(max_size=4), st.none(), st.integers()),
+    pending=st.one_of(st.binary(max_size=5), st.text(max_size=2), st.none()),
+)
+def test_compiled_utf8_check_fails_like_python(data: object, pending: object) -> None:
+    assert outcome(compiled_utf8_check, data, pending, False) == outcome(
+        python_utf8_check, data, pending, False
+    )
 
 
 def sent_frames(role: frame.Role, data: bytes) -> list[frame.Frame]:
@@ -227,12 +287,23 @@ def sent_frames(role: frame.Role, data: bytes) -> list[frame.Frame]:
     return list(parser.frames())
 
 
+#: The compiled codec's batch parser and UTF-8 validator, and their pure-Python twins.
+CODECS = {
+    "compiled": (compiled_parse_frames, compiled_utf8_check),
+    "python": (python_parse_frames, python_utf8_check),
+}
+
+
 def connection_outcome(
-    parse_frames: object, role: frame.Role, chunks: list[bytes], limit: int | None
+    codec: str, role: frame.Role, chunks: list[bytes], limit: int | None
 ) -> tuple[object, ...]:
-    """Everything a connection reports for ``chunks`` when it parses with ``parse_frames``:
-    its events, the bytes it sends (the Close and its code), and why it failed."""
-    with mock.patch.object(frame, "_parse_frames", parse_frames):
+    """Everything a connection reports for ``chunks`` when it parses with ``codec``: its
+    events, the bytes it sends (the Close and its code), and why it failed."""
+    parse_frames, utf8_check = CODECS[codec]
+    with (
+        mock.patch.object(frame, "_parse_frames", parse_frames),
+        mock.patch.object(utf8, "utf8_check", utf8_check),
+    ):
         connection = Connection(role, max_message_size=limit)
         events = []
         for chunk in chunks:
@@ -243,21 +314,34 @@ def connection_outcome(
     return events, connection.close_code, type(failure), str(failure)
 
 
+roles = st.sampled_from([frame.Role.SERVER, frame.Role.CLIENT])
+message_limits = st.one_of(st.none(), st.integers(0, 200))
+
+
 @settings(max_examples=300)
-@given(
-    role=st.sampled_from([frame.Role.SERVER, frame.Role.CLIENT]),
-    stream=any_streams,
-    data=st.data(),
-    limit=st.one_of(st.none(), st.integers(0, 200)),
-)
-def test_connection_fails_alike_with_either_batch_parser(
+@given(role=roles, stream=any_streams, data=st.data(), limit=message_limits)
+def test_connection_fails_alike_with_either_codec(
     role: frame.Role, stream: bytes, data: st.DataObject, limit: int | None
 ) -> None:
     # Which rule a frame that breaks several is failed for decides the close code, and the
-    # close code decides Autobahn's verdict: both parsers must pick the same one.
+    # close code decides Autobahn's verdict: both codecs must pick the same one.
     chunks = data.draw(chunked(stream), label="chunks")
-    compiled = connection_outcome(compiled_parse_frames, role, chunks, limit)
-    assert compiled == connection_outcome(python_parse_frames, role, chunks, limit)
+    compiled = connection_outcome("compiled", role, chunks, limit)
+    assert compiled == connection_outcome("python", role, chunks, limit)
+
+
+@settings(max_examples=300)
+@given(role=roles, data=st.data(), limit=message_limits)
+def test_invalid_text_that_breaks_another_rule_fails_alike_with_either_codec(
+    role: frame.Role, data: st.DataObject, limit: int | None
+) -> None:
+    # Text that is not UTF-8 (1007) in a frame that also breaks a header, sequencing or size
+    # rule (1002, 1009), fed in any chunking, so the fail-fast check of a frame still
+    # arriving meets the same rules: the same close code, reason and events from both.
+    stream = data.draw(doubly_broken_text(masked=role == frame.Role.SERVER), label="stream")
+    chunks = data.draw(chunked(stream), label="chunks")
+    compiled = connection_outcome("compiled", role, chunks, limit)
+    assert compiled == connection_outcome("python", role, chunks, limit)
 
 
 compiled_wire_frame = _speedups.wire_frame

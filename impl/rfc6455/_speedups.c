@@ -1,18 +1,23 @@
 /* rfc6455._speedups: the compiled accelerator for the codec's hot path.
  *
  * Invariants:
- * - Optional. Every function here has a pure-Python twin in rfc6455.frame that gives the same
- *   result for every input (read_header returns False where its twin raises the protocol
- *   error, parse_frames stops there with refused set: the parser then asks the Python
- *   read_header for the error, so one function decides which error wins); rfc6455.speedups
- *   picks this module when it imports and the environment does not set
- *   RFC6455_NO_SPEEDUPS=1. Differential Hypothesis
- *   tests (fuzz/test_speedups_properties.py) hold the two to the same answers (wire_frame,
- *   which only our own code calls, may refuse a call with several wrong arguments with
- *   another of the exception types its twin might raise).
+ * - Optional. Every function here has a pure-Python twin in rfc6455.frame (utf8_check's is
+ *   in rfc6455.utf8) that gives the same result for every input (read_header returns False
+ *   where its twin raises the protocol error, parse_frames stops there with refused set: the
+ *   parser then asks the Python read_header for the error, so one function decides which
+ *   error wins); rfc6455.speedups picks this module when it imports and the environment does
+ *   not set RFC6455_NO_SPEEDUPS=1. Differential Hypothesis tests
+ *   (fuzz/test_speedups_properties.py) hold the two to the same answers (wire_frame, which
+ *   only our own code calls, may refuse a call with several wrong arguments with another of
+ *   the exception types its twin might raise).
  * - No state, no threads, the GIL is held throughout: the work per call is a linear pass.
  * - Inputs are anything that exposes the buffer protocol (bytes, bytearray, memoryview,
  *   array); masking returns a new bytes object.
+ * - UTF-8 (RFC 6455 §8.1): parse_frames decodes a whole text message with CPython's own
+ *   strict decoder, leaving an invalid one as bytes for the connection to fail on; utf8_check
+ *   validates a message fed in chunks, carrying the incomplete sequence a chunk ends in to
+ *   the next call, and answers None at the first byte no continuation can make valid, where
+ *   its twin rfc6455.utf8._utf8_check_python does (the connection asks that one why).
  *
  * RFC 6455 §5.3: octet i of the transformed data is octet i of the original data XOR octet
  * (i MOD 4) of the masking key. Eight octets at a time is the same thing with the key
@@ -197,6 +202,213 @@ speedups_mask_slice(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return masked_copy(args[0], args[1], start, end, 1);
 }
 
+/* UTF-8 as RFC 3629 §4 defines it: the sequences valid UTF-8 allows, checked as they arrive.
+ * A lead byte fixes the sequence's length and the range of its second byte (which excludes
+ * overlong forms, the surrogates U+D800-U+DFFF and everything above U+10FFFF); every further
+ * byte is a continuation byte 80-BF. A sequence is refused at its first byte that breaks
+ * this, so a prefix no continuation can make valid is refused at once (fail fast). */
+
+enum { SEQ_INVALID = -1, SEQ_TRUNCATED = 0 };
+
+/* The sequence at s[i] (i < n): its length when it is complete and valid, SEQ_TRUNCATED when
+ * s ends inside it with every byte so far valid, SEQ_INVALID otherwise. */
+static int
+utf8_sequence(const unsigned char *s, Py_ssize_t n, Py_ssize_t i)
+{
+    unsigned int lead = s[i], low = 0x80, high = 0xBF;
+    int length;
+
+    if (lead < 0x80) {
+        return 1;
+    }
+    if (lead < 0xC2) {
+        return SEQ_INVALID; /* a continuation byte, or C0/C1: overlong two-byte forms */
+    }
+    if (lead < 0xE0) {
+        length = 2;
+    }
+    else if (lead < 0xF0) {
+        length = 3;
+        if (lead == 0xE0) {
+            low = 0xA0; /* below: overlong */
+        }
+        else if (lead == 0xED) {
+            high = 0x9F; /* above: a surrogate */
+        }
+    }
+    else if (lead < 0xF5) {
+        length = 4;
+        if (lead == 0xF0) {
+            low = 0x90; /* below: overlong */
+        }
+        else if (lead == 0xF4) {
+            high = 0x8F; /* above: past U+10FFFF */
+        }
+    }
+    else {
+        return SEQ_INVALID; /* F5-FF never occur */
+    }
+    for (int k = 1; k < length; k++) {
+        unsigned int byte;
+        if (i + k >= n) {
+            return SEQ_TRUNCATED;
+        }
+        byte = s[i + k];
+        if (byte < low || byte > high) {
+            return SEQ_INVALID;
+        }
+        low = 0x80;
+        high = 0xBF;
+    }
+    return length;
+}
+
+/* Scan s[start:n]: SEQ_INVALID, or SEQ_TRUNCATED / 1 (complete) with *stop where the
+ * trailing incomplete sequence starts (n when there is none). */
+static int
+utf8_scan(const unsigned char *s, Py_ssize_t n, Py_ssize_t start, Py_ssize_t *stop)
+{
+    Py_ssize_t i = start;
+
+    while (i < n) {
+        int length;
+        if (s[i] < 0x80) {
+            /* ASCII, eight bytes at a time while no byte has its top bit set. */
+            while (i + 8 <= n) {
+                uint64_t word;
+                memcpy(&word, s + i, 8);
+                if (word & UINT64_C(0x8080808080808080)) {
+                    break;
+                }
+                i += 8;
+            }
+            while (i < n && s[i] < 0x80) {
+                i++;
+            }
+            continue;
+        }
+        length = utf8_sequence(s, n, i);
+        if (length <= 0) {
+            *stop = i;
+            return length;
+        }
+        i += length;
+    }
+    *stop = n;
+    return 1;
+}
+
+/* The longest pending prefix a chunk can leave: three bytes of a four-byte sequence. */
+#define UTF8_MAX_PENDING 3
+
+PyDoc_STRVAR(utf8_check_doc,
+"utf8_check(data, pending, final, /) -> bytes | None\n"
+"--\n"
+"\n"
+"Whether pending + data can still be (final: is) valid UTF-8 (RFC 3629 \xc2\xa7" "4): the\n"
+"incomplete sequence data ends in (the next call's pending, b'' when none), or None as\n"
+"soon as a byte breaks the encoding. pending is at most 3 bytes (ValueError otherwise).");
+
+static PyObject *
+speedups_utf8_check(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer data_view, pending_view;
+    PyObject *data_holder, *pending_holder, *result = NULL;
+    unsigned char head[2 * UTF8_MAX_PENDING];
+    const unsigned char *data;
+    Py_ssize_t n, p, head_length, i = 0, stop;
+    int final, verdict = 1;
+
+    (void)module;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "utf8_check() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    final = PyObject_IsTrue(args[2]);
+    if (final < 0) {
+        return NULL;
+    }
+    if (get_contiguous(args[1], &pending_view, &pending_holder) != 0) {
+        return NULL;
+    }
+    p = pending_view.len;
+    if (p > UTF8_MAX_PENDING) {
+        PyBuffer_Release(&pending_view);
+        Py_XDECREF(pending_holder);
+        PyErr_SetString(PyExc_ValueError, "at most 3 bytes of UTF-8 can be pending");
+        return NULL;
+    }
+    memcpy(head, pending_view.buf, (size_t)p);
+    PyBuffer_Release(&pending_view);
+    Py_XDECREF(pending_holder);
+    if (get_contiguous(args[0], &data_view, &data_holder) != 0) {
+        return NULL;
+    }
+    data = (const unsigned char *)data_view.buf;
+    n = data_view.len;
+
+    /* The pending sequence first, completed from data's first bytes: a sequence that
+     * starts in head ends at most 3 bytes after it. */
+    head_length = p + (n < UTF8_MAX_PENDING ? n : UTF8_MAX_PENDING);
+    memcpy(head + p, data, (size_t)(head_length - p));
+    while (i < p) {
+        int length = utf8_sequence(head, head_length, i);
+        if (length == SEQ_INVALID) {
+            goto invalid;
+        }
+        if (length == SEQ_TRUNCATED) {
+            /* All of data fit in head and the sequence is still open. */
+            if (final) {
+                goto invalid;
+            }
+            result = PyBytes_FromStringAndSize((const char *)head + i, head_length - i);
+            goto done;
+        }
+        i += length;
+    }
+    verdict = utf8_scan(data, n, i - p, &stop);
+    if (verdict == SEQ_INVALID || (verdict == SEQ_TRUNCATED && final)) {
+        goto invalid;
+    }
+    result = PyBytes_FromStringAndSize((const char *)data + stop, n - stop);
+    goto done;
+invalid:
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&data_view);
+    Py_XDECREF(data_holder);
+    return result;
+}
+
+/* A whole text message's payload (len bytes at src, masked with key unless it is NULL) as
+ * its str, or as bytes when it is not valid UTF-8 (the connection then says why). */
+static PyObject *
+text_payload(const unsigned char *src, Py_ssize_t len, const unsigned char *key)
+{
+    unsigned char small[256], *scratch = small;
+    PyObject *result;
+
+    if (key != NULL && len > (Py_ssize_t)sizeof(small)) {
+        scratch = PyMem_Malloc((size_t)len);
+        if (scratch == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    if (key != NULL) {
+        mask_bytes(scratch, src, len, key);
+        src = scratch;
+    }
+    result = PyUnicode_DecodeUTF8((const char *)src, len, "strict");
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        result = PyBytes_FromStringAndSize((const char *)src, len);
+    }
+    if (scratch != small) {
+        PyMem_Free(scratch);
+    }
+    return result;
+}
+
 /* Opcodes RFC 6455 §5.2 defines: continuation, text, binary, close, ping, pong. */
 #define KNOWN_OPCODES ((1u << 0x0) | (1u << 0x1) | (1u << 0x2) | (1u << 0x8) | (1u << 0x9) | (1u << 0xA))
 
@@ -206,6 +418,7 @@ typedef struct {
     int has_limit;
     long long limit;
     long rsv_mask;
+    int decode_text; /* parse_frames only: hand out a whole text message as its str */
 } header_rules;
 
 /* One parsed header: the first byte, the payload length, the header's size with the key. */
@@ -290,16 +503,22 @@ parse_header(const unsigned char *p, Py_ssize_t available, const header_rules *r
     return HEADER_OK;
 }
 
-/* Convert (buffer, pos, expect_masked, max_frame_size, rsv_mask): on success the buffer is
- * held in *view and the caller releases it. */
+/* Convert (buffer, pos, expect_masked, max_frame_size, rsv_mask[, decode_text]), with at
+ * most `most` arguments: on success the buffer is held in *view and the caller releases it. */
 static int
-parse_arguments(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_buffer *view,
-                Py_ssize_t *pos, header_rules *rules)
+parse_arguments(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t most,
+                Py_buffer *view, Py_ssize_t *pos, header_rules *rules)
 {
     int overflow = 0;
 
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "%s() takes 5 arguments (%zd given)", name, nargs);
+    if (nargs < 5 || nargs > most) {
+        if (most == 5) {
+            PyErr_Format(PyExc_TypeError, "%s() takes 5 arguments (%zd given)", name, nargs);
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "%s() takes 5 to %zd arguments (%zd given)", name,
+                         most, nargs);
+        }
         return -1;
     }
     *pos = PyLong_AsSsize_t(args[1]);
@@ -326,6 +545,13 @@ parse_arguments(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_bu
     rules->rsv_mask = PyLong_AsLong(args[4]);
     if (rules->rsv_mask == -1 && PyErr_Occurred()) {
         return -1;
+    }
+    rules->decode_text = 0;
+    if (nargs > 5) {
+        rules->decode_text = PyObject_IsTrue(args[5]);
+        if (rules->decode_text < 0) {
+            return -1;
+        }
     }
     if (PyObject_GetBuffer(args[0], view, PyBUF_SIMPLE) < 0) {
         return -1;
@@ -358,7 +584,7 @@ speedups_read_header(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int status;
 
     (void)module;
-    if (parse_arguments("read_header", args, nargs, &view, &pos, &rules) < 0) {
+    if (parse_arguments("read_header", args, nargs, 5, &view, &pos, &rules) < 0) {
         return NULL;
     }
     status = parse_header((const unsigned char *)view.buf + pos, view.len - pos, &rules, &header);
@@ -383,13 +609,15 @@ speedups_read_header(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 PyDoc_STRVAR(parse_frames_doc,
-"parse_frames(buffer, pos, expect_masked, max_frame_size, rsv_mask, /)\n"
+"parse_frames(buffer, pos, expect_masked, max_frame_size, rsv_mask, decode_text=False, /)\n"
 "--\n"
 "\n"
 "Every complete frame from buffer[pos:] in one pass (RFC 6455 \xc2\xa7" "5.2), as\n"
 "(items, end, refused): items is flat, first byte then unmasked payload for each frame;\n"
 "end is where the first frame not returned starts; refused is True when that frame's\n"
-"header is one the pure-Python read_header raises for (the caller asks it why).");
+"header is one the pure-Python read_header raises for (the caller asks it why). With\n"
+"decode_text, the payload of a final TEXT frame without RSV bits is its str when it is\n"
+"valid UTF-8 (\xc2\xa7" "8.1), and stays bytes when it is not.");
 
 static PyObject *
 speedups_parse_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -403,7 +631,7 @@ speedups_parse_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int status = HEADER_INCOMPLETE;
 
     (void)module;
-    if (parse_arguments("parse_frames", args, nargs, &view, &pos, &rules) < 0) {
+    if (parse_arguments("parse_frames", args, nargs, 6, &view, &pos, &rules) < 0) {
         return NULL;
     }
     items = PyList_New(0);
@@ -423,11 +651,22 @@ speedups_parse_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         first = PyLong_FromUnsignedLong(header.first);
-        payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)header.length);
-        if (first == NULL || payload == NULL) {
+        if (first == NULL) {
             goto error;
         }
-        if (header.key != NULL) {
+        if (rules.decode_text && header.first == 0x81) {
+            /* A final TEXT frame without RSV bits: the connection's whole message when no
+             * fragmented one is in progress, so it is decoded (and validated) here. */
+            payload = text_payload(base + pos + header.header_size, (Py_ssize_t)header.length,
+                                   header.key);
+            if (payload == NULL) {
+                goto error;
+            }
+        }
+        else if ((payload = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)header.length)) == NULL) {
+            goto error;
+        }
+        else if (header.key != NULL) {
             /* §5.3: unmasked straight out of the receive buffer into the payload. */
             mask_bytes((unsigned char *)PyBytes_AS_STRING(payload),
                        base + pos + header.header_size, (Py_ssize_t)header.length, header.key);
@@ -551,6 +790,8 @@ static PyMethodDef speedups_methods[] = {
      parse_frames_doc},
     {"wire_frame", (PyCFunction)(void (*)(void))speedups_wire_frame, METH_FASTCALL,
      wire_frame_doc},
+    {"utf8_check", (PyCFunction)(void (*)(void))speedups_utf8_check, METH_FASTCALL,
+     utf8_check_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -561,8 +802,9 @@ static struct PyModuleDef_Slot speedups_slots[] = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "rfc6455._speedups",
-    .m_doc = "Compiled twins of rfc6455.frame's masking and frame header functions "
-             "(RFC 6455 \xc2\xa7" "5.2, \xc2\xa7" "5.3).",
+    .m_doc = "Compiled twins of rfc6455.frame's masking and frame parsing functions "
+             "(RFC 6455 \xc2\xa7" "5.2, \xc2\xa7" "5.3) and of rfc6455.utf8's validator "
+             "(\xc2\xa7" "8.1).",
     .m_size = 0,
     .m_methods = speedups_methods,
     .m_slots = speedups_slots,

@@ -132,7 +132,15 @@ class Connection:
             frame_limit = max_message_size + max_message_size // 8 + 1024
         if max_frame_size is not None and (frame_limit is None or max_frame_size < frame_limit):
             frame_limit = max_frame_size
-        self._parser = FrameParser(13, self.role, max_frame_size=frame_limit, rsv_mask=rsv_mask)
+        # Without an extension, a final TEXT frame is a whole message unless one is in
+        # progress: the parser decodes it in the same pass (and leaves invalid text as bytes).
+        self._parser = FrameParser(
+            13,
+            self.role,
+            max_frame_size=frame_limit,
+            rsv_mask=rsv_mask,
+            decode_text=not self.extensions,
+        )
         self.state = State.OPEN
         self.close_code: int | None = None
         self.close_reason = ""
@@ -352,6 +360,9 @@ class Connection:
 
     def _handle_data(self, frame: Frame) -> None:
         opcode = frame.opcode
+        payload: bytes | str = frame.payload
+        if isinstance(payload, str):  # a whole text frame the parser decoded, met in a message
+            frame.payload = payload.encode("utf-8")
         # RFC 6455 §5.4: a fragmented message is one TEXT/BINARY frame then CONTINUATION
         # frames, the last with FIN; no other data frame may interleave.
         if opcode == Opcode.CONTINUATION:
@@ -383,12 +394,18 @@ class Connection:
             if frame.final:
                 self._end_message(b"".join(self._fragments))
 
-    def _whole_message(self, opcode: int, payload: bytes) -> str | bytes:
-        """A message that came in one frame: nothing to reassemble or finish validating."""
+    def _whole_message(self, opcode: int, payload: bytes | str) -> str | bytes:
+        """A message that came in one frame: nothing to reassemble or finish validating.
+
+        A ``str`` is a text frame the parser decoded: valid UTF-8, and within the size limit
+        (without an extension the parser's frame limit is at most ``max_message_size``).
+        """
         limit = self.max_message_size
         if limit is not None and len(payload) > limit:  # (once per message: no call)
             self._check_size(len(payload), "in one frame")
         if opcode == _BINARY:
+            return payload  # type: ignore[return-value]  # only text is decoded
+        if isinstance(payload, str):
             return payload
         return decode_text(payload)
 

@@ -12,6 +12,9 @@ Invariants:
   ``parse_from`` does the same straight out of a read when nothing is buffered.
 - Fragment sequencing, UTF-8 and close-payload semantics belong to the connection, which
   knows the message in progress; helpers for close payloads live here so both roles share them.
+  The one exception: asked to, ``next_frames`` decodes a final TEXT frame without RSV bits
+  (the common whole message) in the same pass; one that is not UTF-8 stays bytes, so the
+  connection still decides which error a bad frame fails with.
 """
 
 from __future__ import annotations
@@ -202,8 +205,9 @@ def _check_first_byte(first: int, rsv_mask: int) -> None:
 _read_header = speedups.choose("read_header", _read_header_python)
 
 #: Frames parsed in one pass: (items, end, refused). ``items`` is flat, the first header
-#: byte then the unmasked payload of each frame, so no object is made per frame; ``end`` is
-#: where the first frame not returned starts; ``refused`` says its header is a bad one.
+#: byte then the unmasked payload of each frame (bytes, or a whole text message's ``str``),
+#: so no object is made per frame; ``end`` is where the first frame not returned starts;
+#: ``refused`` says its header is a bad one.
 _Batch = tuple[list[Any], int, bool]
 
 
@@ -213,11 +217,16 @@ def _parse_frames_python(
     expect_masked: bool,
     max_frame_size: int | None,
     rsv_mask: int,
+    decode_text: bool = False,
 ) -> _Batch:
     """Every complete frame from ``buf[pos:]`` (RFC 6455 §5.2, §5.3) as a ``_Batch``: the
     reference for the compiled ``parse_frames``. It stops at the first frame that has not
     fully arrived or whose header ``_read_header_python`` raises for; the caller asks that
     function for the error, so which error wins is decided in one place for both paths.
+
+    With ``decode_text``, a final TEXT frame without RSV bits (a whole message, unless one
+    is in progress) comes out as its ``str`` when it is valid UTF-8 (§8.1); otherwise as
+    bytes, and the connection judges it in its own order of checks.
     """
     items: list[Any] = []
     append = items.append
@@ -234,9 +243,16 @@ def _parse_frames_python(
             return items, pos, False
         append(first)
         if masking_key is None:
-            append(bytes(buf[start:end]))
+            payload = bytes(buf[start:end])
         else:
-            append(_mask_slice_python(buf, masking_key, start, end))
+            payload = _mask_slice_python(buf, masking_key, start, end)
+        if decode_text and first == 0x81:
+            try:
+                append(payload.decode("utf-8"))
+            except UnicodeDecodeError:
+                append(payload)
+        else:
+            append(payload)
         pos = end
 
 
@@ -525,6 +541,8 @@ class FrameParser:
     unmasked server frames; ``kind=1`` (``Role.CLIENT``) the reverse. ``rsv_mask`` holds the
     RSV bits negotiated extensions claim (0b100 for RSV1); frames using any other RSV bit are
     rejected. ``max_frame_size`` bounds a single frame's payload (``None``: no bound).
+    ``decode_text``: ``next_frames`` hands out a final TEXT frame without RSV bits that is
+    valid UTF-8 as its ``str`` (for a connection that negotiated no extension).
 
     Use: ``parser.feed(data)``, then ``for frame in parser.frames(): ...``.
     """
@@ -532,6 +550,7 @@ class FrameParser:
     # Slots: one per open connection, so no per-instance dict (memory, and attribute speed).
     __slots__ = (
         "_buffer",
+        "_decode_text",
         "_expect_masked",
         "_pending_header",
         "_pos",
@@ -548,10 +567,12 @@ class FrameParser:
         *,
         max_frame_size: int | None = None,
         rsv_mask: int = 0,
+        decode_text: bool = False,
     ) -> None:
         if version not in _SUPPORTED_VERSIONS:
             raise ValueError(f"WebSocket version {version} is not supported (13 is)")
         self.version = version
+        self._decode_text = decode_text
         self.role = kind if type(kind) is Role else Role(kind)
         self._expect_masked = self.role == Role.SERVER
         self.max_frame_size = max_frame_size
@@ -631,7 +652,8 @@ class FrameParser:
 
     def next_frames(self) -> list[Any]:
         """Every complete frame in the buffer, consumed, flat as a ``_Batch``'s items: first
-        header byte, then unmasked payload, per frame; ``[]`` until one is complete.
+        header byte, then unmasked payload (``str`` for a valid whole text message when the
+        parser decodes text), per frame; ``[]`` until one is complete.
 
         Raises for a bad header only when no valid frame precedes it in the batch: the
         frames before it are returned first, and the next call raises.
@@ -643,8 +665,11 @@ class FrameParser:
             return []  # the payload of a frame already judged is still arriving
         if len(buffer) - pos < 2:
             return []
+        # A frame whose header was judged before its payload was complete may have had its
+        # first bytes validated as text already: the connection finishes that one as bytes.
+        decode_text = self._decode_text and pending is None
         items, end, refused = _parse_frames(
-            buffer, pos, self._expect_masked, self.max_frame_size, self.rsv_mask
+            buffer, pos, self._expect_masked, self.max_frame_size, self.rsv_mask, decode_text
         )
         if end != pos:
             self._pending_header = None
@@ -666,8 +691,9 @@ class FrameParser:
         if len(self._buffer) - self._pos:
             self.feed(data)
             return []
+        decode_text = self._decode_text and self._pending_header is None
         items, end, _ = _parse_frames(
-            data, 0, self._expect_masked, self.max_frame_size, self.rsv_mask
+            data, 0, self._expect_masked, self.max_frame_size, self.rsv_mask, decode_text
         )
         if end < len(data):
             self.feed(data[end:])

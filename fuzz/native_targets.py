@@ -1,0 +1,161 @@
+"""Coverage-guided targets for the compiled accelerator's entry points, one per function.
+
+Invariants:
+- Each target calls a function of ``rfc6455._speedups`` directly and holds its answer to its
+  pure-Python twin (the reference, which never calls the accelerator): a difference is a
+  finding, like a crash. Inputs a twin refuses must be refused alike (the same exception
+  type, or ``False`` where the twin raises the connection's error).
+- The module under test is the one ``RFC6455_FUZZ_SPEEDUPS`` names (``make fuzz`` builds it
+  with AddressSanitizer and libFuzzer's coverage instrumentation into ``build/fuzz-asan``);
+  without it, the accelerator the package itself imports. It is loaded under its own name,
+  so the package keeps importing its own build: only these targets exercise this one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from types import ModuleType
+
+from rfc6455 import frame, speedups, utf8
+from rfc6455.errors import MessageTooBig, ProtocolError
+
+#: The path of an extension module built for fuzzing (``make fuzz`` sets it).
+BUILD_ENV = "RFC6455_FUZZ_SPEEDUPS"
+
+
+class Mismatch(AssertionError):
+    """The compiled function and its pure-Python twin answered differently."""
+
+
+def load_native() -> ModuleType:
+    """The accelerator to fuzz: the build ``RFC6455_FUZZ_SPEEDUPS`` names, or the package's."""
+    path = os.environ.get(BUILD_ENV)
+    if not path:
+        if speedups.compiled is None:
+            raise SystemExit(f"no compiled accelerator to fuzz: build one and set {BUILD_ENV}")
+        return speedups.compiled
+    # The file's init function is PyInit__speedups, so the module is named _speedups.
+    spec = importlib.util.spec_from_file_location("_speedups", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{path} is not an extension module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _outcome(function: Callable[..., object], *args: object) -> object:
+    """The result, or for a refusal the exception type (``False`` for a protocol error,
+    as the compiled header parsers answer a header the connection must fail on)."""
+    try:
+        return function(*args)
+    except (ProtocolError, MessageTooBig):
+        return False
+    except Exception as exc:
+        return type(exc)
+
+
+def _same(compiled: object, python: object, what: str) -> None:
+    if compiled != python or type(compiled) is not type(python):
+        raise Mismatch(f"{what}: compiled {compiled!r}, pure Python {python!r}")
+
+
+def _limit(byte: int) -> int | None:
+    """A frame size limit around the length encodings' edges, or none."""
+    return (None, 0, 125, 126, 65535, 65536, 2**63 - 1, 2**64)[byte % 8]
+
+
+def targets(native: ModuleType) -> dict[str, Callable[[bytes], None]]:
+    """One target per function the accelerator exports."""
+
+    def fuzz_mask(data: bytes) -> None:
+        """Bytes 0-3: the key; byte 4: slice bounds; the rest: the data (RFC 6455 §5.3)."""
+        if len(data) < 5:
+            return
+        key, bounds, body = data[:4], data[4], bytearray(data[5:])
+        masked = native.mask(body, key)
+        _same(masked, frame._mask_python(body, key), "mask")
+        _same(native.mask(masked, key), bytes(body), "mask twice")
+        start, end = bounds & 0x0F, len(body) - (bounds >> 4) + 2
+        _same(
+            _outcome(native.mask_slice, body, key, start, end),
+            _outcome(frame._mask_slice_python, body, key, start, end),
+            f"mask_slice [{start}:{end}]",
+        )
+
+    def fuzz_read_header(data: bytes) -> None:
+        """Byte 0: masking expected (bit 0), RSV mask (bits 1-3), limit (bits 4-6); byte 1:
+        the header's position; the rest: the buffer (RFC 6455 §5.2)."""
+        if len(data) < 2:
+            return
+        config = data[0]
+        args = (data[2:], data[1] % 6, bool(config & 1), _limit(config >> 4), (config >> 1) & 7)
+        _same(
+            _outcome(native.read_header, *args),
+            _outcome(frame._read_header_python, *args),
+            "read_header",
+        )
+
+    def fuzz_parse_frames(data: bytes) -> None:
+        """Byte 0 as for ``read_header``, bit 7: decode whole text messages; byte 1: the
+        first frame's position; the rest: the buffer."""
+        if len(data) < 2:
+            return
+        config = data[0]
+        buffer = bytearray(data[2:])
+        args = (
+            buffer,
+            data[1] % 6,
+            bool(config & 1),
+            _limit(config >> 4),
+            (config >> 1) & 7,
+            bool(config & 0x80),
+        )
+        compiled = _outcome(native.parse_frames, *args)
+        python = _outcome(frame._parse_frames_python, *args)
+        _same(compiled, python, "parse_frames")
+        if isinstance(compiled, tuple) and isinstance(python, tuple):
+            _same([type(x) for x in compiled[0]], [type(x) for x in python[0]], "payload types")
+
+    def fuzz_utf8_check(data: bytes) -> None:
+        """Byte 0: the chunk sizes (3 bits each, then the rest), the data after it, fed
+        chunk by chunk with each call's pending tail carried to the next (RFC 6455 §8.1)."""
+        if not data:
+            return
+        sizes, body = data[0], data[1:]
+        cuts = sorted({(sizes & 7), (sizes >> 3 & 7) * 2, (sizes >> 6) * 5})
+        bounds = [0, *(c for c in cuts if c < len(body)), len(body)]
+        states: list[bytes | None] = [b"", b""]
+        for index in range(len(bounds) - 1):
+            chunk = body[bounds[index] : bounds[index + 1]]
+            final = index == len(bounds) - 2
+            compiled, python = states
+            states = [
+                None if compiled is None else native.utf8_check(chunk, compiled, final),
+                None if python is None else utf8._utf8_check_python(chunk, python, final),
+            ]
+            _same(states[0], states[1], f"utf8_check of chunk {index}")
+            if states[0] is None:
+                return
+
+    return {
+        "native-mask": fuzz_mask,
+        "native-read-header": fuzz_read_header,
+        "native-parse-frames": fuzz_parse_frames,
+        "native-utf8": fuzz_utf8_check,
+    }
+
+
+def seeds() -> list[bytes]:
+    """A few valid inputs for every native target: masked frames, UTF-8 edges."""
+    key = b"\x37\xfa\x21\x3d"
+    text = frame.Frame("κόσμε héllo", frame.Opcode.TEXT, masking_key=key, final=True).msg
+    binary = frame.Frame(b"\x00" * 130, frame.Opcode.BINARY, masking_key=key, final=True).msg
+    ping = frame.Frame.ping(b"p", masking_key=key).msg
+    return [
+        b"\x81\x00" + text + binary + ping,
+        b"\x01\x00" + binary + text,
+        key + b"\x21" + bytes(range(64)),
+        b"\x5b" + "κόσμε \U0001f600 ascii text".encode() + b"\xed\xa0\x80",
+    ]
