@@ -139,11 +139,28 @@ def targets(native: ModuleType) -> dict[str, Callable[[bytes], None]]:
             if states[0] is None:
                 return
 
+    def fuzz_wire_frame(data: bytes) -> None:
+        """Byte 0: the first header byte; byte 1: masked (bit 0), payload length class
+        (bits 1-2: as given, 126, 65535 or 65536 bytes, around §5.2's length encodings); bytes
+        2-5: the key; the rest: the payload, repeated to the chosen length."""
+        if len(data) < 6:
+            return
+        first, config, key, body = data[0], data[1], data[2:6], data[6:]
+        wanted = (len(body), 126, 0xFFFF, 0x10000)[(config >> 1) & 3]
+        payload = (body * (wanted // max(len(body), 1) + 1))[:wanted] if body else b""
+        masking_key = key if config & 1 else None
+        _same(
+            _outcome(native.wire_frame, first, payload, masking_key),
+            _outcome(frame._wire_frame_python, first, payload, masking_key),
+            "wire_frame",
+        )
+
     return {
         "native-mask": fuzz_mask,
         "native-read-header": fuzz_read_header,
         "native-parse-frames": fuzz_parse_frames,
         "native-utf8": fuzz_utf8_check,
+        "native-wire-frame": fuzz_wire_frame,
     }
 
 
