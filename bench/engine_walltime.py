@@ -50,6 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import Table
 
+from wsconform import catalog
+
 WSCONFORM = Path(sys.executable).parent / "wsconform"
 SAMPLE_INTERVAL = 0.25
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -136,6 +138,8 @@ class Measured:
     load_before: str
     load_after: str
     problem: str = ""
+    job_seconds: list[float] = field(default_factory=list)  # the case time each job spent
+    testees: list[float] = field(default_factory=list)  # each testee process's CPU
 
 
 def measure_run(profile: str, jobs: int, outdir: Path) -> Measured:
@@ -159,7 +163,18 @@ def measure_run(profile: str, jobs: int, outdir: Path) -> Measured:
     testee = sum(sampler.testee.values())
     measured = Measured(name, wall, testee, total - testee, load_before, _load())
     measured.problem = _verdict_problem(outdir, profile, status)
+    measured.job_seconds = _job_seconds(outdir, jobs)
+    measured.testees = sorted(sampler.testee.values())
     return measured
+
+
+def _job_seconds(outdir: Path, jobs: int) -> list[float]:
+    """The summed case durations of each job's slice (how evenly the split shared the work)."""
+    index = json.loads((outdir / "raw" / "index.json").read_text())["reference"]
+    cases = sorted(index, key=catalog.case_sort_key)
+    return [
+        sum(index[case]["duration"] for case in part) / 1000 for part in catalog.split(cases, jobs)
+    ]
 
 
 def _verdict_problem(outdir: Path, profile: str, status: int) -> str:
@@ -178,7 +193,15 @@ def _verdict_problem(outdir: Path, profile: str, status: int) -> str:
 def runs_table(results: list[Measured]) -> Table:
     table = Table(
         "Native engine, full runs of the reference (CPU from /proc)",
-        ["run", "wall s", "testee CPU s", "engine CPU s", "engine/testee", "load before/after"],
+        [
+            "run",
+            "wall s",
+            "testee CPU s",
+            "engine CPU s",
+            "engine/testee",
+            "case time per job s",
+            "load before/after",
+        ],
     )
     for run in results:
         ratio = f"{run.engine / run.testee:.2f}" if run.testee else "-"
@@ -190,6 +213,7 @@ def runs_table(results: list[Measured]) -> Table:
                 f"{run.testee:.1f}",
                 f"{run.engine:.1f}",
                 ratio,
+                " + ".join(f"{seconds:.0f}" for seconds in run.job_seconds),
                 f"{run.load_before} / {run.load_after}",
             ]
         )
@@ -207,7 +231,8 @@ def runs(args: argparse.Namespace) -> int:
             print(
                 f"{measured.config}: wall {measured.wall:.1f} s, testee {measured.testee:.1f} s, "
                 f"engine {measured.engine:.1f} s, load {measured.load_before} -> "
-                f"{measured.load_after} {measured.problem}",
+                f"{measured.load_after}; per testee {measured.testees}, case time per job "
+                f"{measured.job_seconds} {measured.problem}",
                 flush=True,
             )
             results.append(measured)
