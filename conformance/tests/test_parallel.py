@@ -2,7 +2,8 @@
 
 The real runs fuzz the reference server over a small selection (a few dozen fast cases), once
 in one process, once with ``--jobs 2``, and once as two ``--shard K/2`` runs merged by
-``wsconform merge``; verdicts and file sets must be the same.
+``wsconform merge``; verdicts and file sets must be the same. The native engine's runs do the
+same with a selection that holds 12.x and 13.x cases.
 """
 
 from __future__ import annotations
@@ -14,12 +15,25 @@ from pathlib import Path
 import pytest
 from harness_runs import interrupted, wsconform
 
-from wsconform import backends, catalog, gate, parallel, pipeline, progress, results, runner
+from wsconform import (
+    backends,
+    catalog,
+    gate,
+    parallel,
+    pipeline,
+    progress,
+    results,
+    runner,
+    testee,
+)
 from wsconform.engines.autobahn import AutobahnEngine
+from wsconform.engines.native import NativeEngine
 
 # Fast cases from several categories (framing, pings, close handling, one 9.x).
 SELECTION = "1.1.*,2.*,5.1,5.2,5.3,7.1.*,7.9.1,9.1.1"
 CASES = catalog.select(SELECTION.split(","))
+# The native engine's: fast cases, and permessage-deflate cases of both categories.
+NATIVE_SELECTION = "1.1.*,2.1,2.2,5.1,7.1.*,12.1.1,12.2.1,13.2.1,13.7.1"
 
 
 class _Silent:
@@ -80,6 +94,44 @@ def test_jobs_2_equals_one_process_run(
     assert outcome.exit_code == gate.EXIT_OK
     log = (outdir / pipeline.FUZZER_LOG).read_text()
     assert "=== slice 1/2" in log and "=== slice 2/2" in log
+
+
+@pytest.fixture(scope="module")
+def native_one_process(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The native selection run by the native engine in one process."""
+    outdir = tmp_path_factory.mktemp("native-one") / "run"
+    config = runner.RunConfig(agent="reference", outdir=outdir, cases=NATIVE_SELECTION.split(","))
+    outcome = runner.execute(config, NativeEngine(), _Silent(), lambda _: None)
+    assert outcome.exit_code == gate.EXIT_OK
+    return outdir
+
+
+def test_native_jobs_2_equals_one_process_run(native_one_process: Path, tmp_path: Path) -> None:
+    outdir = tmp_path / "jobs"
+    config = runner.RunConfig(agent="reference", outdir=outdir, cases=NATIVE_SELECTION.split(","))
+    outcome = parallel.run_jobs(
+        config, 2, NativeEngine(), _Silent(), lambda _: None, ["--engine", "native"]
+    )
+    assert verdicts(outdir) == verdicts(native_one_process)
+    assert files(outdir) == files(native_one_process)
+    merged = results.load(outdir)
+    assert merged.engine is not None and merged.engine.name == "native"
+    assert outcome.exit_code == gate.EXIT_OK
+    log = (outdir / pipeline.FUZZER_LOG).read_text()
+    assert "=== slice 1/2" in log and "=== slice 2/2" in log
+    testees = (outdir / testee.STDOUT_LOG).read_text()
+    assert testees.count("serving on") == 2  # one testee per job
+
+
+def test_native_runs_in_one_process_unless_jobs_is_given(tmp_path: Path) -> None:
+    done = wsconform(
+        "run", "-q", "--engine", "native", "--cases", "1.1.1,1.1.2,2.1", "--outdir", "run",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "processes" not in done.stderr
+    assert "=== slice" not in (tmp_path / "run" / pipeline.FUZZER_LOG).read_text()
+    assert (tmp_path / "run" / testee.STDOUT_LOG).read_text().count("serving on") == 1
 
 
 def test_merged_shards_equal_one_process_run(one_process: Path, tmp_path: Path) -> None:

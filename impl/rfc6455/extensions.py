@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import ExtensionError, HandshakeError, MessageTooBig, ProtocolError
-from .frame import Frame, Opcode
+from .frame import Frame, Opcode, parsed_frame
 
 __all__ = [
     "ClientExtensionFactory",
@@ -411,16 +411,10 @@ class PerMessageDeflate(Extension):
             self._end_inflating()
         if data and not self.remote_no_context_takeover:
             self._remember(data)
-        return Frame(
-            data,
-            frame.opcode,
-            version=frame.version,
-            masking_key=frame.masking_key,
-            final=frame.final,
-            rsv1=0,
-            rsv2=frame.rsv2,
-            rsv3=frame.rsv3,
-        )
+        # The same header with RSV1 cleared, built without ``Frame``'s checks (the parser made
+        # them already): once per received frame, so this counts with small fragments.
+        first = (0x80 if frame.final else 0) | frame.rsv2 << 5 | frame.rsv3 << 4 | frame.opcode
+        return parsed_frame(first, data, frame.version, frame.masking_key)
 
     def _start_inflating(self) -> None:
         # RFC 7692 §7.2.2: without context takeover every message starts a new stream.

@@ -89,14 +89,9 @@ def header(
 ) -> bytes:
     """A frame header for a ``length``-byte payload, with its masking key if any."""
     first = (0x80 if fin else 0) | ((rsv & 0x7) << 4) | (opcode & 0x0F)
-    mask_bit = 0x80 if mask is not None else 0
-    if length <= _LEN_7_MAX:
-        head = struct.pack("!BB", first, mask_bit | length)
-    elif length <= _LEN_16_MAX:
-        head = struct.pack("!BBH", first, mask_bit | 126, length)
-    else:
-        head = struct.pack("!BBQ", first, mask_bit | 127, length)
-    return head if mask is None else head + mask
+    if mask is None:
+        return _header(first, 0, length)
+    return _header(first, 0x80, length) + mask
 
 
 def encode(
@@ -175,6 +170,7 @@ def apply_mask_stream(data: bytes, stream: bytes) -> bytes:
 
 
 def _header(first: int, mask_bit: int, size: int) -> bytes:
+    """The first byte, the mask bit and the shortest length encoding of ``size``."""
     if size <= _LEN_7_MAX:
         return struct.pack("!BB", first, mask_bit | size)
     if size <= _LEN_16_MAX:
