@@ -404,7 +404,7 @@ class Connection:
         if limit is not None and len(payload) > limit:  # (once per message: no call)
             self._check_size(len(payload), "in one frame")
         if opcode == _BINARY:
-            return payload  # type: ignore[return-value]  # only text is decoded
+            return payload  # only text is decoded
         if isinstance(payload, str):
             return payload
         return decode_text(payload)
