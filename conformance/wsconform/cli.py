@@ -556,7 +556,8 @@ def main() -> None:
     "(also when $CI is set or not on a terminal)."
 )
 @_jobs_option(
-    "Split the cases across N fuzzer processes (each with its own testee), merged into one report."
+    "Split the cases across N engine processes (the fuzzer's or the native engine's, each "
+    "with its own testee), merged into one report; opt-in, never the default."
 )
 @click.option(
     "--shard",
