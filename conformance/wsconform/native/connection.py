@@ -35,8 +35,8 @@ reproduced here rule for rule, including the ones that look accidental:
 
 States: CONNECTING -> OPEN -> CLOSING -> CLOSED, and CONNECTING/OPEN -> CLOSED on a drop;
 this class makes every transition. Its parts: ``refusals`` (what is refused, pure),
-``frame_reader`` (frames and messages in), ``outbox`` (how writes leave), ``lifecycle``
-(states, timers, flags).
+``frame_reader`` (frames and messages in), ``frame_writer`` (frames and messages out),
+``outbox`` (how writes leave), ``lifecycle`` (states, timers, flags).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from typing import Protocol
 
 from wsconform.native import deflate, frames, handshake, refusals
 from wsconform.native.frame_reader import INVALID_PAYLOAD, PROTOCOL_ERROR, FrameReader
+from wsconform.native.frame_writer import FrameWriter
 from wsconform.native.lifecycle import CloseState, State, Timeouts, Timers
 from wsconform.native.outbox import Outbox
 from wsconform.native.record import WireLog
@@ -105,7 +106,7 @@ class Connection(asyncio.Protocol):
         self._reader = FrameReader(self, log, listener.message)
         self._out = Outbox(loop, self._wrote, lambda: self.state is State.CLOSED)
         self._timers = Timers(loop, log)
-        self._streamed: tuple[bytes, int] | None = None
+        self._writer = FrameWriter(self, keys, log, self._out)
         self._offers = tuple(offers)
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -136,8 +137,7 @@ class Connection(asyncio.Protocol):
                 self._consume()
         except _Crash:
             self._out.discard()
-            if self._out.transport is not None:
-                self._out.transport.abort()
+            self._out.drop(abort=True)
             return
         self._out.release()
 
@@ -146,8 +146,7 @@ class Connection(asyncio.Protocol):
         # socket at once, discarding what it had not yet written (asyncio would flush it first,
         # waiting on a peer that may have stopped reading).
         self._log.note("the testee closed its side: the connection is lost")
-        if self._out.transport is not None:
-            self._out.transport.abort()
+        self._out.drop(abort=True)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -181,8 +180,7 @@ class Connection(asyncio.Protocol):
         self._log.note(f"the fuzzer's reader raises: {why}")
         if self._out.holding:
             raise _Crash
-        if self._out.transport is not None:
-            self._out.transport.abort()
+        self._out.drop(abort=True)
 
     def send_frame(
         self,
@@ -196,82 +194,27 @@ class Connection(asyncio.Protocol):
         sync: bool = False,
     ) -> None:
         """Any frame, masked with a fresh key; ``length`` repeats ``payload`` to that size."""
-        body = frames.repeat_to(payload, length) if length is not None else payload
-        frame = self._encode_frame(opcode, body, fin=fin, rsv=rsv, chop=chop, sync=sync)
-        self._out.send(frame, sync, chop)
-
-    def _encode_frame(
-        self,
-        opcode: int,
-        body: bytes,
-        *,
-        fin: bool = True,
-        rsv: int = 0,
-        chop: int | None = None,
-        sync: bool = False,
-    ) -> bytes:
-        mask = self._keys.key()
-        self.flags.tx_frames[opcode] += 1
-        if self.traffic_logged:
-            self._log.frame("tx", opcode, body, fin=fin, rsv=rsv, mask=mask, chop=chop, sync=sync)
-        return frames.encode(opcode, body, fin=fin, rsv=rsv, mask=mask)
+        self._writer.frame(opcode, payload, fin=fin, rsv=rsv, length=length, chop=chop, sync=sync)
 
     def send_message(
         self, payload: bytes, binary: bool, fragment: int, *, compressed: bytes | None = None
     ) -> None:
         """A message, compressed when deflate was agreed (``compressed``: its payload already
         compressed by the caller), then split into ``fragment``-byte frames when longer
-        (0: one frame); all of it leaves in one write."""
-        if self.state is not State.OPEN:
-            return
-        opcode = 2 if binary else 1
-        rsv = 0
-        if self.deflate is not None:
-            rsv = 4
-            if compressed is None:
-                try:
-                    compressed = self.deflate.compress(payload)
-                except deflate.CompressorRefused as exc:
-                    self.reader_raised(str(exc))
-                    return
-            payload = compressed
-        bounds = frames.fragment_bounds(len(payload), fragment)
-        keys = self._keys.keys(len(bounds))
-        stats = self.flags.tx_frames
-        stats[opcode] += 1
-        if len(bounds) > 1:
-            stats[0] += len(bounds) - 1
-        if self.traffic_logged:
-            last = len(bounds) - 1
-            for index, ((start, end), key) in enumerate(zip(bounds, keys, strict=True)):
-                self._log.frame(
-                    "tx",
-                    opcode if index == 0 else 0,
-                    payload[start:end],
-                    fin=index == last,
-                    rsv=rsv if index == 0 else 0,
-                    mask=key,
-                )
-        self._out.send(frames.encode_message(opcode, payload, bounds, keys, rsv=rsv), False, None)
+        (0: one frame); all of it leaves in one write. Only while open."""
+        if self.state is State.OPEN:
+            self._writer.message(payload, binary, fragment, compressed)
 
     def begin_frame(self, opcode: int, length: int) -> None:
         """A frame header alone (FIN clear) with a fresh key; ``frame_data`` sends the payload
         in parts, masked as one. Only while open (the fuzzer's streaming API)."""
-        if self.state is not State.OPEN:
-            return
-        mask = self._keys.key()
-        self._streamed = (mask, 0)
-        self._log.note(f"frame header: opcode {opcode}, {length} octets, mask {mask.hex()}")
-        self._out.send(frames.header(opcode, length, fin=False, mask=mask), False, None)
+        if self.state is State.OPEN:
+            self._writer.begin(opcode, length)
 
     def frame_data(self, payload: bytes) -> None:
         """The next part of the frame ``begin_frame`` opened; only while open."""
-        if self.state is not State.OPEN or self._streamed is None:
-            return
-        mask, offset = self._streamed
-        self._streamed = (mask, offset + len(payload))
-        turn = offset % 4
-        self._out.send(frames.apply_mask(payload, mask[turn:] + mask[:turn]), False, None)
+        if self.state is State.OPEN:
+            self._writer.data(payload)
 
     def send_close_frame(
         self, code: int | None = None, reason: bytes | None = None, *, reply: bool = False
@@ -319,11 +262,7 @@ class Connection(asyncio.Protocol):
         self._log.note("dropping the TCP connection")
         self.flags.dropped_by_me = True
         self.state = State.CLOSED
-        if self._out.transport is not None:
-            if abort:
-                self._out.transport.abort()
-            else:
-                self._out.transport.close()
+        self._out.drop(abort=abort)
 
     # ------------------------------------------------------------------ timers
 

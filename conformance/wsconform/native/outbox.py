@@ -70,6 +70,14 @@ class Outbox:
             self.transport.write(data)
             self._wrote(data)
 
+    def drop(self, *, abort: bool) -> None:
+        """Close TCP: at once (``abort``), or once what asyncio buffers is written."""
+        if self.transport is not None:
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
+
     def send(self, data: bytes, sync: bool, chop: int | None) -> None:
         """Write ``data`` now, or queue it (``chop``-byte pieces, ``sync``, or behind others)."""
         if chop:
