@@ -5,7 +5,9 @@ It imports nothing from ``rfc6455`` (the judge is independent of what it judges)
 point: ``run(url, agent, case_ids, outdir, seed=..., progress=...)``; layout:
 
 - ``frames`` (frame writer, masking keys), ``utf8`` (fail-fast validation), ``handshake``
-- ``connection``: the fuzzer's own WebSocket client layer (checks, failing, timers)
+- ``connection``: the fuzzer's own WebSocket client layer (handshake, failing, closing),
+  composed of ``refusals`` (what it refuses in what the testee sends), ``frame_reader``,
+  ``frame_writer``, ``outbox`` (how its writes leave) and ``lifecycle`` (states, timers)
 - ``record`` (events, wire log), ``session`` (plays one case), ``verdict`` (the rules)
 - ``casedef`` (how a case is declared) and ``cases/`` (one module per category)
 - ``report`` (the fuzzer's file format), ``engine`` (the run); comparing it with Autobahn is
