@@ -14,7 +14,8 @@ Invariants:
   ``rfc6455.connection`` and never sent to the peer. The shells hold no error policy of
   their own for input. Local misuse (sending after our Close) raises ``InvalidState``.
 - Nothing is delivered after ``Closed``; ``Closed`` is delivered exactly once.
-- Fragments are kept in lists and joined once: reassembly is linear in the message size.
+- Data messages are reassembled and validated by a ``reassembly.MessageReader``; a whole
+  message in one frame, the common case, is delivered here without calling it.
 
 States and transitions (the shell's view)::
 
@@ -33,13 +34,7 @@ from collections.abc import Iterator, Sequence
 from enum import Enum
 from typing import Any
 
-from .errors import (
-    CloseCode,
-    InvalidState,
-    MessageTooBig,
-    ProtocolError,
-    close_code_for,
-)
+from .errors import CloseCode, InvalidState, ProtocolError, close_code_for
 from .events import BinaryMessage, Closed, CloseReceived, Event, Ping, Pong, TextMessage
 from .extensions import Extension
 from .frame import (
@@ -53,7 +48,7 @@ from .frame import (
     wire_frame,
 )
 from .limits import MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
-from .utf8 import Utf8Validator, decode_text
+from .reassembly import MessageReader, whole_message
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Connection", "State"]
 
@@ -83,18 +78,12 @@ class Connection:
         "_close_sent",
         "_event_index",
         "_events",
-        "_fragments",
         "_frame_index",
         "_frames",
-        "_message_opcode",
-        "_message_size",
-        "_message_transformed",
+        "_messages",
         "_out",
         "_parser",
         "_reading",
-        "_text_parts",
-        "_validated",
-        "_validator",
         "close_code",
         "close_reason",
         "close_transport",
@@ -125,19 +114,12 @@ class Connection:
         rsv_mask = 0
         for extension in self.extensions:
             rsv_mask |= extension.rsv_mask
-        frame_limit = max_message_size
-        if max_message_size is not None and self.extensions:
-            # A compressed frame may be slightly larger than what it inflates to; deflate's
-            # worst case is 5 bytes per 16 KiB stored block, far below this headroom.
-            frame_limit = max_message_size + max_message_size // 8 + 1024
-        if max_frame_size is not None and (frame_limit is None or max_frame_size < frame_limit):
-            frame_limit = max_frame_size
         # Without an extension, a final TEXT frame is a whole message unless one is in
         # progress: the parser decodes it in the same pass (and leaves invalid text as bytes).
         self._parser = FrameParser(
             13,
             self.role,
-            max_frame_size=frame_limit,
+            max_frame_size=_frame_limit(max_message_size, bool(self.extensions), max_frame_size),
             rsv_mask=rsv_mask,
             decode_text=not self.extensions,
         )
@@ -156,14 +138,7 @@ class Connection:
         self._out: list[bytes] = []
         self._reading = True  # False once a Close arrived or the connection failed
         self._close_sent = False
-        # The message being reassembled.
-        self._message_opcode: Opcode | None = None
-        self._message_transformed = False  # its first frame had RSV bits: an extension owns it
-        self._message_size = 0
-        self._fragments: list[bytes] = []
-        self._text_parts: list[str] = []
-        self._validator: Utf8Validator | None = None
-        self._validated = 0  # payload bytes of the pending frame already validated as UTF-8
+        self._messages = MessageReader(self.extensions, max_message_size)
         # Frames parsed in one batch and not yet handled, flat (first byte, payload, ...),
         # from ``_frame_index``; handled one at a time, so replies keep their order.
         self._frames: list[Any] | tuple[()] = _NO_FRAMES
@@ -246,7 +221,7 @@ class Connection:
                         return None  # (every read ends here once its frames are handled)
                     frames = parser.next_frames()
                     if not frames:
-                        self._check_pending_frame()
+                        self._messages.check_pending(parser)
                         return None
                     self._frames = frames
                     index = 0
@@ -258,15 +233,10 @@ class Connection:
                     self._frame_index = 0
                 else:
                     self._frame_index = index + 2
-                if (
-                    first in _WHOLE_MESSAGE
-                    and self._message_opcode is None
-                    and not self._validated
-                    and not self.extensions
-                ):
-                    # The common case, once per message: what ``_handle_data`` does with a
-                    # whole message in one frame and no extension, without a ``Frame``.
-                    return self._whole_message(first & 0x0F, payload)
+                if first in _WHOLE_MESSAGE and self._messages.passthrough:
+                    # The common case, once per message: what ``MessageReader.data_frame``
+                    # does with a whole message in one frame, without a ``Frame``.
+                    return whole_message(first & 0x0F, payload, self.max_message_size)
                 self._handle_frame(parsed_frame(first, payload))
             except ProtocolError as exc:
                 self._fail_on(exc)
@@ -355,118 +325,8 @@ class Connection:
             self._events.append(Ping(frame.payload))
         elif opcode == Opcode.PONG:
             self._events.append(Pong(frame.payload))
-        else:
-            self._handle_data(frame)
-
-    def _handle_data(self, frame: Frame) -> None:
-        opcode = frame.opcode
-        payload: bytes | str = frame.payload
-        if isinstance(payload, str):  # a whole text frame the parser decoded, met in a message
-            frame.payload = payload.encode("utf-8")
-        # RFC 6455 §5.4: a fragmented message is one TEXT/BINARY frame then CONTINUATION
-        # frames, the last with FIN; no other data frame may interleave.
-        if opcode == Opcode.CONTINUATION:
-            if self._message_opcode is None:
-                raise ProtocolError("a continuation frame with no message in progress")
-        else:
-            if self._message_opcode is not None:
-                raise ProtocolError(
-                    f"a new {opcode.name} frame while a fragmented message is in progress"
-                )
-            self._message_opcode = opcode
-            self._message_transformed = bool(frame.rsv1 or frame.rsv2 or frame.rsv3)
-        if self.extensions:
-            remaining = None
-            if self.max_message_size is not None:
-                remaining = self.max_message_size - self._message_size
-            for extension in reversed(self.extensions):
-                frame = extension.decode(frame, max_size=remaining)
-        payload = frame.payload
-        if frame.final and opcode != Opcode.CONTINUATION and not self._validated:
-            self._end_message(self._whole_message(opcode, payload))
-            return
-        self._message_size += len(payload)
-        self._check_size(self._message_size, "so far")
-        if self._message_opcode == Opcode.TEXT:
-            self._handle_text_payload(payload, frame.final)
-        else:
-            self._fragments.append(payload)
-            if frame.final:
-                self._end_message(b"".join(self._fragments))
-
-    def _whole_message(self, opcode: int, payload: bytes | str) -> str | bytes:
-        """A message that came in one frame: nothing to reassemble or finish validating.
-
-        A ``str`` is a text frame the parser decoded: valid UTF-8, and within the size limit
-        (without an extension the parser's frame limit is at most ``max_message_size``).
-        """
-        limit = self.max_message_size
-        if limit is not None and len(payload) > limit:  # (once per message: no call)
-            self._check_size(len(payload), "in one frame")
-        if opcode == _BINARY:
-            return payload  # only text is decoded
-        if isinstance(payload, str):
-            return payload
-        return decode_text(payload)
-
-    def _handle_text_payload(self, payload: bytes, final: bool) -> None:
-        """A fragment of a text message: validated as it comes (RFC 6455 §8.1, fail fast)."""
-        validated, self._validated = self._validated, 0
-        if self._validator is None:
-            self._validator = Utf8Validator()
-        text = self._validator.feed(payload[validated:] if validated else payload, final)
-        if text:
-            self._text_parts.append(text)
-        if final:
-            self._end_message("".join(self._text_parts))
-
-    def _check_pending_frame(self) -> None:
-        """Judge the frame whose payload is still arriving, as far as it can be judged.
-
-        Fail fast (Autobahn 6.4.3/6.4.4, 9.x): a text payload that is already invalid UTF-8
-        or a message already over the limit is refused before the rest of it arrives.
-        """
-        pending = self._parser.pending_frame()
-        if pending is None:
-            return
-        first, length = pending
-        opcode = first & 0x0F
-        if opcode >= 0x8:
-            return
-        if opcode == Opcode.CONTINUATION:
-            if self._message_opcode is None or self._message_transformed:
-                return  # the frame's own checks happen when it is complete
-        elif self._message_opcode is not None or first & 0x70:
-            return
-        if not self.extensions:  # (a compressed frame's length says nothing of the message)
-            self._check_size(self._message_size + length, "announced")
-        is_text = opcode == Opcode.TEXT or self._message_opcode == Opcode.TEXT
-        if not is_text:
-            return
-        chunk = self._parser.partial_payload(self._validated)
-        if not chunk:
-            return
-        if self._validator is None:
-            self._validator = Utf8Validator()
-        text = self._validator.feed(chunk, False)
-        if text:
-            self._text_parts.append(text)
-        self._validated += len(chunk)
-
-    def _check_size(self, size: int, how: str) -> None:
-        """Fail with 1009 when a message of ``size`` bytes is over ``max_message_size``."""
-        limit = self.max_message_size
-        if limit is not None and size > limit:
-            raise MessageTooBig(f"a message of more than {limit} bytes ({size} {how})")
-
-    def _end_message(self, message: str | bytes) -> None:
-        self._message_opcode = None
-        self._message_transformed = False
-        self._message_size = 0
-        self._fragments = []
-        self._text_parts = []
-        self._validator = None
-        self._events.append(message)
+        elif (message := self._messages.data_frame(frame)) is not None:
+            self._events.append(message)
 
     def _handle_close(self, payload: bytes) -> None:
         code, reason = parse_close_payload(payload)  # ProtocolError / InvalidPayload fail it
@@ -532,6 +392,21 @@ class Connection:
         if self._client:
             frame.masking_key = os.urandom(4)  # RFC 6455 §5.3: unpredictable, per frame
         self._out.append(frame.build_frame())
+
+
+def _frame_limit(
+    max_message_size: int | None, extended: bool, max_frame_size: int | None
+) -> int | None:
+    """The bound on one frame's payload: ``max_frame_size``, or what the message limit
+    implies (with an extension, what a compressed frame of an allowed message may take)."""
+    frame_limit = max_message_size
+    if max_message_size is not None and extended:
+        # A compressed frame may be slightly larger than what it inflates to; deflate's
+        # worst case is 5 bytes per 16 KiB stored block, far below this headroom.
+        frame_limit = max_message_size + max_message_size // 8 + 1024
+    if max_frame_size is not None and (frame_limit is None or max_frame_size < frame_limit):
+        frame_limit = max_frame_size
+    return frame_limit
 
 
 def _close_reason(reason: str) -> str:
