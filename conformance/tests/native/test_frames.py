@@ -30,3 +30,10 @@ def test_a_header_alone_is_the_start_of_the_whole_frame() -> None:
         whole = frames.encode(1, payload, fin=False, mask=KEY)
         head = frames.header(1, size, fin=False, mask=KEY)
         assert whole.startswith(head) and len(whole) == len(head) + size
+
+
+def test_a_repeated_payload_masks_as_the_rfc_rule_says() -> None:
+    for fill in (b"*", b"\xfe\x01", b"BAsd7&jh23", bytes.fromhex("00fe23faf0")):
+        for length in (0, 1, 3, 4, 19, 20, 21, 4096, 65537):
+            body = frames.repeat_to(fill, length)
+            assert frames.masked_repeat(fill, length, KEY) == masked_octet_by_octet(body, KEY)

@@ -78,8 +78,13 @@ class FrameReader:
         if self._frame is None:
             return self._header()
         frame = self._frame
-        take = bytes(self.buffer[: frame.length - frame.got])
-        del self.buffer[: len(take)]
+        need = frame.length - frame.got
+        if need >= len(self.buffer):  # all of it: one copy, not a slice and then a copy
+            take = bytes(self.buffer)
+            self.buffer.clear()
+        else:
+            take = bytes(self.buffer[:need])
+            del self.buffer[:need]
         if frame.mask is not None and take:
             offset = frame.got % 4
             take = frames.apply_mask(take, frame.mask[offset:] + frame.mask[:offset])

@@ -56,12 +56,17 @@ class FrameWriter:
         sync: bool,
     ) -> None:
         """Any frame; ``length`` repeats ``payload`` to that size."""
-        body = frames.repeat_to(payload, length) if length is not None else payload
         mask = self._keys.key()
         self._host.flags.tx_frames[opcode] += 1
         if self._host.traffic_logged:
+            body = frames.repeat_to(payload, length) if length is not None else payload
             self._log.frame("tx", opcode, body, fin=fin, rsv=rsv, mask=mask, chop=chop, sync=sync)
-        self._out.send(frames.encode(opcode, body, fin=fin, rsv=rsv, mask=mask), sync, chop)
+        if length is None:
+            wire = frames.encode(opcode, payload, fin=fin, rsv=rsv, mask=mask)
+        else:  # the fuzzer's generated payloads: masked a repeating unit at a time
+            head = frames.header(opcode, length, fin=fin, rsv=rsv, mask=mask)
+            wire = head + frames.masked_repeat(payload, length, mask)
+        self._out.send(wire, sync, chop)
 
     def message(
         self, payload: bytes, binary: bool, fragment: int, compressed: bytes | None

@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 
@@ -22,6 +23,7 @@ __all__ = [
     "encode_message",
     "fragment_bounds",
     "header",
+    "masked_repeat",
     "repeat_to",
 ]
 
@@ -82,6 +84,16 @@ def repeat_to(payload: bytes, length: int) -> bytes:
         raise ValueError("cannot repeat an empty payload")
     whole, rest = divmod(length, len(payload))
     return payload * whole + payload[:rest]
+
+
+def masked_repeat(payload: bytes, length: int, key: bytes) -> bytes:
+    """``apply_mask(repeat_to(payload, length), key)`` without masking every byte: both
+    repeat, so the result repeats every lcm(len(payload), 4) bytes; masking one such unit
+    and repeating it costs a copy instead of an XOR over up to 16 MiB."""
+    unit = math.lcm(len(payload), 4) if payload else 4
+    if length <= unit:
+        return apply_mask(repeat_to(payload, length), key)
+    return repeat_to(apply_mask(repeat_to(payload, unit), key), length)
 
 
 def header(
