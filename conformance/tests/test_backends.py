@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -110,8 +111,13 @@ def test_local_fuzzer_runs_cases_and_writes_index(
     assert index["echo"]["1.1.1"]["behavior"] == "OK"
 
 
+@pytest.mark.parametrize("inherited", ["SIGINT handled", "SIGINT ignored"])
 def test_interrupted_local_fuzzer_still_reports_the_finished_cases(
-    local_backend: backends.LocalBackend, tmp_path: Path, faulty_cmd: object, wait_for: object
+    local_backend: backends.LocalBackend,
+    tmp_path: Path,
+    faulty_cmd: object,
+    wait_for: object,
+    inherited: str,
 ) -> None:
     assert callable(faulty_cmd) and callable(wait_for)
     # The testee never answers the handshake of connection 4: the fuzzer hangs on case 2.2.
@@ -119,7 +125,15 @@ def test_interrupted_local_fuzzer_still_reports_the_finished_cases(
     with running:
         running.wait_ready()
         spec = backends.FuzzerSpec(running.url, "stall", ["1.1.1", "1.1.2", "2.1", "2.2", "2.3"])
-        process = local_backend.start(spec, tmp_path)
+        # As when wsconform runs in the background of a script: an ignored SIGINT stays
+        # ignored across exec, and the fuzzer must still stop on wsconform's interrupt.
+        handler = signal.getsignal(signal.SIGINT)
+        if inherited == "SIGINT ignored":
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            process = local_backend.start(spec, tmp_path)
+        finally:
+            signal.signal(signal.SIGINT, handler)
         lines = backends.output_reader(process)
         wait_for(running.logdir / testee.STDOUT_LOG, "stalling at connection 4")
         process.interrupt()

@@ -153,8 +153,13 @@ def quiet(_: str) -> None:
 # reactor) would otherwise lose everything, so reports for the cases that finished are written
 # when the reactor shuts down without having written them. Output is line-buffered by -u.
 # wstest installs its reactor on import, so it is imported before twisted's reactor is.
+# SIGINT is how wsconform stops it: a fuzzer started with SIGINT ignored (wsconform run in the
+# background of a shell without job control) gets Python's handler back, for Twisted installs
+# its own only over that one.
 WSTEST_BOOTSTRAP = """\
+import signal
 import sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from autobahntestsuite import fuzzing, wstest
 from twisted.internet import reactor
 factories = []
