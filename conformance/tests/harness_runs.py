@@ -7,6 +7,7 @@ Every run is bounded by a timeout, so a hang fails the test instead of stalling 
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -41,15 +42,27 @@ def interrupted(
     env: dict[str, str],
     under_way: Callable[[], None],
     timeout: float = INTERRUPTED_TIMEOUT,
+    *,
+    whole_group: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Start ``python -m wsconform ARGS``; once `under_way` returns, press Ctrl-C (SIGINT)
-    and wait for the run to end; killed if it does not within `timeout` seconds."""
+    and wait for the run to end; killed if it does not within `timeout` seconds. With
+    `whole_group` the signal goes to the harness's process group, as a terminal's Ctrl-C
+    does (its helper processes get it too)."""
     harness = subprocess.Popen(
-        command(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command(args),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=whole_group,
     )
     try:
         under_way()
-        harness.send_signal(signal.SIGINT)  # what Ctrl-C delivers
+        if whole_group:
+            os.killpg(harness.pid, signal.SIGINT)
+        else:
+            harness.send_signal(signal.SIGINT)  # what Ctrl-C delivers
         stdout, stderr = harness.communicate(timeout=timeout)
     finally:
         if harness.poll() is None:

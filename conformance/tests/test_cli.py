@@ -147,6 +147,24 @@ def test_websockets_failures_exit_1_and_pass_with_the_expectations_file(
     assert "1 expected failure" in accepted.stdout
 
 
+def _interrupted_at_case_2_2(
+    tmp_path: Path,
+    faulty_cmd: Callable[..., str],
+    wait_for: Callable[..., None],
+    env: dict[str, str],
+    *options: str,
+    whole_group: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """A run of five cases, Ctrl-C while the testee stalls the handshake of connection 4
+    (case 2.2): the run is surely under way, three cases finished."""
+    return interrupted(
+        ["run", *options, "--server-cmd", faulty_cmd("stall", 4), "--agent", "stall",
+         "--cases", "1.1.1,1.1.2,2.1,2.2,2.3", "--outdir", str(tmp_path)],
+        env, lambda: wait_for(tmp_path / "testee-stdout.log", "stalling at connection 4"),
+        whole_group=whole_group,
+    )  # fmt: skip
+
+
 def test_interrupted_run_keeps_a_partial_report_and_exits_1(
     local_backend: object,
     tmp_path: Path,
@@ -154,12 +172,7 @@ def test_interrupted_run_keeps_a_partial_report_and_exits_1(
     wait_for: Callable[..., None],
     env: dict[str, str],
 ) -> None:
-    # The testee stalls the handshake of connection 4 (case 2.2): the run is surely under way.
-    harness = interrupted(
-        ["run", "--server-cmd", faulty_cmd("stall", 4), "--agent", "stall",
-         "--cases", "1.1.1,1.1.2,2.1,2.2,2.3", "--outdir", str(tmp_path)],
-        env, lambda: wait_for(tmp_path / "testee-stdout.log", "stalling at connection 4"),
-    )  # fmt: skip
+    harness = _interrupted_at_case_2_2(tmp_path, faulty_cmd, wait_for, env)
     stdout, stderr = harness.stdout, harness.stderr
     assert harness.returncode == 1, stderr
     assert "partial" in stderr
@@ -171,6 +184,25 @@ def test_interrupted_run_keeps_a_partial_report_and_exits_1(
         "2.2": "skipped", "2.3": "skipped",
     }  # fmt: skip
     assert "run it again to completion" in stdout
+
+
+def test_ctrl_c_on_a_native_run_keeps_the_finished_cases_pages_without_a_traceback(
+    tmp_path: Path,
+    faulty_cmd: Callable[..., str],
+    wait_for: Callable[..., None],
+    env: dict[str, str],
+) -> None:
+    # Case pages are rendered in a worker process as cases finish (casepages); Ctrl-C from a
+    # terminal reaches it too, and must neither print its traceback nor lose a page.
+    harness = _interrupted_at_case_2_2(
+        tmp_path, faulty_cmd, wait_for, env, "--engine", "native", whole_group=True
+    )
+    assert harness.returncode == 1, harness.stderr
+    assert "Traceback" not in harness.stderr
+    pages = sorted(page.name for page in (tmp_path / "raw").glob("*_case_*.html"))
+    assert pages == ["stall_case_1_1_1.html", "stall_case_1_1_2.html", "stall_case_2_1.html"]
+    for page in pages:
+        assert 'href="../index.html"' in (tmp_path / "raw" / page).read_text()
 
 
 # ------------------------------------------------------------------------------------ exit 2

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fuzzer_runs import native_run, real_run
 
-from wsconform import casereport, gate, render, results
+from wsconform import casepages, casereport, gate, render, results
 from wsconform.backends import LocalBackend
 
 
@@ -248,3 +248,44 @@ def test_a_case_page_escapes_what_the_testee_sent() -> None:
     assert "&lt;b&gt;\\x00\\x1b[31m" in page
     assert '<span class="kind">text</span> &lt;i&gt;\\u202e\\x00' in page
     assert "&#34;from-a-newer-engine&#34;" in page  # an unknown entry is kept, as JSON
+
+
+def test_pages_written_during_the_run_are_the_pages_the_end_would_write(
+    native_dir: Path, tmp_path: Path
+) -> None:
+    """`casepages` renders in a worker process what `write_reports` would: same bytes."""
+    shutil.copytree(native_dir / "raw", tmp_path / "raw")
+    for page in (tmp_path / "raw").glob("*_case_*.html"):
+        page.unlink()
+    run = results.load(tmp_path / "raw")
+    pages = casepages.BackgroundPages(tmp_path / "raw", tmp_path / "index.html")
+    for case in run.cases.values():
+        assert case.report_file is not None
+        pages.submit(case.report_file)
+    pages.submit("no_such_case.json")  # a report that is not there: no page, no crash
+    rendered = pages.finish()
+    assert rendered.index_page == tmp_path / "index.html"
+    assert rendered.names == {case.report_html for case in run.cases.values()}
+    for case in run.cases.values():
+        assert case.report_html is not None
+        written = (tmp_path / "raw" / case.report_html).read_text()
+        assert written == (native_dir / "raw" / case.report_html).read_text(), case.case_id
+
+
+def test_the_end_of_a_run_keeps_the_pages_written_during_it(
+    native_dir: Path, tmp_path: Path
+) -> None:
+    """Only for the index page they link to; every other page of ours is rewritten."""
+    shutil.copytree(native_dir, tmp_path / "run")
+    raw = tmp_path / "run" / "raw"
+    run = results.load(raw)
+    kept, rewritten = (raw / str(run.cases[c].report_html) for c in ("2.3", "5.1"))
+    for page in (kept, rewritten):
+        page.write_text('<meta name="generator" content="wsconform">written during the run')
+    run.rendered = results.RenderedPages(tmp_path / "run" / "index.html", frozenset({kept.name}))
+    render.write_reports(run, gate.evaluate(run), tmp_path / "run", environ={})
+    assert kept.read_text().endswith("written during the run")
+    assert "ping frame (9)" in rewritten.read_text()
+    run.rendered = results.RenderedPages(tmp_path / "elsewhere.html", frozenset({kept.name}))
+    render.write_reports(run, gate.evaluate(run), tmp_path / "run", environ={})
+    assert "ping frame (9)" in kept.read_text()

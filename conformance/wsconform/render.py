@@ -65,10 +65,12 @@ __all__ = [
     "diff_markdown",
     "engine_line",
     "html",
+    "index_page",
     "junit",
     "markdown",
     "summary_json",
     "summary_line",
+    "write_case_page",
     "write_reports",
 ]
 
@@ -629,21 +631,36 @@ def _is_ours(page: Path) -> bool:
         return _GENERATOR_TAG in handle.read(512)
 
 
+def index_page(outdir: Path, raw_dir: Path) -> Path:
+    """Where ``write_reports(results, report, outdir)`` puts the HTML report of a run whose
+    fuzzer's files are in ``raw_dir``: the fuzzer writes its own ``index.html``, so ours is
+    ``report.html`` when both share a directory."""
+    same_dir = Path(outdir).resolve() == Path(raw_dir).resolve()
+    return Path(outdir) / ("report.html" if same_dir else "index.html")
+
+
+def write_case_page(
+    target: Path, report: Mapping[str, Any], index_page: Path, *, json_href: str
+) -> None:
+    """Our page of one case at ``target``, linking to ``index_page`` and to its JSON."""
+    index_href = _relative(index_page, target.parent)
+    _write_atomically(target, case_html(report, index_href=index_href, json_href=json_href))
+
+
 def _write_case_pages(results: RunResults, index_page: Path) -> None:
-    """A page of ours for every case whose engine wrote none, where ``_case_link`` points."""
-    index_href = _relative(index_page, results.outdir)
+    """A page of ours for every case whose engine wrote none, where ``_case_link`` points
+    (but those ``results.rendered`` says were written already for this index page)."""
+    rendered = results.rendered
+    done = rendered.names if rendered is not None and rendered.index_page == index_page else ()
     for case in results.cases.values():
-        if case.report_file is None or case.report_html is None:
+        if case.report_file is None or case.report_html is None or case.report_html in done:
             continue
         source, target = results.outdir / case.report_file, results.outdir / case.report_html
         if not source.is_file() or (target.exists() and not _is_ours(target)):
             continue
         report = json.loads(source.read_text("utf-8"))
-        if not isinstance(report, dict):
-            continue
-        _write_atomically(
-            target, case_html(report, index_href=index_href, json_href=case.report_file)
-        )
+        if isinstance(report, dict):
+            write_case_page(target, report, index_page, json_href=case.report_file)
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -674,12 +691,11 @@ def write_reports(
     environ = os.environ if environ is None else environ
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    same_dir = outdir.resolve() == Path(results.outdir).resolve()
     paths = {
         "json": outdir / SUMMARY_FILE,
         "markdown": outdir / "summary.md",
         "junit": outdir / "junit.xml",
-        "html": outdir / ("report.html" if same_dir else "index.html"),
+        "html": index_page(outdir, results.outdir),
     }
     _write_atomically(
         paths["json"],

@@ -37,10 +37,12 @@ __all__ = [
     "SUMMARY_FILE",
     "CaseResult",
     "EngineInfo",
+    "RenderedPages",
     "ResultsError",
     "RunResults",
     "load",
     "mark_missing",
+    "page_name",
 ]
 
 INDEX_FILE = "index.json"
@@ -82,10 +84,13 @@ class CaseResult:
     @property
     def report_html(self) -> str | None:
         """The fuzzer's per-case HTML report, written next to the JSON one."""
-        if self.report_file is None:
-            return None
-        stem = self.report_file[:-5] if self.report_file.endswith(".json") else self.report_file
-        return stem + ".html"
+        return None if self.report_file is None else page_name(self.report_file)
+
+
+def page_name(report_file: str) -> str:
+    """A case page's file name: its JSON report's, ending in ``.html``."""
+    stem = report_file[:-5] if report_file.endswith(".json") else report_file
+    return stem + ".html"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,15 @@ class EngineInfo:
 
     name: str
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPages:
+    """Case pages of ours written while the run went on (``casepages``): their file names
+    in the run's ``outdir`` and the index page they link to."""
+
+    index_page: Path
+    names: frozenset[str]
 
 
 @dataclass
@@ -113,6 +127,7 @@ class RunResults:
     selected: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     engine: EngineInfo | None = None  # None: unknown (a run we did not make)
+    rendered: RenderedPages | None = None  # case pages already written while it ran
 
     def missing(self) -> list[str]:
         """Selected cases with no result, in the fuzzer's order."""

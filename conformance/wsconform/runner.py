@@ -15,7 +15,17 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from wsconform import access, catalog, engines, pipeline, progress, results, testee
+from wsconform import (
+    access,
+    casepages,
+    catalog,
+    engines,
+    pipeline,
+    progress,
+    render,
+    results,
+    testee,
+)
 
 OUTPUT_TAIL_LINES = 30
 # How long an interrupted engine gets to write the reports of the cases that finished.
@@ -93,6 +103,7 @@ class _Fuzzing:
     interrupted: bool
     tail: list[str]
     unreachable: engines.Unreachable | None
+    rendered: results.RenderedPages
 
 
 def _fuzz(
@@ -106,6 +117,8 @@ def _fuzz(
     tracker = progress.Progress(view, cases=selected)
     tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
     unreachable: engines.Unreachable | None = None
+    raw = config.outdir / results.RAW_DIR
+    pages = casepages.BackgroundPages(raw, render.index_page(config.outdir, raw))
     # Line-buffered: parallel runs follow each job's progress in this log.
     with open(config.outdir / pipeline.FUZZER_LOG, "w", buffering=1) as log:
 
@@ -116,13 +129,20 @@ def _fuzz(
                 tail.append(event.line)
             elif isinstance(event, engines.CaseStarted):
                 tracker.start(event.case_id)
+            elif isinstance(event, engines.CaseFinished) and event.report_file is not None:
+                pages.submit(event.report_file)
             elif isinstance(event, engines.Unreachable):
                 unreachable = event
 
-        ended = engines.follow(running, relay, INTERRUPT_GRACE)
+        try:
+            ended = engines.follow(running, relay, INTERRUPT_GRACE)
+        except BaseException:
+            pages.finish(interrupted=True)
+            raise
+        rendered = pages.finish(interrupted=ended.interrupted)
     # An engine moves on (or stops) only once a case is finished, unless it was interrupted.
     tracker.finish(completed=not ended.interrupted)
-    return _Fuzzing(ended.status, ended.interrupted, list(tail), unreachable)
+    return _Fuzzing(ended.status, ended.interrupted, list(tail), unreachable, rendered)
 
 
 def _collect(
@@ -179,4 +199,5 @@ def _collect(
         failure = fuzz.unreachable
         reason = f"the fuzzer could not connect to {failure.url}: {failure.reason}"
         run = results.mark_missing(run, missing, reason)
+    run.rendered = fuzz.rendered
     return run

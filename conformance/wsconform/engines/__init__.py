@@ -86,6 +86,9 @@ class CaseFinished:
     case_id: str
     behavior: str
     behavior_close: str
+    #: Its JSON report, written in full, in the run's raw directory: named by an engine that
+    #: writes no case page of its own, so that ours can be rendered while the run goes on.
+    report_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

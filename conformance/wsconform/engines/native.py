@@ -32,6 +32,7 @@ from wsconform.engines import (
     UnsupportedCases,
 )
 from wsconform.native import cases as native_cases
+from wsconform.native import report as native_report
 
 __all__ = ["NativeEngine", "NativeRun"]
 
@@ -108,7 +109,14 @@ class NativeRun:
                     f" / {verdict.behavior_close} in {event.outcome.duration_ms} ms"
                 )
             )
-            self._events.put(CaseFinished(event.case_id, verdict.behavior, verdict.behavior_close))
+            self._events.put(
+                CaseFinished(
+                    event.case_id,
+                    verdict.behavior,
+                    verdict.behavior_close,
+                    native_report.report_filename(self._agent, event.case_id),
+                )
+            )
         elif event.kind == "unreachable":
             self._events.put(Output(progress.connection_failed_line(self._url, event.detail)))
             self._events.put(Unreachable(self._url, event.detail))
