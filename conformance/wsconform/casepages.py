@@ -6,39 +6,30 @@ Invariants:
   engine reports a case finished after writing it) and named that report because it writes
   no page of its own (``engines.CaseFinished.report_file``): Autobahn's are never touched.
 - Each page links to the index page the run's reports will be written to, so it is the page
-  ``render.write_reports`` would have written; ``finish`` names only the pages rendered
-  without error, and ``write_reports`` renders every other page as before: a worker that
+  ``render.write_reports`` would have written; ``finish`` names only the pages the worker
+  wrote in full, and ``write_reports`` renders every other page as before: a worker that
   fails, is slow or is interrupted loses no page.
-- The worker never outlives the run: ``finish`` waits for what was submitted, or (after an
-  interrupt) cancels what has not begun.
-- The worker is a spawned process, not a fork of this one (which runs the engine's thread),
-  and ignores Ctrl-C: the run handles it.
+- The worker is a child process (``python -m wsconform.casepages RAW INDEX``) fed report
+  names on its stdin, one a line; it prints each page's name once the page is written. No
+  thread of this process serves it, so the engine's thread keeps the interpreter to itself.
+  It runs in a session of its own, so a terminal's Ctrl-C reaches only the run, and never
+  outlives the run: ``finish`` waits for it (after an interrupt, ``STOP_TIMEOUT`` at most,
+  then kills it), and it ends when its stdin does, should the run die first.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import multiprocessing
-import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from wsconform import render, results
 
 __all__ = ["BackgroundPages"]
 
-
-def _render(raw_dir: str, report_file: str, page_file: str, index_page: str) -> str:
-    """One case page from its JSON report, written beside it; returns the page's name."""
-    raw = Path(raw_dir)
-    report = json.loads((raw / report_file).read_text("utf-8"))
-    render.write_case_page(raw / page_file, report, Path(index_page), json_href=report_file)
-    return page_file
-
-
-def _ignore_interrupts() -> None:
-    """Ctrl-C is the run's to handle: the worker just stops when the run shuts it down."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# How long an interrupted run waits for the worker to stop before killing it.
+STOP_TIMEOUT = 5.0
 
 
 class BackgroundPages:
@@ -46,36 +37,54 @@ class BackgroundPages:
 
     def __init__(self, raw_dir: Path, index_page: Path) -> None:
         self._raw_dir, self._index_page = raw_dir, index_page
-        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
-        self._pending: list[concurrent.futures.Future[str]] = []
+        self._worker: subprocess.Popen[str] | None = None
 
     def submit(self, report_file: str) -> None:
         """Render the page of a finished case (its JSON report ``report_file``)."""
-        if self._executor is None:
-            self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_ignore_interrupts,
+        if self._worker is None:
+            self._worker = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(self._raw_dir), str(self._index_page)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # a terminal's Ctrl-C is the run's, not the worker's
             )
-        self._pending.append(
-            self._executor.submit(
-                _render,
-                str(self._raw_dir),
-                report_file,
-                results.page_name(report_file),
-                str(self._index_page),
-            )
-        )
+        assert self._worker.stdin is not None
+        try:
+            self._worker.stdin.write(report_file + "\n")
+            self._worker.stdin.flush()
+        except BrokenPipeError:  # the worker died: the end of the run writes the pages
+            pass
 
     def finish(self, *, interrupted: bool = False) -> results.RenderedPages:
-        """Wait for the submitted pages (interrupted: only those already begun); the pages
+        """Wait for the submitted pages (interrupted: ``STOP_TIMEOUT`` at most); the pages
         written, for ``render.write_reports`` to keep."""
-        if self._executor is None:
+        worker = self._worker
+        if worker is None:
             return results.RenderedPages(self._index_page, frozenset())
-        self._executor.shutdown(wait=True, cancel_futures=interrupted)
-        done = frozenset(
-            future.result()
-            for future in self._pending
-            if not future.cancelled() and future.exception() is None
-        )
-        return results.RenderedPages(self._index_page, done)
+        try:
+            printed, _ = worker.communicate(timeout=STOP_TIMEOUT if interrupted else None)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            printed, _ = worker.communicate()
+        # A line without its newline was cut short by the worker's end: not a page.
+        names = printed.split("\n")[:-1] if printed else []
+        return results.RenderedPages(self._index_page, frozenset(names))
+
+
+def _serve(raw_dir: Path, index_page: Path) -> None:
+    """The worker: a page for each report named on stdin, its name printed once written."""
+    for line in sys.stdin:
+        report_file = line.rstrip("\n")
+        try:
+            report = json.loads((raw_dir / report_file).read_text("utf-8"))
+            page = results.page_name(report_file)
+            render.write_case_page(raw_dir / page, report, index_page, json_href=report_file)
+        except Exception as exc:  # the end of the run renders it, or says why
+            print(f"case page for {report_file} not written: {exc}", file=sys.stderr)
+            continue
+        print(page, flush=True)
+
+
+if __name__ == "__main__":
+    _serve(Path(sys.argv[1]), Path(sys.argv[2]))
