@@ -28,11 +28,9 @@ from rich.markup import escape
 from wsconform import (
     __version__,
     access,
-    agreement,
     backends,
     catalog,
     client_runner,
-    compare,
     engines,
     gate,
     parallel,
@@ -901,6 +899,8 @@ def compare_command(
     startup_timeout: float,
 ) -> None:
     """Run several implementations through the same cases; render one comparison matrix."""
+    from wsconform import compare  # here, as agree's below: `run` starts sooner without them
+
     out, err = _consoles()
     if len(agent_specs) + len(run_dirs) < 2:
         raise click.UsageError("compare needs at least two agents (--agent or --run)")
@@ -1009,6 +1009,8 @@ def agree_command(
 ) -> None:
     """Run the Autobahn fuzzer and the native engine against the same testee and list every
     case where they differ, with both sides' details."""
+    from wsconform import agreement
+
     out, err = _consoles()
     testees = sum(1 for given in (server_cmd, url, spec_file) if given is not None)
     if testees > 1 or (testees and agent_specs):
