@@ -58,10 +58,21 @@ EXPECTED = {"no-deflate": (298, 3), "full": (514, 3)}
 
 BEGIN = "<!-- engines: begin (written by bench/engines_side_by_side.py --write) -->"
 END = "<!-- engines: end -->"
-HEADING = """## Engines side by side (issues 15 and 16)
-
-Wall time and CPU of `wsconform run --agent reference` with each engine, alternating in one
-session, each run against its own fresh reference server (`bench/engines_side_by_side.py`;
+#: Each profile has its own section: a full-profile run leaves the no-deflate table alone.
+MARKERS = {
+    "no-deflate": (BEGIN, END),
+    "full": (
+        "<!-- engines full: begin (written by bench/engines_side_by_side.py --profile full "
+        "--write) -->",
+        "<!-- engines full: end -->",
+    ),
+}
+TITLES = {
+    "no-deflate": "## Engines side by side (issue 15: no-deflate)",
+    "full": "## Engines side by side, the full profile (issue 16)",
+}
+HEADING = """Wall time and CPU of `wsconform run --agent reference` with each engine, alternating
+in one session, each run against its own fresh reference server (`bench/engines_side_by_side.py`;
 reproduce with `make bench-engines`, or `--profile full`). Engine CPU is the harness plus
 Autobahn's Python 2 fuzzer (or the native engine in the harness's process), testee CPU the
 reference server's, both from `/proc`. A run counts only when its verdicts are the
@@ -306,13 +317,15 @@ def _load() -> str:
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def write_section(path: Path, text: str) -> None:
-    """Put `text` between this bench's markers in `path`, above ``bench/run.py``'s part."""
-    block = f"{BEGIN}\n\n{text}\n\n{END}"
+def write_section(path: Path, text: str, profile: str = "no-deflate") -> None:
+    """Put `text` between the `profile`'s markers in `path` (a new section goes just above
+    ``bench/run.py``'s part, so below any other of this bench's)."""
+    begin, end = MARKERS[profile]
+    block = f"{begin}\n\n{text}\n\n{end}"
     current = path.read_text()
-    if BEGIN in current and END in current:
-        before, rest = current.split(BEGIN, 1)
-        current = before + block + rest.split(END, 1)[1]
+    if begin in current and end in current:
+        before, rest = current.split(begin, 1)
+        current = before + block + rest.split(end, 1)[1]
     elif RUN_PY_MARKER in current:
         before, after = current.split(RUN_PY_MARKER, 1)
         current = before + block + "\n\n" + RUN_PY_MARKER + after
@@ -354,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.problem is None and n.problem is None
     ]
     sections = [
-        HEADING,
+        TITLES[args.profile] + "\n\n" + HEADING,
         environment(args.profile, args.cases, repeats, loads),
         table(configs, runs).render(),
         "#### Waits (issue 15: every case's timers as long as Autobahn's)\n\n"
@@ -370,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"\nruns kept in {root}", file=sys.stderr)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, text, args.profile)
     return 1 if refused else 0
 
 

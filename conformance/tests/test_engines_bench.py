@@ -71,3 +71,18 @@ def test_section_sits_above_run_py_part_and_survives_it(tmp_path: Path) -> None:
     text = results.read_text()
     assert text.count(bench.BEGIN) == 1 and "first" not in text
     assert text.index("second") < text.index(bench_run.RESULTS_MARKER) < text.index("new tables")
+
+
+def test_each_profile_has_its_own_section(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# Results\n\n{bench_run.RESULTS_MARKER}\n\nold tables\n")
+    bench.write_section(results, "no-deflate one")
+    bench.write_section(results, "full one", "full")
+    bench.write_section(results, "full two", "full")
+    bench.write_section(results, "no-deflate two")
+    text = results.read_text()
+    assert "one" not in text
+    full_begin, _ = bench.MARKERS["full"]
+    assert text.count(full_begin) == 1 and text.count(bench.BEGIN) == 1
+    order = [text.index(t) for t in ("no-deflate two", "full two", bench_run.RESULTS_MARKER)]
+    assert order == sorted(order)
