@@ -37,3 +37,34 @@ def test_a_repeated_payload_masks_as_the_rfc_rule_says() -> None:
         for length in (0, 1, 3, 4, 19, 20, 21, 4096, 65537):
             body = frames.repeat_to(fill, length)
             assert frames.masked_repeat(fill, length, KEY) == masked_octet_by_octet(body, KEY)
+
+
+def test_a_fragmented_message_is_its_frames_encoded_one_by_one_at_every_count() -> None:
+    # One, two, three and many frames; fragments a multiple of 4 or not; an exact multiple
+    # (ending with an empty frame) or not.
+    rng = random.Random(5)
+    cuts = (
+        (10, 0, 1),
+        (10, 10, 1),
+        (11, 10, 2),
+        (20, 10, 3),
+        (21, 10, 3),
+        (64, 4, 17),
+        (1000, 7, 143),
+    )
+    for size, fragment, count in cuts:
+        payload = rng.randbytes(size)
+        bounds = frames.fragment_bounds(size, fragment)
+        assert len(bounds) == count and bounds[-1][1] == size, (size, fragment)
+        keys = frames.MaskKeys(size).keys(len(bounds))
+        one_by_one = b"".join(
+            frames.encode(
+                2 if i == 0 else 0,
+                payload[start:end],
+                fin=i == len(bounds) - 1,
+                rsv=4 if i == 0 else 0,
+                mask=key,
+            )
+            for i, ((start, end), key) in enumerate(zip(bounds, keys, strict=True))
+        )
+        assert frames.encode_message(2, payload, bounds, keys, rsv=4) == one_by_one, size
