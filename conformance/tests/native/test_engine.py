@@ -13,10 +13,12 @@ import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from wsconform import results
-from wsconform.native import cases, engine, frames, handshake
+from wsconform.native import cases, engine, frames, handshake, session
 from wsconform.native.casedef import CaseSpec, KillAfter, SendFrame, fuzzer_closes
-from wsconform.native.record import Message
+from wsconform.native.record import Message, Pong
 from wsconform.native.verdict import OK
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -207,6 +209,28 @@ def test_a_stalled_testee_is_failed_by_the_case_timer_then_by_the_close_timer() 
     assert report["localCloseCode"] == 1001  # killAfter(1): "Going Away"
     assert report["wasCloseHandshakeTimeout"] is True
     assert (outcome.verdict.behavior, outcome.verdict.behavior_close) == ("FAILED", "UNCLEAN")
+
+
+def test_a_testee_that_closes_and_then_holds_tcp_is_dropped_by_the_guard_after_its_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nothing of the fuzzer's would ever end this case: its reply to the testee's Close arms no
+    # timer. Only the guard does, counted from the last event, however late that came.
+    monkeypatch.setattr(session, "GUARD", 0.2)
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answer_handshake(reader, writer)
+        writer.write(b"".join(server_frame(10, b"%d" % n) for n in range(3)))
+        writer.write(server_frame(8, struct.pack("!H", 1000)))
+        await reader.read()  # holds TCP open until we drop it
+
+    never_matched = {OK: (Pong(b"other"),)}  # so the fuzzer does not start a close itself
+    spec = CaseSpec("1.1.1", (), never_matched, fuzzer_closes())
+    _, report = asyncio.run(asyncio.wait_for(play_against(script, spec), 30))
+    assert report["received"] == [["pong", "0"], ["pong", "1"], ["pong", "2"]]
+    notes = [e["text"] for e in report["wirelog"] if e["kind"] == "note"]  # type: ignore[union-attr]
+    assert sum("(guard)" in note for note in notes) == 1
+    assert report["droppedByMe"] is True
 
 
 def test_masking_keys_are_never_zero_and_replay_from_the_seed() -> None:

@@ -37,3 +37,37 @@ def test_a_repeated_payload_masks_as_the_rfc_rule_says() -> None:
         for length in (0, 1, 3, 4, 19, 20, 21, 4096, 65537):
             body = frames.repeat_to(fill, length)
             assert frames.masked_repeat(fill, length, KEY) == masked_octet_by_octet(body, KEY)
+
+
+def parsed(wire: bytes) -> list[tuple[int, bool, int, bytes, bytes]]:
+    """Each frame of ``wire`` as (opcode, FIN, RSV, key, unmasked payload), RFC 6455 §5.2."""
+    found = []
+    while wire:
+        size, at = wire[1] & 0x7F, 2
+        if size > 125:
+            at += 2 if size == 126 else 8
+            size = int.from_bytes(wire[2:at], "big")
+        key = wire[at : at + 4]
+        payload = masked_octet_by_octet(wire[at + 4 : at + 4 + size], key)
+        found.append((wire[0] & 0x0F, wire[0] >= 0x80, (wire[0] >> 4) & 0x7, key, payload))
+        wire = wire[at + 4 + size :]
+    return found
+
+
+def test_a_fragmented_message_is_cut_keyed_and_masked_frame_by_frame() -> None:
+    # One, two, three and many frames; fragments a multiple of 4 or not; an exact multiple
+    # (then the last frame is empty) or not.
+    rng = random.Random(5)
+    cuts = {(9, 0): 1, (9, 9): 1, (10, 9): 2, (18, 9): 3, (19, 9): 3, (64, 4): 17, (999, 7): 143}
+    for (size, fragment), count in cuts.items():
+        payload = rng.randbytes(size)
+        bounds = frames.fragment_bounds(size, fragment)
+        keys = frames.MaskKeys(size).keys(len(bounds))
+        got = parsed(frames.encode_message(2, payload, bounds, keys, rsv=4))
+        assert len(got) == count, (size, fragment)
+        assert [(opcode, fin, rsv) for opcode, fin, rsv, _, _ in got] == [(2, count == 1, 4)] + [
+            (0, i == count - 1, 0) for i in range(1, count)
+        ]
+        assert [key for _, _, _, key, _ in got] == keys
+        assert b"".join(part for *_, part in got) == payload
+        assert all(len(part) == fragment for *_, part in got[:-1]), (size, fragment)

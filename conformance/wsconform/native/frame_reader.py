@@ -9,15 +9,18 @@ Invariants:
   comes, 1007 on the first invalid byte or when it ends inside a code point).
 - Control frames go to the host whole; a message goes to ``deliver`` whole, unless the
   connection has failed by then. Frames are counted always, logged only while the host's
-  ``traffic_logged`` (data payloads are then not even kept).
+  ``traffic_logged`` and the log is not ``quiet`` (data payloads are then not even kept).
+- A header's refusals depend on its first two bytes and the message state alone, so they are
+  worked out once per distinct header (9.x read thousands of identical ones).
 - An inflate error is the fuzzer's reader raising (``Host.reader_raised``).
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -57,6 +60,24 @@ class _Frame:
     parts: list[bytes] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=1024)
+def _header_refusals(
+    first: int, second: int, compressing: bool, inside_message: bool
+) -> tuple[str, ...]:
+    """``refusals.header_refusals`` of a header's first two bytes."""
+    return tuple(
+        refusals.header_refusals(
+            bool(first & 0x80),
+            (first >> 4) & 0x7,
+            first & 0x0F,
+            bool(second & 0x80),
+            second & 0x7F,
+            compressing=compressing,
+            inside_message=inside_message,
+        )
+    )
+
+
 class FrameReader:
     """The receiving side of one connection, from its opening handshake's end on."""
 
@@ -69,7 +90,8 @@ class FrameReader:
         self._inside_message = False
         self._message_binary = False
         self._message_parts: list[bytes] = []
-        self._utf8: Utf8Validator | None = None
+        self._utf8: Utf8Validator | None = None  # the current text message's, else None
+        self._utf8_checker = Utf8Validator()  # reset for each text message
         self._utf8_last = (True, True)
         self._compressed = False
 
@@ -94,7 +116,10 @@ class FrameReader:
             self._frame_end(frame)
         return len(self.buffer) > 0
 
-    def _refuse(self, reasons: list[str]) -> None:
+    def _logged(self) -> bool:
+        return self._host.traffic_logged and not self._log.quiet
+
+    def _refuse(self, reasons: Sequence[str]) -> None:
         for reason in reasons:
             self._host.fail(PROTOCOL_ERROR, reason)
 
@@ -102,22 +127,12 @@ class FrameReader:
         data = self.buffer
         if len(data) < 2:
             return False
-        fin, rsv, opcode = bool(data[0] & 0x80), (data[0] >> 4) & 0x7, data[0] & 0x0F
-        masked, short = bool(data[1] & 0x80), data[1] & 0x7F
+        first, second = data[0], data[1]
         compressing = self._host.deflate is not None
-        self._refuse(
-            refusals.header_refusals(
-                fin,
-                rsv,
-                opcode,
-                masked,
-                short,
-                compressing=compressing,
-                inside_message=self._inside_message,
-            )
-        )
-        extra = {126: 2, 127: 8}.get(short, 0)
-        size = 2 + extra + (4 if masked else 0)
+        self._refuse(_header_refusals(first, second, compressing, self._inside_message))
+        short = second & 0x7F
+        extra = 0 if short < 126 else 2 if short == 126 else 8
+        size = 2 + extra + (4 if second & 0x80 else 0)
         if len(data) < size:
             return False
         if short == 126:
@@ -126,10 +141,11 @@ class FrameReader:
             length = struct.unpack_from("!Q", data, 2)[0]
         else:
             length = short
-        self._refuse(refusals.length_refusals(short, length))
-        mask = bytes(data[2 + extra : size]) if masked else None
+        if extra:
+            self._refuse(refusals.length_refusals(short, length))
+        mask = bytes(data[2 + extra : size]) if second & 0x80 else None
         del data[:size]
-        frame = _Frame(opcode, fin, rsv, length, mask)
+        frame = _Frame(first & 0x0F, bool(first & 0x80), (first >> 4) & 0x7, length, mask)
         self._frame = frame
         self._frame_begin(frame)
         return length == 0 or len(data) > 0
@@ -146,7 +162,8 @@ class FrameReader:
             assert codec is not None
             codec.begin_inflate()
         if frame.opcode == 1:
-            self._utf8 = Utf8Validator()
+            self._utf8 = self._utf8_checker
+            self._utf8.reset()
             self._utf8_last = (True, True)
         else:
             self._utf8 = None
@@ -167,7 +184,7 @@ class FrameReader:
             return b""
 
     def _frame_data(self, frame: _Frame, payload: bytes) -> None:
-        if frame.opcode > 7 or self._host.traffic_logged:
+        if frame.opcode > 7 or self._logged():
             frame.parts.append(payload)
         if frame.opcode > 7:
             return
@@ -186,7 +203,7 @@ class FrameReader:
         self._frame = None
         payload = b"".join(frame.parts)
         self._host.flags.rx_frames[frame.opcode] += 1
-        if self._host.traffic_logged:
+        if self._logged():
             self._log.frame(
                 "rx", frame.opcode, payload, fin=frame.fin, rsv=frame.rsv, mask=frame.mask
             )

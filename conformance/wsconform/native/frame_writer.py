@@ -4,7 +4,8 @@ Invariants:
 - Every frame gets a fresh masking key from the case's ``MaskKeys``, in the order sent; a
   message's frames take theirs together, before any is written.
 - Every frame is counted in ``flags.tx_frames`` (continuations under opcode 0) and logged
-  only while the host's ``traffic_logged``; a streamed frame's header is always noted.
+  only while the host's ``traffic_logged`` and the log is not ``quiet`` (what only a logged
+  frame needs is not even built then); a streamed frame's header is always noted.
 - A message is compressed when deflate was agreed (RSV1 on its first frame only), split into
   ``fragment``-byte frames (an exact multiple ends with an empty final frame) and leaves in
   one write; a compressor the fuzzer's zlib cannot create is its reader raising.
@@ -44,6 +45,9 @@ class FrameWriter:
         self._out = out
         self._streamed: tuple[bytes, int] | None = None  # key and offset of a streamed frame
 
+    def _logged(self) -> bool:
+        return self._host.traffic_logged and not self._log.quiet
+
     def frame(
         self,
         opcode: int,
@@ -58,7 +62,7 @@ class FrameWriter:
         """Any frame; ``length`` repeats ``payload`` to that size."""
         mask = self._keys.key()
         self._host.flags.tx_frames[opcode] += 1
-        if self._host.traffic_logged:
+        if self._logged():
             body = frames.repeat_to(payload, length) if length is not None else payload
             self._log.frame("tx", opcode, body, fin=fin, rsv=rsv, mask=mask, chop=chop, sync=sync)
         if length is None:
@@ -90,7 +94,7 @@ class FrameWriter:
         stats[opcode] += 1
         if len(bounds) > 1:
             stats[0] += len(bounds) - 1
-        if self._host.traffic_logged:
+        if self._logged():
             last = len(bounds) - 1
             for index, ((start, end), key) in enumerate(zip(bounds, keys, strict=True)):
                 self._log.frame(

@@ -125,7 +125,9 @@ def fragment_bounds(size: int, fragment: int) -> list[tuple[int, int]]:
     is empty when ``size`` is an exact multiple (the fuzzer's loop sends that empty frame)."""
     if not fragment or size <= fragment:
         return [(0, size)]
-    return [(start, min(start + fragment, size)) for start in range(0, size + 1, fragment)]
+    # Every frame but the last ends where the next begins; the last ends at ``size``.
+    ends = [*range(fragment, size + 1, fragment), size]
+    return list(zip(range(0, size + 1, fragment), ends, strict=True))
 
 
 def encode_message(
@@ -139,8 +141,9 @@ def encode_message(
     """All frames of one message cut at ``bounds`` (from ``fragment_bounds``), frame i masked
     with ``keys[i]``: the first frame carries ``opcode`` and ``rsv``, the rest are
     continuations, the last has FIN. The whole payload is masked in one pass, and the frames
-    between the first and the last, all alike but for their key, are laid out without a
-    per-frame header (a per-frame loop costs more than the XOR itself)."""
+    between the first and the last, all alike but for their key, are each one piece (key and
+    payload) joined with their shared header (a per-frame loop of several pieces costs more
+    than the XOR itself)."""
     first_byte = ((rsv & 0x7) << 4) | (opcode & 0x0F)
     if len(bounds) == 1:
         key = keys[0]
@@ -153,19 +156,20 @@ def encode_message(
     else:
         stream = b"".join([key * (fragment // 4) for key in keys[:full]])
     stream += (keys[-1] * (rest // 4 + 1))[:rest]
-    masked = memoryview(apply_mask_stream(payload, stream))
+    masked = apply_mask_stream(payload, stream)
     middle = _header(0, 0x80, fragment)
-    pieces = [
-        piece
+    # The middle frames: each one's key and payload, their shared header joined between.
+    keyed = [
+        key + masked[start : start + fragment]
         for key, start in zip(keys[1:full], range(fragment, full * fragment, fragment), strict=True)
-        for piece in (middle, key, masked[start : start + fragment])
     ]
     return b"".join(
         [
             _header(first_byte, 0x80, fragment),
             keys[0],
             masked[:fragment],
-            *pieces,
+            middle if keyed else b"",
+            middle.join(keyed),
             _header(0x80, 0x80, rest),
             keys[-1],
             masked[full * fragment :],
