@@ -14,6 +14,7 @@ import tracemalloc
 import zlib
 
 import pytest
+from deflate_window import fuzzer_messages, inflate_stepwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect as ws_connect
@@ -40,7 +41,6 @@ from rfc6455.frame import Frame, Opcode, Role
 from rfc6455.handshake import client_request, validate_response
 from rfc6455.middleware import WebSocket
 from rfc6455.server import Server, WsgiHandler
-from wsconform.native import testdata
 
 TAIL = b"\x00\x00\xff\xff"
 
@@ -163,24 +163,6 @@ def deflate_walk(stream: bytes) -> tuple[bytes, list[int]]:
     return bytes(out), distances
 
 
-def inflate_stepwise(stream: bytes, wbits: int) -> bytes:
-    """Inflate with zlib one output byte per call, so that every back-reference has to come
-    from zlib's window of ``2**-wbits`` bytes: within a single call zlib would also resolve
-    references into that call's own output, whatever the window. The input goes in 64-byte
-    pieces, so that each call's unconsumed tail (a copy) stays short."""
-    decompressor = zlib.decompressobj(wbits)
-    out = bytearray()
-    for start in range(0, len(stream), 64):
-        pending = stream[start : start + 64]
-        while True:
-            chunk = decompressor.decompress(pending, 1)
-            pending = decompressor.unconsumed_tail
-            out += chunk
-            if not chunk and not pending:
-                break
-    return bytes(out)
-
-
 def _data_with_far_repeats(size: int = 6000) -> bytes:
     """Bytes full of repeats 300 to 3000 bytes apart, which LZ77 loves to reference."""
     block = os.urandom(300)
@@ -249,20 +231,11 @@ def test_any_window_bound_holds_for_generated_data(
     assert all(distance <= 1 << bits for distance in distances)
 
 
-def _fuzzer_messages() -> list[bytes]:
-    """Four consecutive 8 KiB slices of each of the fuzzer's five test files (12.x/13.x)."""
-    messages = []
-    for data_set in testdata.DATA_SETS:
-        data = testdata.load(data_set.name)
-        messages += [data[start : start + 8192] for start in range(0, 4 * 8192, 8192)]
-    return messages
-
-
 @pytest.mark.parametrize("bits", range(8, 16))
 def test_real_data_inflates_with_exactly_the_agreed_window(bits: int) -> None:
     # The fuzzer's own data, compressed as the reference does it (context takeover, so matches
     # may reach into earlier messages), inflates with stdlib zlib at exactly the agreed window.
-    messages = _fuzzer_messages()
+    messages = fuzzer_messages()
     stream = _messages_stream(PerMessageDeflate(local_max_window_bits=bits), messages)
     assert inflate_stepwise(stream, -bits) == b"".join(messages)
     if bits < 15:

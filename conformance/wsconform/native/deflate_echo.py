@@ -20,15 +20,16 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from zlib_ng import zlib_ng
+
 from wsconform.native import casedef, testdata
 from wsconform.native.connection import Connection, State
-from wsconform.native.deflate import Agreed, MessageDeflate
+from wsconform.native.deflate import Agreed, MessageDeflate, compress_with
 from wsconform.native.verdict import DIFFERED, FAILED, OK, UNIMPLEMENTED
 
 __all__ = ["EchoStream", "prepare"]
@@ -61,7 +62,7 @@ class _Sequence:
 
     bodies: list[bytes] = field(default_factory=list)
     size: int = 0
-    compressor: zlib._Compress | None = None  # the running one of a context-takeover sequence
+    compressor: zlib_ng._Compress | None = None  # the running one of a context-takeover sequence
 
 
 class _SequenceCache:
@@ -83,14 +84,10 @@ class _SequenceCache:
         if index < len(entry.bodies):
             return entry.bodies[index]
         assert index == len(entry.bodies), "sequences are sent in order"
-        agreed = codec.agreed
         compressor = entry.compressor
-        if compressor is None or agreed.client_no_context_takeover:
-            compressor = zlib.compressobj(
-                codec.level, zlib.DEFLATED, -agreed.client_max_window_bits
-            )
-            entry.compressor = compressor
-        body: bytes = (compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        if compressor is None or codec.agreed.client_no_context_takeover:
+            compressor = entry.compressor = codec.new_compressor()
+        body = compress_with(compressor, message)
         entry.bodies.append(body)
         entry.size += len(body)
         self._size += len(body)
@@ -101,7 +98,7 @@ class _SequenceCache:
 
 
 # Enough for every distinct sequence of one data set at our level (the largest, the bitmap,
-# is about 215 MB); the JSON sequences of 12.1 and 13.x together are about 15 MB.
+# is about 225 MB); the JSON sequences of 12.1 and 13.x together are about 15 MB.
 _SEQUENCES = _SequenceCache(budget=256 * 1024 * 1024)
 
 
