@@ -12,7 +12,8 @@ Invariants:
   into the message: what it refers to is then the message's own earlier bytes, which the
   receiver has inflated already. No back-reference is longer than the window.
 - A message's body is its whole pieces from the cache, with the partial pieces at its two ends
-  compressed as it is sent, joined, less the final 0x00 0x00 0xff 0xff (RFC 7692 §7.2.1). It
+  compressed as it is sent (never primed: priming a compressor costs more than compressing a
+  partial piece), joined, less the final 0x00 0x00 0xff 0xff (RFC 7692 §7.2.1). It
   refers to no earlier message, so it is valid with and without context takeover.
 - So a message costs at most two pieces of compression, whatever its length (the 12.x/13.x
   cases send about 11 GB cut from five files of 0.2-1 MB), and compresses about as well as one
@@ -55,17 +56,17 @@ class SlicedData:
         """Compressed blocks of ``data[start:end]``, each ending on a sync flush; ``into``:
         how many bytes of the message come before ``start``."""
         if end - start <= 2 * PIECE:
-            return [self._compress(start, end, into)] if end > start else []
+            return [self._compress(start, end)] if end > start else []
         first = -(-start // PIECE)  # the first whole piece
         last = end // PIECE  # one past the last whole piece
-        parts = [self._compress(start, first * PIECE, into)] if start % PIECE else []
+        parts = [self._compress(start, first * PIECE)] if start % PIECE else []
         base = into - start  # + an offset in the data = where it is in the message
         window = self._window
         parts += [
             self._piece(index, base + index * PIECE >= window) for index in range(first, last)
         ]
         if end % PIECE:
-            parts.append(self._compress(last * PIECE, end, base + last * PIECE))
+            parts.append(self._compress(last * PIECE, end))
         return parts
 
     def _piece(self, index: int, primed: bool) -> bytes:
@@ -73,14 +74,14 @@ class SlicedData:
         piece = self._pieces.get(key)
         if piece is None:
             start = index * PIECE
-            piece = self._pieces[key] = self._compress(start, start + PIECE, primed * self._window)
+            piece = self._pieces[key] = self._compress(start, start + PIECE, primed)
         return piece
 
-    def _compress(self, start: int, end: int, into: int) -> bytes:
-        """``data[start:end]`` alone, sync-flushed (its 4-byte tail kept), primed with what
-        precedes it when it starts at least a window into the message."""
+    def _compress(self, start: int, end: int, primed: bool = False) -> bytes:
+        """``data[start:end]`` alone, sync-flushed (its 4-byte tail kept); ``primed``: with
+        the window's worth of data that precedes it."""
         context = b""
-        if into >= self._window and len(self._data) >= self._window:
+        if primed and len(self._data) >= self._window:
             before = self._data[max(0, start - self._window) : start]
             if len(before) < self._window:  # the rest comes from the end (the data is cyclic)
                 before = self._data[len(before) - self._window :] + before
