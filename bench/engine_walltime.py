@@ -248,10 +248,12 @@ BUCKETS = ("deflate", "inflate", "masking", "socket calls", "event loop wait", "
 
 def bucket(function: str) -> str:
     """The bucket of one profiled function, by cProfile's name for it."""
-    if "zlib.Compress" in function or "compressobj" in function:
-        return "deflate"
-    if "zlib.Decompress" in function or "decompressobj" in function:
+    # stdlib zlib's objects are zlib.Compress/Decompress, zlib-ng's zlib_ng._Compress/...;
+    # inflate first: "decompressobj" contains "compressobj".
+    if any(name in function for name in ("Decompress", "decompressobj")):
         return "inflate"
+    if any(name in function for name in ("Compress", "compressobj")):
+        return "deflate"
     if any(word in function for word in ("mask", "from_bytes", "to_bytes")):
         return "masking"  # ours, or the big-integer XOR of the engine's
     if "_socket.socket" in function:

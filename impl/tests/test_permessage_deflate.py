@@ -14,6 +14,7 @@ import tracemalloc
 import zlib
 
 import pytest
+from deflate_window import fuzzer_messages, inflate_stepwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect as ws_connect
@@ -162,20 +163,6 @@ def deflate_walk(stream: bytes) -> tuple[bytes, list[int]]:
     return bytes(out), distances
 
 
-def inflate_stepwise(stream: bytes, wbits: int) -> bytes:
-    """Inflate with zlib one output byte per call, so that every back-reference has to come
-    from zlib's window of ``2**-wbits`` bytes: within a single call zlib would also resolve
-    references into that call's own output, whatever the window."""
-    decompressor = zlib.decompressobj(wbits)
-    out = bytearray()
-    while True:
-        chunk = decompressor.decompress(stream, 1)
-        stream = decompressor.unconsumed_tail
-        out += chunk
-        if not chunk and not stream:
-            return bytes(out)
-
-
 def _data_with_far_repeats(size: int = 6000) -> bytes:
     """Bytes full of repeats 300 to 3000 bytes apart, which LZ77 loves to reference."""
     block = os.urandom(300)
@@ -242,6 +229,21 @@ def test_any_window_bound_holds_for_generated_data(
     out, distances = deflate_walk(_messages_stream(extension, messages))
     assert out == b"".join(messages)
     assert all(distance <= 1 << bits for distance in distances)
+
+
+@pytest.mark.parametrize("bits", range(8, 16))
+def test_real_data_inflates_with_exactly_the_agreed_window(bits: int) -> None:
+    # The fuzzer's own data, compressed as the reference does it (context takeover, so matches
+    # may reach into earlier messages), inflates with stdlib zlib at exactly the agreed window.
+    messages = fuzzer_messages()
+    stream = _messages_stream(PerMessageDeflate(local_max_window_bits=bits), messages)
+    assert inflate_stepwise(stream, -bits) == b"".join(messages)
+    if bits < 15:
+        # The check fails on this data when the reference uses a bigger window (zlib's matches
+        # reach at most 2**bits - 262 back, so 8 needs 10 to overrun).
+        wider = PerMessageDeflate(local_max_window_bits=10 if bits == 8 else bits + 1)
+        with pytest.raises(zlib.error, match="too far back"):
+            inflate_stepwise(_messages_stream(wider, messages), -bits)
 
 
 # -- server negotiation --------------------------------------------------------------------

@@ -10,9 +10,10 @@ Invariants (the fuzzer's case code, as it behaves):
   mismatch fails the case with the fuzzer's words and closes (1000). Every echo is checked,
   also after the case settled; past the last message the case is OK and closes.
 - Our wire log is paused during the exchange, as the fuzzer's is, and resumed when it settles.
-- Compressed bodies depend only on the message sequence and the agreed client-side parameters,
-  so ``_SEQUENCES`` keeps them across cases (the same slices recur in up to 40 cases); a
-  sequence sent with context takeover keeps its compressor next to its bodies.
+- A message's compressed body is joined from pieces of its data set compressed once
+  (``deflate_slices``), for the agreed client window: the bytes of message k start where
+  message k-1's ended, so a byte pointer runs beside the character pointer. Bodies are kept
+  across cases (``_BODIES``), where the same slices recur.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from wsconform.native import casedef, testdata
 from wsconform.native.connection import Connection, State
-from wsconform.native.deflate import Agreed, MessageDeflate
+from wsconform.native.deflate import Agreed
+from wsconform.native.deflate_slices import SlicedData
 from wsconform.native.verdict import DIFFERED, FAILED, OK, UNIMPLEMENTED
 
 __all__ = ["EchoStream", "prepare"]
@@ -55,54 +55,38 @@ def prepare(step: casedef.EchoStream) -> None:
     _payload(step.data)
 
 
-@dataclass
-class _Sequence:
-    """The compressed bodies of one message sequence so far."""
-
-    bodies: list[bytes] = field(default_factory=list)
-    size: int = 0
-    compressor: zlib._Compress | None = None  # the running one of a context-takeover sequence
+@functools.cache
+def _sliced(name: str, bits: int, level: int) -> SlicedData:
+    """The data set's compressed pieces for one client window and level, for every case."""
+    return SlicedData(testdata.load(name), bits, level)
 
 
-class _SequenceCache:
-    """Compressed bodies by (data, length, agreed client side, level), least recently used
-    evicted beyond ``budget`` bytes."""
+class _BodyCache:
+    """Compressed bodies by (data set, window, level, start, end), least recently used evicted
+    beyond ``budget`` bytes: the same slices recur in up to 40 cases (one length's sequence
+    in 12.1 and the seven 13.x, and in the fragmented variants)."""
 
     def __init__(self, budget: int) -> None:
         self._budget = budget
         self._size = 0
-        self._entries: OrderedDict[tuple[Any, ...], _Sequence] = OrderedDict()
+        self._bodies: OrderedDict[tuple[str, int, int, int, int], bytes] = OrderedDict()
 
-    def body(
-        self, key: tuple[Any, ...], index: int, message: bytes, codec: MessageDeflate
-    ) -> bytes:
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._entries[key] = _Sequence()
-        self._entries.move_to_end(key)
-        if index < len(entry.bodies):
-            return entry.bodies[index]
-        assert index == len(entry.bodies), "sequences are sent in order"
-        agreed = codec.agreed
-        compressor = entry.compressor
-        if compressor is None or agreed.client_no_context_takeover:
-            compressor = zlib.compressobj(
-                codec.level, zlib.DEFLATED, -agreed.client_max_window_bits
-            )
-            entry.compressor = compressor
-        body: bytes = (compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
-        entry.bodies.append(body)
-        entry.size += len(body)
+    def body(self, name: str, bits: int, level: int, start: int, end: int) -> bytes:
+        key = (name, bits, level, start, end)
+        body = self._bodies.get(key)
+        if body is not None:
+            self._bodies.move_to_end(key)
+            return body
+        body = self._bodies[key] = _sliced(name, bits, level).body(start, end)
         self._size += len(body)
-        while self._size > self._budget and len(self._entries) > 1:
-            _, evicted = self._entries.popitem(last=False)
-            self._size -= evicted.size
+        while self._size > self._budget:
+            self._size -= len(self._bodies.popitem(last=False)[1])
         return body
 
 
-# Enough for every distinct sequence of one data set at our level (the largest, the bitmap,
-# is about 215 MB); the JSON sequences of 12.1 and 13.x together are about 15 MB.
-_SEQUENCES = _SequenceCache(budget=256 * 1024 * 1024)
+# Every distinct sequence of one data set at our level (the largest, the bitmap's, is about
+# 225 MB); the JSON sequences of 12.1 and 13.x together are about 15 MB.
+_BODIES = _BodyCache(budget=256 * 1024 * 1024)
 
 
 class EchoStream:
@@ -113,7 +97,9 @@ class EchoStream:
         self._connection = connection
         self._later = later
         self._payload, self._binary = _payload(step.data)
-        self._pointer = 0
+        self._pointer = 0  # in the data set's units (bytes, or characters for text)
+        self._byte_pointer = 0  # the same place in its bytes
+        self._byte_size = len(testdata.load(step.data))
         self._count = 0
         self._expected = b""
         self._settled: tuple[str, str] = (FAILED, DIFFERED)
@@ -190,23 +176,17 @@ class EchoStream:
     def _send_next(self) -> None:
         message = self._next_slice()
         self._expected = message
-        index = self._count
         self._count += 1
+        start = self._byte_pointer
+        end = self._byte_pointer = (start + len(message)) % self._byte_size
         connection = self._connection
         codec = connection.deflate
         if connection.state is not State.OPEN or codec is None:
             return  # the fuzzer's sendMessage returns early; the count still moves on
         compressed = None
         if not codec.compressor_refused():
-            step, agreed = self._step, codec.agreed
-            key = (
-                step.data,
-                step.length,
-                agreed.client_max_window_bits,
-                agreed.client_no_context_takeover,
-                codec.level,
-            )
-            compressed = _SEQUENCES.body(key, index, message, codec)
+            bits = codec.agreed.client_max_window_bits
+            compressed = _BODIES.body(self._step.data, bits, codec.level, start, end)
         connection.send_message(message, self._binary, self._step.fragment, compressed=compressed)
 
     def _mismatch(self, payload: bytes, binary: bool) -> str | None:
