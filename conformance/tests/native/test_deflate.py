@@ -16,7 +16,7 @@ import pytest
 from deflate_window import fuzzer_messages, inflate_stepwise
 
 from wsconform import testee
-from wsconform.native import cases, deflate, deflate_slices, engine, frames, handshake, testdata
+from wsconform.native import cases, deflate, engine, frames, handshake, testdata
 from wsconform.native.cases.deflate import OFFER_SETS
 
 TESTEES = Path(__file__).resolve().parents[2] / "testees"
@@ -152,36 +152,6 @@ def test_what_we_send_inflates_with_exactly_the_window_the_testee_allows(bits: i
     if bits < 15:  # the check fails on this data with a window one bit larger
         with pytest.raises(zlib.error, match="too far back"):
             inflate_stepwise(_engine_stream(bits + 1, messages), -bits)
-
-
-@pytest.mark.parametrize("data_set", testdata.DATA_SETS, ids=lambda d: d.name)
-def test_a_sliced_body_inflates_to_exactly_its_slice(data_set: testdata.DataSet) -> None:
-    data = testdata.load(data_set.name)
-    sliced = deflate_slices.SlicedData(data, 15, deflate.LEVEL)
-    piece, size = deflate_slices.PIECE, len(data)
-    ranges = [
-        (0, 16),  # within one piece
-        (piece - 5, 3 * piece + 7),  # partial, whole pieces, partial
-        (piece, 5 * piece),  # whole pieces only
-        (100, 100 + 131072),  # the largest message
-        (size - 3000, 9000),  # wrapping around the end
-        (size - 2 * piece - 1, 2 * piece + 1),  # wrapping, whole pieces on both sides
-        (7, 7),  # the whole data set, from one place back to it
-    ]
-    for start, end in ranges:
-        expected = data[start:end] if end > start else data[start:] + data[:end]
-        inflater = zlib.decompressobj(-15)
-        assert inflater.decompress(sliced.body(start, end) + b"\x00\x00\xff\xff") == expected
-    # Pieces compressed once are shared by every message that covers them.
-    assert sliced.body(piece, 3 * piece) == sliced.body(piece, 3 * piece)
-
-
-@pytest.mark.parametrize("bits", range(9, 16))
-def test_a_sliced_body_stays_within_the_window_the_testee_allows(bits: int) -> None:
-    data = testdata.load("json_data1")
-    sliced = deflate_slices.SlicedData(data, bits, deflate.LEVEL)
-    stream = sliced.body(1000, 41000) + b"\x00\x00\xff\xff"
-    assert inflate_stepwise(stream, -bits) == data[1000:41000]
 
 
 # ---------------------------------------------------------------------- framing

@@ -43,11 +43,10 @@ __all__ = [
     "CompressorRefused",
     "MessageDeflate",
     "Offer",
-    "new_compressor",
+    "compress_with",
     "offers_header",
     "parse_extensions",
     "response_refusal",
-    "sync_flushed",
 ]
 
 EXTENSION = "permessage-deflate"
@@ -215,18 +214,9 @@ def response_refusal(value: str, offered: bool) -> tuple[str | None, Agreed | No
     return None, agreed
 
 
-def new_compressor(level: int, bits: int, context: bytes = b"") -> zlib_ng._Compress:
-    """A raw deflate compressor with a ``bits`` window (ours: zlib-ng at ``level``), primed
-    with ``context``: what the receiver's window holds before its output."""
-    if context:
-        return zlib_ng.compressobj(level, zlib_ng.DEFLATED, -bits, zdict=context)
-    return zlib_ng.compressobj(level, zlib_ng.DEFLATED, -bits)
-
-
-def sync_flushed(compressor: zlib_ng._Compress, data: bytes) -> bytes:
-    """``data`` through ``compressor``, ending on a sync flush: byte-aligned, its last four
-    bytes 0x00 0x00 0xff 0xff (which a message's last frame leaves out, RFC 7692 §7.2.1)."""
-    return compressor.compress(data) + compressor.flush(zlib_ng.Z_SYNC_FLUSH)
+def compress_with(compressor: zlib_ng._Compress, message: bytes) -> bytes:
+    """One message through ``compressor``, sync-flushed, tail stripped (RFC 7692 §7.2.1)."""
+    return (compressor.compress(message) + compressor.flush(zlib_ng.Z_SYNC_FLUSH))[:-4]
 
 
 class MessageDeflate:
@@ -251,8 +241,14 @@ class MessageDeflate:
                 f"the testee asked for (client_max_window_bits={bits})"
             )
         if self._compressor is None or self.agreed.client_no_context_takeover:
-            self._compressor = new_compressor(self.level, self.agreed.client_max_window_bits)
-        return sync_flushed(self._compressor, message)[:-4]
+            self._compressor = self.new_compressor()
+        return compress_with(self._compressor, message)
+
+    def new_compressor(self) -> zlib_ng._Compress:
+        """A compressor for the agreed client window, at our level."""
+        return zlib_ng.compressobj(
+            self.level, zlib_ng.DEFLATED, -self.agreed.client_max_window_bits
+        )
 
     def begin_inflate(self) -> None:
         """A compressed message starts."""

@@ -10,10 +10,9 @@ Invariants (the fuzzer's case code, as it behaves):
   mismatch fails the case with the fuzzer's words and closes (1000). Every echo is checked,
   also after the case settled; past the last message the case is OK and closes.
 - Our wire log is paused during the exchange, as the fuzzer's is, and resumed when it settles.
-- A message's compressed body is joined from pieces of its data set compressed once
-  (``deflate_slices``), for the agreed client window: the bytes of message k start where
-  message k-1's ended, so a byte pointer runs beside the character pointer. Bodies are kept
-  across cases (``_BODIES``), where the same slices recur.
+- Compressed bodies depend only on the message sequence and the agreed client-side parameters,
+  so ``_SEQUENCES`` keeps them across cases (the same slices recur in up to 40 cases); a
+  sequence sent with context takeover keeps its compressor next to its bodies.
 """
 
 from __future__ import annotations
@@ -23,12 +22,14 @@ import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
+
+from zlib_ng import zlib_ng
 
 from wsconform.native import casedef, testdata
 from wsconform.native.connection import Connection, State
-from wsconform.native.deflate import Agreed
-from wsconform.native.deflate_slices import SlicedData
+from wsconform.native.deflate import Agreed, MessageDeflate, compress_with
 from wsconform.native.verdict import DIFFERED, FAILED, OK, UNIMPLEMENTED
 
 __all__ = ["EchoStream", "prepare"]
@@ -55,38 +56,50 @@ def prepare(step: casedef.EchoStream) -> None:
     _payload(step.data)
 
 
-@functools.cache
-def _sliced(name: str, bits: int, level: int) -> SlicedData:
-    """The data set's compressed pieces for one client window and level, for every case."""
-    return SlicedData(testdata.load(name), bits, level)
+@dataclass
+class _Sequence:
+    """The compressed bodies of one message sequence so far."""
+
+    bodies: list[bytes] = field(default_factory=list)
+    size: int = 0
+    compressor: zlib_ng._Compress | None = None  # the running one of a context-takeover sequence
 
 
-class _BodyCache:
-    """Compressed bodies by (data set, window, level, start, end), least recently used evicted
-    beyond ``budget`` bytes: the same slices recur in up to 40 cases (one length's sequence
-    in 12.1 and the seven 13.x, and in the fragmented variants)."""
+class _SequenceCache:
+    """Compressed bodies by (data, length, agreed client side, level), least recently used
+    evicted beyond ``budget`` bytes."""
 
     def __init__(self, budget: int) -> None:
         self._budget = budget
         self._size = 0
-        self._bodies: OrderedDict[tuple[str, int, int, int, int], bytes] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], _Sequence] = OrderedDict()
 
-    def body(self, name: str, bits: int, level: int, start: int, end: int) -> bytes:
-        key = (name, bits, level, start, end)
-        body = self._bodies.get(key)
-        if body is not None:
-            self._bodies.move_to_end(key)
-            return body
-        body = self._bodies[key] = _sliced(name, bits, level).body(start, end)
+    def body(
+        self, key: tuple[Any, ...], index: int, message: bytes, codec: MessageDeflate
+    ) -> bytes:
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Sequence()
+        self._entries.move_to_end(key)
+        if index < len(entry.bodies):
+            return entry.bodies[index]
+        assert index == len(entry.bodies), "sequences are sent in order"
+        compressor = entry.compressor
+        if compressor is None or codec.agreed.client_no_context_takeover:
+            compressor = entry.compressor = codec.new_compressor()
+        body = compress_with(compressor, message)
+        entry.bodies.append(body)
+        entry.size += len(body)
         self._size += len(body)
-        while self._size > self._budget:
-            self._size -= len(self._bodies.popitem(last=False)[1])
+        while self._size > self._budget and len(self._entries) > 1:
+            _, evicted = self._entries.popitem(last=False)
+            self._size -= evicted.size
         return body
 
 
-# Every distinct sequence of one data set at our level (the largest, the bitmap's, is about
-# 225 MB); the JSON sequences of 12.1 and 13.x together are about 15 MB.
-_BODIES = _BodyCache(budget=256 * 1024 * 1024)
+# Enough for every distinct sequence of one data set at our level (the largest, the bitmap,
+# is about 225 MB); the JSON sequences of 12.1 and 13.x together are about 15 MB.
+_SEQUENCES = _SequenceCache(budget=256 * 1024 * 1024)
 
 
 class EchoStream:
@@ -97,9 +110,7 @@ class EchoStream:
         self._connection = connection
         self._later = later
         self._payload, self._binary = _payload(step.data)
-        self._pointer = 0  # in the data set's units (bytes, or characters for text)
-        self._byte_pointer = 0  # the same place in its bytes
-        self._byte_size = len(testdata.load(step.data))
+        self._pointer = 0
         self._count = 0
         self._expected = b""
         self._settled: tuple[str, str] = (FAILED, DIFFERED)
@@ -176,17 +187,23 @@ class EchoStream:
     def _send_next(self) -> None:
         message = self._next_slice()
         self._expected = message
+        index = self._count
         self._count += 1
-        start = self._byte_pointer
-        end = self._byte_pointer = (start + len(message)) % self._byte_size
         connection = self._connection
         codec = connection.deflate
         if connection.state is not State.OPEN or codec is None:
             return  # the fuzzer's sendMessage returns early; the count still moves on
         compressed = None
         if not codec.compressor_refused():
-            bits = codec.agreed.client_max_window_bits
-            compressed = _BODIES.body(self._step.data, bits, codec.level, start, end)
+            step, agreed = self._step, codec.agreed
+            key = (
+                step.data,
+                step.length,
+                agreed.client_max_window_bits,
+                agreed.client_no_context_takeover,
+                codec.level,
+            )
+            compressed = _SEQUENCES.body(key, index, message, codec)
         connection.send_message(message, self._binary, self._step.fragment, compressed=compressed)
 
     def _mismatch(self, payload: bytes, binary: bool) -> str | None:
