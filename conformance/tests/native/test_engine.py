@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from wsconform import results
-from wsconform.native import cases, engine, frames, handshake, session
+from wsconform.native import cases, engine, frames, handshake, report, session
 from wsconform.native.casedef import CaseSpec, KillAfter, SendFrame, fuzzer_closes
 from wsconform.native.record import Message, Pong
 from wsconform.native.verdict import OK
@@ -277,6 +277,28 @@ def test_a_cancelled_run_keeps_the_finished_cases(tmp_path: Path, echo_cmd: str)
     assert all(c.behavior == "OK" and c.result for c in run.cases.values())
     index = json.loads((tmp_path / "run" / "index.json").read_text())
     assert set(index["ws"]) == set(run.cases)
+
+
+def test_each_case_is_told_finished_with_its_report_on_disk_and_in_order(
+    tmp_path: Path, echo_cmd: str
+) -> None:
+    """A report is written while the next case's handshake is answered; the events still go
+    started, finished, started, finished..., each finished case's report already written."""
+    from wsconform import testee
+
+    ids = ["1.1.1", "2.1", "5.1"]
+    seen: list[tuple[str, str, bool]] = []
+
+    def progress(event: engine.CaseEvent) -> None:
+        written = (tmp_path / "run" / report.report_filename("ws", event.case_id)).is_file()
+        seen.append((event.kind, event.case_id, written))
+
+    with testee.start(echo_cmd, tmp_path / "logs") as server:
+        server.wait_ready()
+        engine.run(server.url, "ws", ids, tmp_path / "run", progress=progress)
+    assert seen == [
+        (kind, case_id, kind == "finished") for case_id in ids for kind in ("started", "finished")
+    ]
 
 
 def test_a_run_stops_where_the_testee_refuses_connections(tmp_path: Path) -> None:

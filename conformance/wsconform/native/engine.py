@@ -2,7 +2,9 @@
 
 Invariants:
 - Cases run one after another, one TCP connection each, in the order given.
-- After every finished case its report is on disk. ``index.json`` lists it within
+- A finished case's report is on disk before the case is told finished, at the latest once
+  the next case's opening handshake is sent (it is written while the testee answers), and
+  events keep the order started, finished, started... ``index.json`` lists it within
   ``INDEX_EVERY`` seconds, and lists every finished case when the run ends however it ends
   (``asyncio.CancelledError``, Ctrl-C, a crash), so a partial run keeps every finished case.
   (Rewriting the whole index after each case cost a full no-deflate run about 10% of its
@@ -176,8 +178,10 @@ async def play(
     seed: int,
     agent: str,
     tls: ssl.SSLContext | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> tuple[CaseOutcome, dict[str, Any]]:
     """Run one case on a fresh connection (TLS over it with `tls`); its outcome and report.
+    `meanwhile` runs once the opening handshake is sent, while the testee answers it.
 
     Raises ``OSError`` when the TCP connection (or the TLS handshake) cannot be made at all.
     """
@@ -196,6 +200,8 @@ async def play(
     _, connection = await loop.create_connection(
         connect, where.host, where.port, ssl=tls, server_hostname=where.host if tls else None
     )
+    if meanwhile is not None:
+        meanwhile()
     await connection.done
     end = session.clock.ended or time.monotonic()
     begin = session.clock.started or connect_time
@@ -226,27 +232,46 @@ async def run_async(
     entries: dict[str, report.IndexEntry] = {}
     tell = progress or (lambda _: None)
     indexed = time.monotonic()
-    try:
-        for position, spec in enumerate(specs, 1):
-            tell(CaseEvent("started", spec.case_id, position, len(specs)))
-            try:
-                outcome, case_report = await play(spec, where, run_seed, agent, tls)
-            except OSError as exc:
-                tell(CaseEvent("unreachable", spec.case_id, position, len(specs), detail=str(exc)))
-                break
+    # The last case judged and not yet written, and the next one's "started": told once the
+    # next case's opening handshake is sent, the report written while the testee answers it
+    # (about 1 ms a case that nothing else waits for). Events keep their order.
+    judged: list[tuple[int, CaseOutcome, dict[str, Any]]] = []
+    upcoming: list[CaseEvent] = []
+
+    def record() -> None:
+        nonlocal indexed
+        for position, outcome, case_report in judged:
             report.write_case(outdir, case_report)
-            entries[spec.case_id] = report.IndexEntry(
+            entries[outcome.case_id] = report.IndexEntry(
                 outcome.verdict.behavior,
                 outcome.verdict.behavior_close,
                 outcome.duration_ms,
                 outcome.remote_close_code,
-                report.report_filename(agent, spec.case_id),
+                report.report_filename(agent, outcome.case_id),
             )
             if time.monotonic() - indexed >= INDEX_EVERY:
                 report.write_index(outdir, agent, entries)
                 indexed = time.monotonic()
-            tell(CaseEvent("finished", spec.case_id, position, len(specs), outcome))
+            tell(CaseEvent("finished", outcome.case_id, position, len(specs), outcome))
+        for event in upcoming:
+            tell(event)
+        judged.clear()
+        upcoming.clear()
+
+    try:
+        for position, spec in enumerate(specs, 1):
+            upcoming.append(CaseEvent("started", spec.case_id, position, len(specs)))
+            try:
+                outcome, case_report = await play(
+                    spec, where, run_seed, agent, tls, meanwhile=record
+                )
+            except OSError as exc:
+                record()
+                tell(CaseEvent("unreachable", spec.case_id, position, len(specs), detail=str(exc)))
+                break
+            judged.append((position, outcome, case_report))
     finally:
+        record()
         report.write_index(outdir, agent, entries)
     return outdir
 
