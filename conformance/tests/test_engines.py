@@ -107,6 +107,9 @@ class FakeEngine:
     def check(self, cases: Sequence[str], url: str = "", reach: Access = PLAIN) -> str:
         return "in-process fake"
 
+    def slices(self, cases: Sequence[str], count: int) -> list[list[str]]:
+        return [list(cases[k::count]) for k in range(count)]
+
     def start(
         self, cases: Sequence[str], url: str, agent: str, rundir: Path, reach: Access = PLAIN
     ) -> FakeRun:

@@ -8,7 +8,8 @@ way a run is sped up by running several engines at once, each against its own te
 no verdict for every testee.
 
 Invariants:
-- The slices are `catalog.split`'s: a pure function of the selection and the slice count.
+- The slices are the engine's (``Engine.slices``): a pure function of the selection and the
+  slice count, which each job, a ``--shard K/N`` run, computes again for itself.
 - Each job is a complete ``wsconform run --shard K/N`` child process with its OWN testee
   instance and its own run directory. One shared testee would couple the slices' timings
   (9.x measures the testee's speed under the other slice's load) and one testee death would
@@ -345,11 +346,19 @@ def run_jobs(
 
     def play(selected: list[str]) -> results.RunResults:
         info = pipeline.prepare(engine, selected, say)
-        run = _run_slices(config, catalog.split(selected, jobs), engine_options, view, say)
+        run = _run_slices(config, _slices(engine, selected, jobs), engine_options, view, say)
         run.engine = info
         return run
 
     return pipeline.execute(config, play)
+
+
+def _slices(engine: engines.Engine, selected: list[str], jobs: int) -> list[list[str]]:
+    """The engine's split into at most `jobs` slices, none empty (fewer cases than jobs)."""
+    slices = [s for s in engine.slices(selected, jobs) if s]
+    if len(slices) < jobs:  # each job runs `--shard K/N`: cut again for the jobs that run
+        slices = [s for s in engine.slices(selected, len(slices)) if s]
+    return slices
 
 
 def _run_slices(

@@ -95,11 +95,20 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-def selection(settings: RunSettings, shard: tuple[int, int] | None = None) -> list[str]:
-    """The case ids a run asks for (`shard`'s slice), in the fuzzer's order; ConfigError when
-    none."""
+#: How an engine cuts a selection into slices (``Engine.slices``).
+Split = Callable[[Sequence[str], int], list[list[str]]]
+
+
+def selection(
+    settings: RunSettings, shard: tuple[int, int] | None = None, split: Split | None = None
+) -> list[str]:
+    """The case ids a run asks for (`shard`'s slice, as `split` cuts it: the engine's way),
+    in the fuzzer's order; ConfigError when none."""
     try:
-        return catalog.selection(settings.cases, settings.exclude, shard)
+        if shard is None or split is None:
+            return catalog.selection(settings.cases, settings.exclude, shard)
+        index, count = shard
+        return split(catalog.selection(settings.cases, settings.exclude), count)[index - 1]
     except catalog.CaseSelectionError as exc:
         raise ConfigError(
             str(exc), "hint: `wsconform cases PATTERN` lists what a pattern selects"
@@ -155,10 +164,11 @@ def execute(
     settings: RunSettings,
     play: Callable[[list[str]], results.RunResults],
     shard: tuple[int, int] | None = None,
+    split: Split | None = None,
 ) -> RunOutcome:
-    """Select, then `play` the selection into a fresh ``raw/`` under the run directory's
-    lock, then `judge` what it gave."""
-    selected = selection(settings, shard)
+    """Select (`shard`'s slice as `split` cuts the selection), then `play` the selection
+    into a fresh ``raw/`` under the run directory's lock, then `judge` what it gave."""
+    selected = selection(settings, shard, split)
     baseline = load_baseline(settings.baseline)
     with exclusive(settings.outdir):
         raw = settings.outdir / results.RAW_DIR

@@ -60,7 +60,7 @@ def execute(
         run.engine = info
         return run
 
-    return pipeline.execute(config, play, config.shard)
+    return pipeline.execute(config, play, config.shard, engine.slices)
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from wsconform import catalog
 from wsconform.access import PLAIN, Access
 
 __all__ = [
@@ -138,6 +139,11 @@ class Engine(Protocol):
         """Run `cases` in order against the server at `url`; results into ``rundir/raw``."""
         ...
 
+    def slices(self, cases: Sequence[str], count: int) -> list[list[str]]:
+        """`cases` in `count` slices (``--jobs``, ``--shard``), some maybe empty: a pure
+        function of its arguments, each slice in the fuzzer's order."""
+        ...
+
 
 class Refusing(ABC):
     """The part of an `Engine` both engines share: its name, and the order of `check`."""
@@ -151,6 +157,10 @@ class Refusing(ABC):
         if (refusal := self.refusal(url, reach)) is not None:
             raise UnsupportedCases(refusal)
         return self.ready(cases)
+
+    def slices(self, cases: Sequence[str], count: int) -> list[list[str]]:
+        """`catalog.shard_cases`'s snake deal, unless the engine knows better."""
+        return [catalog.shard_cases(cases, k, count) for k in range(1, count + 1)]
 
     @abstractmethod
     def refusal(self, url: str, reach: Access) -> str | None:

@@ -33,6 +33,7 @@ from wsconform.engines import (
 )
 from wsconform.native import cases as native_cases
 from wsconform.native import report as native_report
+from wsconform.native import slices as native_slices
 
 __all__ = ["NativeEngine", "NativeRun"]
 
@@ -162,6 +163,10 @@ class NativeEngine(Refusing):
             )
         version = ".".join(map(str, sys.version_info[:3]))
         return f"native engine, in-process (Python {version})"
+
+    def slices(self, cases: Sequence[str], count: int) -> list[list[str]]:
+        """Cases that send the same compressed messages stay in one job (`native.slices`)."""
+        return native_slices.split(cases, count)
 
     def start(
         self,
