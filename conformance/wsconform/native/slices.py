@@ -26,16 +26,17 @@ from wsconform.native.casedef import EchoStream
 
 __all__ = ["seconds", "split"]
 
-# Seconds a case of 1,000 messages took per data set at 131,072-byte messages, and at any
-# size (full native run of the reference with --jobs 2, quiet 2-core machine, 2026-11-28):
-# the testee's level-6 compression makes text like Faust and the bitmap 4-5 times the cost
-# of JSON. A case then takes about _BASE + (length / 131,072) * _SECONDS[data].
+# Seconds a case of 1,000 messages took per data set at 131,072-byte messages (full native
+# run of the reference with --jobs 2, quiet 2-core machine, 2026-11-28): the testee's
+# level-6 compression makes text like Faust and the bitmap 4-5 times the cost of JSON (the
+# bitmap and the PDF sent at level 1, ``deflate_echo``). A case of any message length then
+# takes about _BASE + (length / 131,072) * _SECONDS[data].
 _SECONDS = {
     "json_data1": 1.7,
-    "html_data1": 2.1,
-    "gutenberg_faust": 8.1,
-    "lena512": 9.2,
-    "ooms": 7.2,
+    "html_data1": 1.9,
+    "gutenberg_faust": 8.5,
+    "lena512": 7.9,
+    "ooms": 7.5,
 }
 _UNKNOWN_DATA = max(_SECONDS.values())
 _BASE = 0.25
