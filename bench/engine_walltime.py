@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import Table
 
 from wsconform import catalog
+from wsconform.engines.native import NativeEngine
 
 WSCONFORM = Path(sys.executable).parent / "wsconform"
 SAMPLE_INTERVAL = 0.25
@@ -169,12 +170,12 @@ def measure_run(profile: str, jobs: int, outdir: Path) -> Measured:
 
 
 def _job_seconds(outdir: Path, jobs: int) -> list[float]:
-    """The summed case durations of each job's slice (how evenly the split shared the work)."""
+    """The summed case durations of each job's slice, cut as the run cut them (the native
+    engine's split): how evenly the split shared the work."""
     index = json.loads((outdir / "raw" / "index.json").read_text())["reference"]
     cases = sorted(index, key=catalog.case_sort_key)
-    return [
-        sum(index[case]["duration"] for case in part) / 1000 for part in catalog.split(cases, jobs)
-    ]
+    parts = [part for part in NativeEngine().slices(cases, jobs) if part]
+    return [sum(index[case]["duration"] for case in part) / 1000 for part in parts]
 
 
 def _verdict_problem(outdir: Path, profile: str, status: int) -> str:
