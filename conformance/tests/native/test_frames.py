@@ -71,3 +71,19 @@ def test_a_fragmented_message_is_cut_keyed_and_masked_frame_by_frame() -> None:
         assert [key for _, _, _, key, _ in got] == keys
         assert b"".join(part for *_, part in got) == payload
         assert all(len(part) == fragment for *_, part in got[:-1]), (size, fragment)
+
+
+def test_a_message_of_one_octet_repeated_is_cut_keyed_and_masked_frame_by_frame() -> None:
+    # Its frames are built from the keys alone: column by column when they are many and
+    # short, frame by frame otherwise (or when a frame is not a whole number of keys long).
+    cases = ((4096, 64), (4096, 4), (999, 7), (64, 4), (70000, 256), (8192, 2048), (12, 4))
+    for octet in (b"*", b"\xfe", b"\x00"):
+        for size, fragment in cases:
+            payload = octet * size
+            bounds = frames.fragment_bounds(size, fragment)
+            keys = frames.MaskKeys(size + fragment).keys(len(bounds))
+            last = len(bounds) - 1
+            assert parsed(frames.encode_message(1, payload, bounds, keys, rsv=4)) == [
+                (0 if i else 1, i == last, 0 if i else 4, key, payload[start:end])
+                for i, ((start, end), key) in enumerate(zip(bounds, keys, strict=True))
+            ], (octet, size, fragment)

@@ -32,6 +32,7 @@ from wsconform.engines import (
     UnsupportedCases,
 )
 from wsconform.native import cases as native_cases
+from wsconform.native import loop as native_loop
 from wsconform.native import report as native_report
 from wsconform.native import slices as native_slices
 
@@ -70,7 +71,7 @@ class NativeRun:
 
     def _main(self) -> None:
         try:
-            asyncio.run(self._play())
+            native_loop.run(self._play())
         except asyncio.CancelledError:
             pass
         except Exception:

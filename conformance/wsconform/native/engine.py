@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from wsconform import access, catalog
 from wsconform.native import cases, frames, handshake, report
+from wsconform.native import loop as engine_loop
 from wsconform.native.casedef import CaseSpec, SendMessage
 from wsconform.native.connection import Connection
 from wsconform.native.record import WireLog, shown_event
@@ -288,6 +289,6 @@ def run(
 ) -> Path:
     """Run ``case_ids`` against the server at ``url`` (reached as `reach` says); ``outdir``
     then holds ``index.json`` and one report per finished case (also after Ctrl-C)."""
-    return asyncio.run(
+    return engine_loop.run(
         run_async(url, agent, case_ids, outdir, seed=seed, progress=progress, reach=reach)
     )
