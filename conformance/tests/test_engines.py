@@ -110,6 +110,9 @@ class FakeEngine:
     def slices(self, cases: Sequence[str], count: int) -> list[list[str]]:
         return [list(cases[k::count]) for k in range(count)]
 
+    def warm_up(self) -> None:
+        pass
+
     def start(
         self, cases: Sequence[str], url: str, agent: str, rundir: Path, reach: Access = PLAIN
     ) -> FakeRun:

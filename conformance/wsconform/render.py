@@ -43,6 +43,7 @@ summary.json, schema ``wsconform/summary/v1`` (fields are only ever added within
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -50,13 +51,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from wsconform import __version__, casereport, catalog
 from wsconform.gate import FAILING_OUTCOMES, OUTCOMES, CaseVerdict, DiffReport, GateReport
 from wsconform.results import SUMMARY_FILE, EngineInfo, RunResults
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = [
     "MAX_SUMMARY_BYTES",
@@ -518,13 +520,20 @@ def junit(results: RunResults, report: GateReport) -> str:
 
 # --- index.html -----------------------------------------------------------------------------
 
-_ENVIRONMENT = jinja2.Environment(
-    loader=jinja2.PackageLoader("wsconform", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The templates' environment, made on first use: a run that renders no page (or renders
+    them at its end) does not load jinja2 before its testee starts."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("wsconform", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def html(results: RunResults, report: GateReport, report_dir: Path | None = None) -> str:
@@ -568,7 +577,7 @@ def html(results: RunResults, report: GateReport, report_dir: Path | None = None
         for v in report.by_outcome(*FAILING_OUTCOMES, "unexpected-pass")
         if not (v.result is not None and v.result.behavior == "UNIMPLEMENTED")
     ]
-    template = _ENVIRONMENT.get_template("index.html.j2")
+    template = environment().get_template("index.html.j2")
     return template.render(
         agent=results.agent,
         engine=engine_line(results.engine) if results.engine is not None else "",
@@ -615,14 +624,18 @@ def case_html(
 ) -> str:
     """One case's page from its JSON report, either engine's: the verdicts and the close, the
     expected and received events, the handshake and the wire log (at most ``max_rows`` rows)."""
-    return _ENVIRONMENT.get_template("case.html.j2").render(
-        case=casereport.read(report, max_rows),
-        index_href=index_href,
-        json_href=json_href,
-        preview_bytes=casereport.PREVIEW_BYTES,
-        octets_bytes=casereport.OCTETS_PREVIEW_BYTES,
-        generator=_GENERATOR,
-        version=__version__,
+    return (
+        environment()
+        .get_template("case.html.j2")
+        .render(
+            case=casereport.read(report, max_rows),
+            index_href=index_href,
+            json_href=json_href,
+            preview_bytes=casereport.PREVIEW_BYTES,
+            octets_bytes=casereport.OCTETS_PREVIEW_BYTES,
+            generator=_GENERATOR,
+            version=__version__,
+        )
     )
 
 

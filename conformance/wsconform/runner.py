@@ -11,6 +11,7 @@ that could not happen at all. Selection, the run directory's lock, gate and repo
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ def execute(
 
     def play(selected: list[str]) -> results.RunResults:
         info = pipeline.prepare(engine, selected, say, config.url or "", config.reach)
-        with _started_testee(config, say) as (url, running):
+        with _started_testee(config, say, engine) as (url, running):
             say(f"running {len(selected)} cases against {url} (agent {config.agent!r})")
             fuzz = _fuzz(engine, selected, url, config, view)
             died = running.exited() if running is not None and not running.stopped else None
@@ -65,10 +66,13 @@ def execute(
 
 @contextlib.contextmanager
 def _started_testee(
-    config: RunConfig, say: pipeline.Say
+    config: RunConfig, say: pipeline.Say, engine: engines.Engine
 ) -> Iterator[tuple[str, testee.Testee | None]]:
-    """The URL to fuzz, and the testee process when we started it (stopped on the way out)."""
+    """The URL to fuzz, and the testee process when we started it (stopped on the way out).
+    While it starts, the engine and the report templates load on a thread of their own."""
+    warm_up = threading.Thread(target=_warm_up, args=(engine,), name="warm-up", daemon=True)
     if config.url is not None:
+        warm_up.start()
         try:
             testee.wait_for_url(config.url, config.startup_timeout)
         except ValueError as exc:
@@ -84,6 +88,7 @@ def _started_testee(
         raise pipeline.ConfigError(str(exc)) from exc
     except testee.TesteeError as exc:
         raise pipeline.RunError(str(exc)) from exc
+    warm_up.start()  # once the testee is spawned: the thread would slow the spawn down
     try:
         say(f"testee: {' '.join(running.command)}")
         try:
@@ -93,6 +98,14 @@ def _started_testee(
         yield running.url, running
     finally:
         running.stop()
+
+
+def _warm_up(engine: engines.Engine) -> None:
+    """Load what the run needs after its testee is up: imports, taken off the start's path.
+    A failure here is left to happen again, and be reported, where the import is needed."""
+    with contextlib.suppress(Exception):
+        engine.warm_up()
+        render.environment()
 
 
 @dataclass

@@ -35,7 +35,7 @@ STOP_TIMEOUT = 5.0
 # A server given by --url is already running: a refusal is an answer (a closed port), not a
 # server still starting, so it is retried only this long (a restart in progress) then reported.
 REFUSED_GRACE = 2.0
-POLL_INTERVAL = 0.05
+POLL_INTERVAL = 0.01
 STDOUT_LOG = "testee-stdout.log"
 STDERR_LOG = "testee-stderr.log"
 

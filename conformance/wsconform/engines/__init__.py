@@ -144,6 +144,10 @@ class Engine(Protocol):
         function of its arguments, each slice in the fuzzer's order."""
         ...
 
+    def warm_up(self) -> None:
+        """Load what `start` will need; called on a thread while the testee starts."""
+        ...
+
 
 class Refusing(ABC):
     """The part of an `Engine` both engines share: its name, and the order of `check`."""
@@ -161,6 +165,9 @@ class Refusing(ABC):
     def slices(self, cases: Sequence[str], count: int) -> list[list[str]]:
         """`catalog.shard_cases`'s snake deal, unless the engine knows better."""
         return [catalog.shard_cases(cases, k, count) for k in range(1, count + 1)]
+
+    def warm_up(self) -> None:  # noqa: B027 (optional: most engines load nothing ahead)
+        """Nothing to load ahead, unless the engine says otherwise."""
 
     @abstractmethod
     def refusal(self, url: str, reach: Access) -> str | None:

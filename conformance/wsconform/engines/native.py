@@ -169,6 +169,11 @@ class NativeEngine(Refusing):
         """Cases that send the same compressed messages stay in one job (`native.slices`)."""
         return native_slices.split(cases, count)
 
+    def warm_up(self) -> None:
+        """Import the engine (its connection layer, its loop) while the testee starts."""
+        native_loop.factory()
+        native.run_async  # noqa: B018 (the import is the point)
+
     def start(
         self,
         cases: Sequence[str],

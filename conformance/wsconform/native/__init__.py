@@ -14,6 +14,21 @@ point: ``run(url, agent, case_ids, outdir, seed=..., progress=...)``; layout:
   ``wsconform.agreement``'s
 """
 
-from wsconform.native.engine import CaseEvent, CaseOutcome, run, run_async
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wsconform.native.engine import CaseEvent, CaseOutcome, run, run_async
 
 __all__ = ["CaseEvent", "CaseOutcome", "run", "run_async"]
+
+
+def __getattr__(name: str) -> Any:
+    # The engine (and every case) is imported on first use, not with the package: a command
+    # that only asks which cases exist, or a run still starting its testee, does not pay it.
+    if name in __all__:
+        from wsconform.native import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
