@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py impl/rfc6455/_speedups.c
+$(STAMP): pyproject.toml setup.py impl/rfc6455/_speedups.c conformance/wsconform/native/_masking.c
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "wsconform needs Python 3.11+ (set PYTHON=python3.11)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)

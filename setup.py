@@ -1,8 +1,9 @@
-"""Declares rfc6455's optional C accelerator; all other metadata lives in pyproject.toml.
+"""Declares the optional C accelerators (rfc6455's codec, the native engine's masking); all
+other metadata lives in pyproject.toml.
 
-The extension is optional: without a working compiler the build warns and goes on, and
-``rfc6455.speedups`` falls back to the pure-Python codec, so ``pip install -e .`` works
-everywhere.
+The extensions are optional: without a working compiler the build warns and goes on, and
+``rfc6455.speedups`` and ``wsconform.native.frames`` fall back to pure Python, so
+``pip install -e .`` works everywhere.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ class OptionalBuildExt(build_ext):
             self._skip(exc, ext.name)
 
     @staticmethod
-    def _skip(exc: BaseException, name: str = "rfc6455._speedups") -> None:
+    def _skip(
+        exc: BaseException, name: str = "rfc6455._speedups, wsconform.native._masking"
+    ) -> None:
         message = (
             f"could not build the optional extension {name} ({exc}); "
-            "rfc6455 will use its pure-Python codec"
+            "its package will use its pure-Python code"
         )
         warnings.warn(message, stacklevel=1)
         print(f"WARNING: {message}", file=sys.stderr)
@@ -45,7 +48,13 @@ setup(
             "rfc6455._speedups",
             sources=["impl/rfc6455/_speedups.c"],
             optional=True,
-        )
+        ),
+        # The native engine's masking (wsconform.native.frames masks in Python without it).
+        Extension(
+            "wsconform.native._masking",
+            sources=["conformance/wsconform/native/_masking.c"],
+            optional=True,
+        ),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from wsconform.native import frames
 
 KEY = bytes.fromhex("a1b2c3d4")
@@ -21,7 +23,37 @@ def test_masking_equals_the_rfc_rule_at_every_size_around_the_switch() -> None:
     for size in (1, 2, 3, 4, 5, 125, switch - 1, switch, switch + 1, switch + 3):
         data = rng.randbytes(size)
         assert frames.apply_mask(data, KEY) == masked_octet_by_octet(data, KEY), size
+        assert frames._apply_mask_python(data, KEY) == masked_octet_by_octet(data, KEY), size
         assert frames.apply_mask(frames.apply_mask(data, KEY), KEY) == data, size
+
+
+def masked_frame_by_frame(payload: bytes, keys: bytes, fragment: int) -> bytes:
+    """RFC 6455 §5.3 for each frame of ``fragment`` octets, frame f with key f."""
+    return b"".join(
+        masked_octet_by_octet(payload[at : at + fragment], keys[4 * f : 4 * f + 4])
+        for f, at in enumerate(range(0, len(payload), fragment))
+    )
+
+
+def test_the_compiled_masking_is_built_and_equals_python_frame_by_frame() -> None:
+    # The extension is built by `make install` (setup.py); without it the engine masks in
+    # Python, which CI's build must never silently fall back to.
+    assert frames._compiled is not None, "wsconform.native._masking was not built"
+    rng = random.Random(11)
+    for size in (1, 3, 7, 8, 9, 15, 16, 17, 64, 1000, 65537):
+        for fragment in (1, 3, 4, 5, 8, 9, 64, 4096, size):
+            payload = rng.randbytes(size)
+            keys = rng.randbytes(4 * -(-size // fragment))
+            expected = masked_frame_by_frame(payload, keys, fragment)
+            assert frames.mask_frames(payload, keys, fragment) == expected, (size, fragment)
+            assert frames._mask_frames_python(payload, keys, fragment) == expected
+    assert frames.mask_frames(memoryview(b"abcd"), bytearray(KEY), 4) == frames.apply_mask(
+        b"abcd", KEY
+    )
+    with pytest.raises(ValueError, match="fragment must be positive"):
+        frames._compiled.mask(b"abc", KEY, 0)
+    with pytest.raises(ValueError, match="4 octets of keys for 2 frames"):
+        frames._compiled.mask(b"abcdefgh", KEY, 4)
 
 
 def test_a_header_alone_is_the_start_of_the_whole_frame() -> None:

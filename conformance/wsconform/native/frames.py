@@ -8,6 +8,8 @@ Invariants:
   from ``MaskKeys``; a key is never all zero, because a zero key would hide a testee that
   forgets to unmask.
 - ``MaskKeys`` is deterministic for a seed, so a run's wire log can be replayed.
+- Masking is compiled (``_masking``, built with the package) where it could be built, else
+  Python; both give the same octets (``mask_frames`` and ``_mask_frames_python``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ import functools
 import math
 import random
 import struct
+from types import ModuleType
+
+_compiled: ModuleType | None
+try:
+    from wsconform.native import _masking as _compiled
+except ImportError:  # built without a compiler: masking in Python
+    _compiled = None
 
 __all__ = [
     "MaskKeys",
@@ -24,6 +33,7 @@ __all__ = [
     "encode_message",
     "fragment_bounds",
     "header",
+    "mask_frames",
     "masked_repeat",
     "repeat_to",
 ]
@@ -69,6 +79,12 @@ def apply_mask(data: bytes, key: bytes) -> bytes:
     """XOR ``data`` with the repeated 4-byte ``key`` (RFC 6455 §5.3); its own inverse."""
     if not data:
         return b""
+    if _compiled is not None:
+        return _compiled.mask(data, key, len(data))
+    return _apply_mask_python(data, key)
+
+
+def _apply_mask_python(data: bytes, key: bytes) -> bytes:
     size = len(data)
     if size >= _TRANSLATE_FROM:
         out = bytearray(size)
@@ -154,12 +170,7 @@ def encode_message(
     rest = len(payload) - full * fragment
     if full > 2 and _one_octet_repeated(payload):
         return _encode_uniform(first_byte, payload, fragment, full, rest, keys)
-    if fragment % 4:
-        stream = b"".join((key * (fragment // 4 + 1))[:fragment] for key in keys[:full])
-    else:
-        stream = b"".join([key * (fragment // 4) for key in keys[:full]])
-    stream += (keys[-1] * (rest // 4 + 1))[:rest]
-    masked = apply_mask_stream(payload, stream)
+    masked = mask_frames(payload, b"".join(keys), fragment)
     middle = _header(0, 0x80, fragment)
     # The middle frames: each one's key and payload, their shared header joined between.
     keyed = [
@@ -238,12 +249,24 @@ def _xor_table(octet: int) -> bytes:
     return bytes(b ^ octet for b in range(256))
 
 
-def apply_mask_stream(data: bytes, stream: bytes) -> bytes:
-    """XOR ``data`` with ``stream`` (as long as ``data``)."""
-    if not data:
+def mask_frames(payload: bytes, keys: bytes, fragment: int) -> bytes:
+    """``payload`` masked frame by frame: frame f is ``fragment`` octets from f * fragment
+    (the last maybe shorter), masked with key f (octets 4f to 4f + 3 of ``keys``)."""
+    if not payload:
         return b""
-    size = len(data)
-    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
+    if _compiled is not None:
+        return _compiled.mask(payload, keys, fragment)
+    return _mask_frames_python(payload, keys, fragment)
+
+
+def _mask_frames_python(payload: bytes, keys: bytes, fragment: int) -> bytes:
+    """``mask_frames`` in one big-integer XOR with the keys' stream."""
+    size = len(payload)
+    repeats = fragment // 4 + 1
+    stream = b"".join(
+        [(keys[at : at + 4] * repeats)[:fragment] for at in range(0, 4 * -(-size // fragment), 4)]
+    )[:size]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
 
 
 def _header(first: int, mask_bit: int, size: int) -> bytes:
