@@ -51,9 +51,9 @@ def test_the_compiled_masking_is_built_and_equals_python_frame_by_frame() -> Non
         b"abcd", KEY
     )
     with pytest.raises(ValueError, match="fragment must be positive"):
-        frames._compiled.mask(b"abc", KEY, 0)
+        frames._compiled(b"abc", KEY, 0)
     with pytest.raises(ValueError, match="4 octets of keys for 2 frames"):
-        frames._compiled.mask(b"abcdefgh", KEY, 4)
+        frames._compiled(b"abcdefgh", KEY, 4)
 
 
 def test_a_header_alone_is_the_start_of_the_whole_frame() -> None:

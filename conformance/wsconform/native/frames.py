@@ -18,13 +18,19 @@ import functools
 import math
 import random
 import struct
-from types import ModuleType
+from collections.abc import Callable
 
-_compiled: ModuleType | None
-try:
-    from wsconform.native import _masking as _compiled
-except ImportError:  # built without a compiler: masking in Python
-    _compiled = None
+
+def _compiled_masking() -> Callable[[bytes, bytes, int], bytes] | None:
+    """``_masking.mask``, or None where the package was built without a compiler."""
+    try:
+        from wsconform.native._masking import mask
+    except ImportError:
+        return None
+    return mask
+
+
+_compiled = _compiled_masking()
 
 __all__ = [
     "MaskKeys",
@@ -80,7 +86,7 @@ def apply_mask(data: bytes, key: bytes) -> bytes:
     if not data:
         return b""
     if _compiled is not None:
-        return _compiled.mask(data, key, len(data))
+        return _compiled(data, key, len(data))
     return _apply_mask_python(data, key)
 
 
@@ -255,7 +261,7 @@ def mask_frames(payload: bytes, keys: bytes, fragment: int) -> bytes:
     if not payload:
         return b""
     if _compiled is not None:
-        return _compiled.mask(payload, keys, fragment)
+        return _compiled(payload, keys, fragment)
     return _mask_frames_python(payload, keys, fragment)
 
 
