@@ -9,6 +9,7 @@ same with a selection that holds 12.x and 13.x cases.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,6 +122,16 @@ def test_native_jobs_2_equals_one_process_run(native_one_process: Path, tmp_path
     assert "=== slice 1/2" in log and "=== slice 2/2" in log
     testees = (outdir / testee.STDOUT_LOG).read_text()
     assert testees.count("serving on") == 2  # one testee per job
+    # The jobs' case pages are the merged run's (not rendered again), and link to its index.
+    pages = {p.name: p for p in (outdir / results.RAW_DIR).glob("*.html")}
+    assert len(pages) == len(merged.cases)
+    assert outcome.results.rendered is not None
+    assert outcome.results.rendered.names == set(pages)
+    for page in pages.values():
+        links = re.findall(r'<a href="([^"]*index\.html)">&larr; all cases', page.read_text())
+        assert [(page.parent / link).resolve() for link in links] == [
+            (outdir / "index.html").resolve()
+        ], page.name
 
 
 def test_native_runs_in_one_process_unless_jobs_is_given(tmp_path: Path) -> None:

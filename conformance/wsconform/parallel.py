@@ -39,7 +39,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from wsconform import backends, catalog, engines, gate, pipeline, progress, results, runner, testee
+from wsconform import (
+    backends,
+    catalog,
+    engines,
+    gate,
+    pipeline,
+    progress,
+    render,
+    results,
+    runner,
+    testee,
+)
 
 JOBS_DIR = ".jobs"
 CHILD_LOG = "job.log"
@@ -99,6 +110,7 @@ def merge_runs(
         shutil.rmtree(raw)
     raw.mkdir(parents=True)
     index: dict[str, dict[str, Any]] = {name: {}}
+    copied: set[str] = set()
     for run in runs:
         entries = _index_entries(run)
         for case in run.cases.values():
@@ -108,6 +120,8 @@ def merge_runs(
             for report in (case.report_file, case.report_html):
                 if report is not None and (run.outdir / report).is_file():
                     shutil.copyfile(run.outdir / report, raw / report)
+            if case.report_html is not None and (raw / case.report_html).is_file():
+                copied.add(case.report_html)
     # wstest's own layout: keys sorted as strings, three-space indent.
     (raw / results.INDEX_FILE).write_text(json.dumps(index, indent=3, sort_keys=True) + "\n")
 
@@ -129,10 +143,27 @@ def merge_runs(
     )
     if any((run.outdir / "index.html").is_file() for run in runs):
         (raw / "index.html").write_text(_overview_html(merged))
+    merged.rendered = _pages_kept(runs, outdir, copied)
     _merge_spec(dirs, outdir, merged.selected)
     for log in LOGS:
         _concatenate(dirs, log, outdir / log)
     return merged
+
+
+def _pages_kept(
+    runs: Sequence[results.RunResults], outdir: Path, copied: set[str]
+) -> results.RenderedPages | None:
+    """The slices' case pages, copied with their JSON, as pages of the merged run: a page
+    links only to its JSON (beside it) and to its run's index page, which is where the
+    merged run's is relative to them when each slice is laid out as the merge (``DIR/raw``
+    under ``DIR/index.html``); otherwise None, and the merged run renders them anew."""
+    index_page = render.index_page(outdir, outdir / results.RAW_DIR)
+    link = os.path.relpath(index_page, outdir / results.RAW_DIR)
+    for run in runs:
+        own = render.index_page(run.outdir.parent, run.outdir)
+        if os.path.relpath(own, run.outdir) != link or not own.is_file():
+            return None
+    return results.RenderedPages(index_page, frozenset(copied))
 
 
 def _check_shards(dirs: Sequence[Path], runs: Sequence[results.RunResults]) -> None:
