@@ -27,16 +27,17 @@ from wsconform.native.casedef import EchoStream
 __all__ = ["seconds", "split"]
 
 # Seconds a case of 1,000 messages took per data set at 131,072-byte messages (full native
-# run of the reference with --jobs 2, quiet 2-core machine, 2026-11-28): the testee's
-# level-6 compression makes text like Faust and the bitmap 4-5 times the cost of JSON (the
-# bitmap and the PDF sent at level 1, ``deflate_echo``). A case of any message length then
-# takes about _BASE + (length / 131,072) * _SECONDS[data].
+# run of the reference with --jobs 2, quiet 2-core machine, 2026-11-28, the engine on uvloop
+# with compiled masking): the testee's level-6 compression makes text like Faust and the
+# bitmap 4-5 times the cost of JSON (the bitmap and the PDF sent at level 1,
+# ``deflate_echo``). A case of any message length then takes about
+# _BASE + (length / 131,072) * _SECONDS[data].
 _SECONDS = {
-    "json_data1": 1.7,
-    "html_data1": 1.9,
-    "gutenberg_faust": 8.5,
-    "lena512": 7.9,
-    "ooms": 7.5,
+    "json_data1": 1.5,
+    "html_data1": 2.1,
+    "gutenberg_faust": 7.2,
+    "lena512": 8.0,
+    "ooms": 6.2,
 }
 _UNKNOWN_DATA = max(_SECONDS.values())
 _BASE = 0.25
