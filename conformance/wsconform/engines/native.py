@@ -163,7 +163,7 @@ class NativeEngine(Refusing):
                 "the fuzzer",
             )
         version = ".".join(map(str, sys.version_info[:3]))
-        return f"native engine, in-process (Python {version})"
+        return f"native engine, in-process (Python {version}, {native_loop.name()})"
 
     def slices(self, cases: Sequence[str], count: int) -> list[list[str]]:
         """Cases that send the same compressed messages stay in one job (`native.slices`)."""

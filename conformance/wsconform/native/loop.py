@@ -11,6 +11,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -37,8 +38,12 @@ def factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def name() -> str:
-    """The loop ``run`` would use, as the reports name it."""
-    return "asyncio" if factory() is None else "uvloop"
+    """The loop ``run`` would use, as the reports name it (found, not imported: the run's
+    start stays short)."""
+    wanted = os.environ.get(ENV, "").strip().lower()
+    if wanted == "asyncio" or importlib.util.find_spec("uvloop") is None:
+        return "asyncio"
+    return "uvloop"
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
