@@ -31,7 +31,8 @@ START_TIMEOUT = 20.0
 
 #: The servers compared by the network benches: ours first, then the peers.
 SERVERS: dict[str, list[str]] = {
-    "rfc6455": [PYTHON, "-m", "rfc6455", "serve", "--port", "0"],
+    # asyncio's own loop, as every peer runs on (their documentation's echo servers).
+    "rfc6455": [PYTHON, "-m", "rfc6455", "serve", "--port", "0", "--loop", "asyncio"],
     "aiohttp": [PYTHON, str(BENCH / "peers.py"), "aiohttp", "--port", "0"],
     "websockets": [PYTHON, str(BENCH / "peers.py"), "websockets", "--port", "0"],
     "picows": [PYTHON, str(BENCH / "peers.py"), "picows", "--port", "0"],

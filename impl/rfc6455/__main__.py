@@ -14,6 +14,7 @@ Autobahn fuzzing server's case loop (``rfc6455.client_testee``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import MutableMapping, Sequence
@@ -24,7 +25,7 @@ from .extensions import ServerExtensionFactory, ServerPerMessageDeflate
 from .handler import WS
 from .limits import DEFAULT_LIMITS, Limits
 from .middleware import WebSocket
-from .server import Server, WsgiHandler, run
+from .server import LOOPS, Server, WsgiHandler, run
 from .version import __version__
 
 __all__ = ["EchoWS", "echo_app", "main"]
@@ -126,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds the Pong may take, then Close 1011; 0 for no limit "
         f"(default {DEFAULT_LIMITS.ping_timeout:g})",
     )
+    serve.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="event loop: uvloop where installed (auto, the default), or asyncio's own",
+    )
     # INFO: each connection that ends abnormally logs why (rfc6455.session), so a harness
     # report's testee log explains how a case ended.
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -142,12 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def ready(server: Server) -> None:
             print(f"serving on {server.url}", flush=True)
+            loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+            logging.getLogger("rfc6455.server").debug("event loop: %s", loop)
 
         run(
             echo_app(args.max_size or None, deflate=args.deflate),
             args.host,
             args.port,
             ready=ready,
+            loop=args.loop,
             limits=_limits(args),
         )
     return 0

@@ -33,7 +33,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import h11
 
@@ -283,7 +283,7 @@ class HTTPConnection(_Lifecycle):
             self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
         self.transport = transport
         self.over_capacity = not self.server._admit(self)
         # Above the high-water mark ``pause_writing`` is called: the bound on what a peer

@@ -30,6 +30,9 @@ Invariants:
 - ``close()`` stops listening, closes idle keep-alive connections, lets requests in progress
   finish, sends Close 1001 ("going away", RFC 6455 §7.4.1) to every open WebSocket, waits at
   most ``shutdown_timeout`` seconds, then drops whatever is left.
+- ``run`` serves on uvloop where it is installed (``loop="auto"``), else on asyncio's own
+  loop; the server's behaviour is the same on both (its tests and the conformance runs pass
+  on either), only the CPU per event differs.
 """
 
 from __future__ import annotations
@@ -170,15 +173,36 @@ async def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 0, **options:
     return server
 
 
+LOOPS = ("auto", "asyncio", "uvloop")
+
+
+def loop_factory(loop: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory for ``"uvloop"`` (ImportError without it) and for ``"auto"``
+    where uvloop is installed; None (asyncio's own loop) otherwise."""
+    if loop not in LOOPS:
+        raise ValueError(f"unknown event loop {loop!r}: one of {', '.join(LOOPS)}")
+    if loop == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if loop == "uvloop":
+            raise
+        return None
+    return uvloop.new_event_loop
+
+
 def run(
     app: WSGIApp,
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
     ready: Callable[[Server], None] | None = None,
+    loop: str = "auto",
     **options: Any,
 ) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully.
+    """Serve ``app`` on the ``loop`` chosen (see ``loop_factory``) until SIGINT or SIGTERM,
+    then shut down gracefully.
 
     ``ready`` is called once the server listens (the CLI prints the URL there).
     """
@@ -198,4 +222,5 @@ def run(
                 loop.remove_signal_handler(sig)
             await server.close()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        runner.run(main())

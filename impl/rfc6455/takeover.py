@@ -34,7 +34,7 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from .errors import HandshakeError
 from .session import WebSocketSession
@@ -133,5 +133,5 @@ class _Starter(asyncio.Protocol):
         self.closing_timeout = closing_timeout
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
         self.session.start(transport, closing_timeout=self.closing_timeout)

@@ -459,11 +459,19 @@ async def test_shutdown_closes_idle_keep_alive_connections(raw_peer: PeerFactory
 # -- python -m rfc6455 serve ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("stop", "loop", "runs_on"),
+    [
+        (signal.SIGTERM, "auto", "uvloop"),  # uvloop is installed here
+        (signal.SIGINT, "auto", "uvloop"),
+        (signal.SIGTERM, "asyncio", "asyncio"),
+        (signal.SIGINT, "asyncio", "asyncio"),
+    ],
+)
 async def test_cli_serve_echoes_and_stops_cleanly_on_signal(
-    stop: signal.Signals, echo_testee: Any
+    stop: signal.Signals, loop: str, runs_on: str, echo_testee: Any
 ) -> None:
-    async with echo_testee() as testee:
+    async with echo_testee("--loop", loop, "--log-level", "DEBUG", stderr=True) as testee:
         process, line = testee.process, testee.line
         assert line.startswith("serving on ws://127.0.0.1:")
         url = line.removeprefix("serving on ")
@@ -480,6 +488,8 @@ async def test_cli_serve_echoes_and_stops_cleanly_on_signal(
                 await client.recv()
         assert client.close_code == CloseCode.GOING_AWAY
         assert await asyncio.wait_for(process.wait(), 60) == 0
+        assert process.stderr is not None
+        assert f"event loop: {runs_on}" in (await process.stderr.read()).decode()
 
 
 async def test_cli_serve_max_size_limits_messages(echo_testee: Any) -> None:
@@ -493,3 +503,15 @@ async def test_cli_serve_max_size_limits_messages(echo_testee: Any) -> None:
             with pytest.raises(ConnectionClosed):  # closed with 1009
                 await client.recv()
         assert client.close_code == CloseCode.MESSAGE_TOO_BIG
+
+
+def test_the_loop_is_uvloop_where_installed_unless_asyncio_is_asked_for() -> None:
+    import uvloop
+
+    from rfc6455.server import loop_factory
+
+    assert loop_factory() is uvloop.new_event_loop
+    assert loop_factory("uvloop") is uvloop.new_event_loop
+    assert loop_factory("asyncio") is None
+    with pytest.raises(ValueError, match="unknown event loop 'trio'"):
+        loop_factory("trio")
