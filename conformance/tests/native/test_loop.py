@@ -1,4 +1,4 @@
-"""The engine's event loop: uvloop's where installed, asyncio's when asked for, and a read
+"""The engine's event loop: asyncio's by default, uvloop's when asked for, and a read
 handled 64 KiB at a time once deflate is agreed, whatever the loop read at once."""
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import uvloop
 from wsconform.native import connection, loop
 
 
-def test_uvloop_is_the_default_and_asyncio_can_be_asked_for(
+def test_asyncio_is_the_default_and_uvloop_can_be_asked_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(loop.ENV, raising=False)
+    assert loop.factory() is None and loop.name() == "asyncio"
+    monkeypatch.setenv(loop.ENV, "uvloop")
     assert loop.factory() is uvloop.new_event_loop and loop.name() == "uvloop"
     monkeypatch.setenv(loop.ENV, "asyncio")
     assert loop.factory() is None and loop.name() == "asyncio"
