@@ -47,6 +47,7 @@ from wsconform import (
     pipeline,
     progress,
     render,
+    reportjson,
     results,
     runner,
     testee,
@@ -123,7 +124,7 @@ def merge_runs(
             if case.report_html is not None and (raw / case.report_html).is_file():
                 copied.add(case.report_html)
     # wstest's own layout: keys sorted as strings, three-space indent.
-    (raw / results.INDEX_FILE).write_text(json.dumps(index, indent=3, sort_keys=True) + "\n")
+    (raw / results.INDEX_FILE).write_text(reportjson.dumps(index) + "\n")
 
     merged = results.load(raw, name)
     never_ran = [c for run in runs for c in run.cases.values() if c.report_file is None]

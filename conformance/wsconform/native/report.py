@@ -12,12 +12,13 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from wsconform import reportjson
 
 __all__ = ["ENGINE", "IndexEntry", "report_filename", "write_case", "write_index"]
 
@@ -52,7 +53,7 @@ def report_filename(agent: str, case_id: str) -> str:
 
 
 def _dump(path: Path, data: Any) -> None:
-    text = json.dumps(data, sort_keys=True, indent=3, separators=(",", ": "))
+    text = reportjson.dumps(data)
     partial = path.with_name(path.name + ".part")
     partial.write_text(text, "utf-8")
     os.replace(partial, path)
