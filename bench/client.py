@@ -13,7 +13,9 @@ was the bottleneck: every server came out alike, picows' process at half a core.
 costs ~7-10 us, mostly the kernel's loopback send and receive that every server pays too,
 so each server runs at ~95% of a core and its own cost sets the rate.
 
-Modes (``python bench/client.py MODE --port P ...``), each printing one JSON line:
+Modes (``python bench/client.py MODE --port P ...``), each printing one JSON line; with
+``--server-pid``, ``echo`` and ``handshakes`` also report ``server_cpu``, the seconds of CPU
+(user + system, from ``/proc``) the server's process spent over the measured window:
 - ``echo``: N connections, each sends a message, waits for its echo, sends the next;
   reports round trips per second over ``--duration`` after ``--warmup``. A connection the
   server closes is dropped (and reported on stderr); the others go on.
@@ -120,6 +122,15 @@ async def open_client(port: int) -> Client:
     return client
 
 
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far, from ``/proc``; 0 without."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def open_socket(port: int) -> tuple[socket.socket, int]:
     """A blocking connection through the opening handshake; the bytes already past it."""
     sock = socket.create_connection((HOST, port), timeout=TIMEOUT)
@@ -142,7 +153,9 @@ def open_socket(port: int) -> tuple[socket.socket, int]:
         raise
 
 
-def echo(port: int, connections: int, size: int, warmup: float, duration: float) -> dict:
+def echo(
+    port: int, connections: int, size: int, warmup: float, duration: float, server: int | None
+) -> dict:
     """Echo round trips from one epoll loop; at most one message in flight per connection.
 
     With one frame in flight a connection's send buffer never fills, so each ``send`` of
@@ -174,6 +187,7 @@ def echo(port: int, connections: int, size: int, warmup: float, duration: float)
                     break
                 measuring = True
                 start_count, start, mark = count, now, end
+                cpu = process_cpu(server)
             for fd, _ in poller.poll(min(mark - now, TIMEOUT)):
                 sock = sockets[fd]
                 try:
@@ -194,16 +208,19 @@ def echo(port: int, connections: int, size: int, warmup: float, duration: float)
                 dropped += 1
         elapsed = now - start
         done = count - start_count
+        cpu = process_cpu(server) - cpu
     finally:
         poller.close()
         for sock in sockets.values():
             sock.close()
     if dropped:
         print(f"echo: the server closed {dropped} of {connections} connections", file=sys.stderr)
-    return {"round_trips": done, "seconds": elapsed, "rate": done / elapsed}
+    return {"round_trips": done, "seconds": elapsed, "rate": done / elapsed, "server_cpu": cpu}
 
 
-async def handshakes(port: int, workers: int, warmup: float, duration: float) -> dict:
+async def handshakes(
+    port: int, workers: int, warmup: float, duration: float, server: int | None
+) -> dict:
     loop = asyncio.get_running_loop()
     counter = [0]
     deadline = loop.time() + warmup + duration
@@ -221,13 +238,16 @@ async def handshakes(port: int, workers: int, warmup: float, duration: float) ->
     async def mark() -> None:
         await asyncio.sleep(warmup)
         marks["count"], marks["start"] = counter[0], time.perf_counter()
+        marks["cpu"] = process_cpu(server)
         await asyncio.sleep(duration)
         marks["end_count"], marks["end"] = counter[0], time.perf_counter()
+        marks["cpu"] = process_cpu(server) - marks["cpu"]
 
     await asyncio.gather(mark(), *(worker() for _ in range(workers)))
     done = marks["end_count"] - marks["count"]
     elapsed = marks["end"] - marks["start"]
-    return {"handshakes": done, "seconds": elapsed, "rate": done / elapsed}
+    rate = done / elapsed
+    return {"handshakes": done, "seconds": elapsed, "rate": rate, "server_cpu": marks["cpu"]}
 
 
 async def idle(port: int, stages: list[int]) -> None:
@@ -261,12 +281,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--stages", default="10,1010")
+    parser.add_argument("--server-pid", type=int, help="report this process's CPU time")
     args = parser.parse_args()
+    server = args.server_pid
     if args.mode == "echo":
-        result = echo(args.port, args.connections, args.size, args.warmup, args.duration)
+        result = echo(args.port, args.connections, args.size, args.warmup, args.duration, server)
         print(json.dumps(result), flush=True)
     elif args.mode == "handshakes":
-        result = asyncio.run(handshakes(args.port, args.workers, args.warmup, args.duration))
+        result = asyncio.run(
+            handshakes(args.port, args.workers, args.warmup, args.duration, server)
+        )
         print(json.dumps(result), flush=True)
     else:
         asyncio.run(idle(args.port, [int(stage) for stage in args.stages.split(",")]))

@@ -28,6 +28,8 @@ class Comparison:
     baseline: str  # the candidate ratios are taken against
     values: dict[str, list[float]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    #: Seconds of CPU per operation, per repeat (servers: their process's, from ``/proc``).
+    cpu_per_op: dict[str, list[float]] = field(default_factory=dict)
 
     def median(self, name: str) -> float:
         return statistics.median(self.values[name])
@@ -49,12 +51,21 @@ class Comparison:
         ratios = self.ratios(name, against)
         return statistics.median(ratios), min(ratios), max(ratios)
 
+    def cpu_cell(self, name: str) -> str:
+        """The median CPU µs per operation and its range, as a table shows it."""
+        micros = [seconds * 1e6 for seconds in self.cpu_per_op.get(name, [])]
+        if not micros:
+            return "-"
+        return f"{statistics.median(micros):.1f} ({min(micros):.1f}-{max(micros):.1f})"
+
     def table(self, extra: Sequence[str] = ()) -> Table:
         """One row per candidate: median value, spread, ratio to the baseline and to each
         candidate named in ``extra``."""
         against = [self.baseline, *[name for name in extra if name != self.baseline]]
         columns = ["implementation", f"median {self.unit}", "spread"]
         columns += [f"vs {name}" for name in against]
+        if self.cpu_per_op:
+            columns.append("server CPU µs/op (min-max)")
         table = Table(self.title, columns)
         for name in self.values:
             row = [
@@ -65,6 +76,8 @@ class Comparison:
             for other in against:
                 middle, low, high = self.ratio(name, other)
                 row.append(f"{middle:.2f} ({low:.2f}-{high:.2f})")
+            if self.cpu_per_op:
+                row.append(self.cpu_cell(name))
             table.rows.append(row)
         return table
 

@@ -1,10 +1,11 @@
 """Echo servers of the peer libraries, each run in its own process by the network benches.
 
-``python bench/peers.py {aiohttp,websockets,picows} --port 0`` listens on loopback, echoes
-every text or binary message back as it came, and prints ``serving on ws://HOST:PORT`` once
-it listens, as ``python -m rfc6455 serve`` does. Each server is written the way its library's
-documentation writes an echo server, with compression off (the bench client offers none).
-SIGTERM or SIGINT stops it.
+``python bench/peers.py {aiohttp,websockets,picows} --port 0 [--uvloop]`` listens on
+loopback, echoes every text or binary message back as it came, and prints ``serving on
+ws://HOST:PORT`` once it listens, as ``python -m rfc6455 serve`` does. Each server is written
+the way its library's documentation writes an echo server, with compression off (the bench
+client offers none), on asyncio's own loop unless ``--uvloop`` is given. SIGTERM or SIGINT
+stops it.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("server", choices=sorted(SERVERS))
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
     args = parser.parse_args()
-    asyncio.run(main(args.server, args.port))
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(main(args.server, args.port))
+    else:
+        asyncio.run(main(args.server, args.port))
     sys.exit(0)

@@ -31,19 +31,29 @@ START_TIMEOUT = 20.0
 
 #: The servers compared by the network benches: ours first, then the peers.
 SERVERS: dict[str, list[str]] = {
-    # asyncio's own loop, as every peer runs on (their documentation's echo servers).
-    "rfc6455": [PYTHON, "-m", "rfc6455", "serve", "--port", "0", "--loop", "asyncio"],
+    # As `python -m rfc6455 serve` runs by default: on uvloop where it is installed.
+    "rfc6455": [PYTHON, "-m", "rfc6455", "serve", "--port", "0"],
+    "rfc6455 (asyncio)": [PYTHON, "-m", "rfc6455", "serve", "--port", "0", "--loop", "asyncio"],
+    # The peers as their documentation writes an echo server: on asyncio's own loop.
     "aiohttp": [PYTHON, str(BENCH / "peers.py"), "aiohttp", "--port", "0"],
     "websockets": [PYTHON, str(BENCH / "peers.py"), "websockets", "--port", "0"],
     "picows": [PYTHON, str(BENCH / "peers.py"), "picows", "--port", "0"],
+    # picows' own benchmarks run it on uvloop: the fastest way it runs.
+    "picows (uvloop)": [PYTHON, str(BENCH / "peers.py"), "picows", "--port", "0", "--uvloop"],
+}
+#: What each server needs to import beyond the standard library.
+_NEEDS = {
+    "rfc6455 (asyncio)": ("rfc6455",),
+    "picows (uvloop)": ("picows", "uvloop"),
 }
 
 
 def available_servers() -> dict[str, list[str]]:
-    """The servers whose library imports here (rfc6455 always does)."""
+    """The servers whose libraries import here (rfc6455 always does)."""
     found = {}
     for name, command in SERVERS.items():
-        if name == "rfc6455" or _importable(name):
+        needs = _NEEDS.get(name, (name,))
+        if needs == ("rfc6455",) or all(_importable(module) for module in needs):
             found[name] = command
     return found
 
@@ -153,8 +163,9 @@ def fresh_runs(
     mode: str,
     *options: str,
     warmup_seconds: float = 1.0,
-) -> dict[str, list[float]]:
-    """``client.py MODE`` rates: every repeat starts each server afresh, in rotating order.
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """``client.py MODE`` rates, and the server's CPU seconds per operation (from ``/proc``,
+    over the same window): every repeat starts each server afresh, in rotating order.
 
     One server process can run 10-20% faster or slower than another of the same code for
     its whole life (measured on this machine: memory layout, CPU placement), and the first
@@ -162,14 +173,18 @@ def fresh_runs(
     short warm-up run first, and the medians are taken over processes, not within one.
     """
     rates: dict[str, list[float]] = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}
     names = list(servers)
     for repeat in range(repeats):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
             with running(name, servers[name]) as server:
                 run_client(mode, server.port, *options, "--duration", str(warmup_seconds))
-                rates[name].append(run_client(mode, server.port, *options)["rate"])
-    return rates
+                found = run_client(mode, server.port, *options, "--server-pid", str(server.pid))
+                rates[name].append(found["rate"])
+                operations = found["rate"] * found["seconds"]
+                cpu[name].append(found["server_cpu"] / operations if operations else 0.0)
+    return rates, cpu
 
 
 class IdleClient:
@@ -222,5 +237,5 @@ def server_comparison(title: str, unit: str, repeats: int, mode: str, *options: 
     servers = available_servers()
     baseline = "aiohttp" if "aiohttp" in servers else "rfc6455"
     comparison = Comparison(title, unit, baseline, {name: [] for name in servers})
-    comparison.values = fresh_runs(servers, repeats, mode, *options)
+    comparison.values, comparison.cpu_per_op = fresh_runs(servers, repeats, mode, *options)
     return comparison

@@ -14,6 +14,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -63,7 +64,7 @@ def _goal(label: str, value: str, target: str, met: bool) -> list[str]:
 
 def goals(results: dict[str, list[Comparison]]) -> Table:
     """The issue's goals, each with its measured ratio (median, min-max)."""
-    table = Table("Goals (issue 7)", ["goal", "measured", "target", "met"])
+    table = Table("Goals (issues 7 and 18)", ["goal", "measured", "target", "met"])
 
     def ratio(comparison: Comparison, name: str, against: str) -> tuple[str, float] | None:
         if name not in comparison.values or against not in comparison.values:
@@ -96,19 +97,35 @@ def goals(results: dict[str, list[Comparison]]) -> Table:
                     f"parsing {size} frames vs aiohttp's reader (aim)", aim[0], ">= 1", aim[1] >= 1
                 )
             )
-    for topic, name in (("echo", "echo round trips"), ("handshakes", "handshakes/s")):
-        for comparison in results.get(topic, []):
-            found = ratio(comparison, "rfc6455", "aiohttp")
+    for comparison in results.get("echo", []):
+        found = ratio(comparison, "rfc6455", "aiohttp")
+        if found:
+            table.rows.append(_goal("echo round trips vs aiohttp", found[0], ">= 1", found[1] >= 1))
+        for peer in ("picows", "picows (uvloop)"):
+            found = ratio(comparison, "rfc6455", peer)
             if found:
-                table.rows.append(_goal(f"{name} vs aiohttp", found[0], ">= 1", found[1] >= 1))
-            if topic == "echo":
-                aim = ratio(comparison, "rfc6455", "picows")
-                if aim:
-                    table.rows.append(_goal(f"{name} vs picows (aim)", aim[0], ">= 1", aim[1] >= 1))
+                table.rows.append(
+                    _goal(f"echo round trips vs {peer}", found[0], ">= 1", found[1] >= 1)
+                )
+            if "rfc6455" in comparison.cpu_per_op and peer in comparison.cpu_per_op:
+                ours = statistics.median(comparison.cpu_per_op["rfc6455"])
+                theirs = statistics.median(comparison.cpu_per_op[peer])
+                table.rows.append(
+                    _goal(
+                        f"server CPU per round trip vs {peer}'s (µs)",
+                        f"{ours * 1e6:.1f} vs {theirs * 1e6:.1f}",
+                        "<=",
+                        ours <= theirs,
+                    )
+                )
+    for comparison in results.get("handshakes", []):
+        found = ratio(comparison, "rfc6455", "aiohttp")
+        if found:
+            table.rows.append(_goal("handshakes/s vs aiohttp", found[0], ">= 1.3", found[1] >= 1.3))
     for comparison in results.get("memory", []):
         if "rfc6455" in comparison.values:
             kib = 1024 / comparison.median("rfc6455")
-            table.rows.append(_goal("KiB per idle connection", f"{kib:.1f}", "<= 8", kib <= 8))
+            table.rows.append(_goal("KiB per idle connection", f"{kib:.1f}", "<= 3.4", kib <= 3.4))
     return table
 
 
