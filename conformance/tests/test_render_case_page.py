@@ -4,6 +4,7 @@ one page reads either engine's per-case JSON (real runs: ``fuzzer_runs``)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -289,3 +290,19 @@ def test_the_end_of_a_run_keeps_the_pages_written_during_it(
     run.rendered = results.RenderedPages(tmp_path / "elsewhere.html", frozenset({kept.name}))
     render.write_reports(run, gate.evaluate(run), tmp_path / "run", environ={})
     assert "ping frame (9)" in kept.read_text()
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
+def test_the_page_worker_runs_below_the_run_s_priority(native_dir: Path, tmp_path: Path) -> None:
+    """Rendering must not take CPU from the testee and the engine while they play a case."""
+    shutil.copytree(native_dir / "raw", tmp_path / "raw")
+    pages = casepages.BackgroundPages(tmp_path / "raw", tmp_path / "index.html")
+    report = next(iter(results.load(tmp_path / "raw").cases.values())).report_file
+    assert report is not None
+    pages.submit(report)
+    worker = pages._worker
+    assert worker is not None and worker.stdout is not None
+    worker.stdout.readline()  # its first page is written: it has set its priority by now
+    niceness = int(Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert niceness == min(os.nice(0) + casepages.WORKER_NICENESS, 19)
+    pages.finish()

@@ -15,11 +15,17 @@ Invariants:
   It runs in a session of its own, so a terminal's Ctrl-C reaches only the run, and never
   outlives the run: ``finish`` waits for it (after an interrupt, ``STOP_TIMEOUT`` at most,
   then kills it), and it ends when its stdin does, should the run die first.
+- The worker runs at a lower priority (``WORKER_NICENESS``, where the system has ``nice``):
+  it renders what is done, and must not take CPU from the testee and the engine while they
+  play the next case (9.x verdicts are time limits); at the end of the run, with nothing
+  else to run, it goes at full speed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +36,8 @@ __all__ = ["BackgroundPages"]
 
 # How long an interrupted run waits for the worker to stop before killing it.
 STOP_TIMEOUT = 5.0
+# How much the worker lowers its priority (``nice`` increment).
+WORKER_NICENESS = 10
 
 
 class BackgroundPages:
@@ -87,4 +95,7 @@ def _serve(raw_dir: Path, index_page: Path) -> None:
 
 
 if __name__ == "__main__":
+    if hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICENESS)
     _serve(Path(sys.argv[1]), Path(sys.argv[2]))
