@@ -8,6 +8,10 @@ Invariants:
 - Fragments are kept in lists and joined once: reassembly is linear in the message size.
 - Text is validated as it comes (fail fast, Autobahn 6.4.x): each fragment, and the part of
   a frame whose payload is still arriving (``check_pending``), before the rest of it.
+- Without an extension the connection hands data frames over as parsed (``data_frames``,
+  no ``Frame``): a run of consecutive fragments of one batch at once, checked and validated
+  together. A run stops before a frame that would put the message over the limit, so every
+  verdict (and which error wins) is the one ``data_frame`` gives frame by frame.
 - ``passthrough`` is true exactly when a final TEXT or BINARY frame is a whole message as
   it stands (no message in progress, no text of its frame validated ahead, no extension):
   the connection then delivers it with ``whole_message`` and never calls the reader.
@@ -16,6 +20,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import MessageTooBig, ProtocolError
 from .extensions import Extension
@@ -87,36 +92,51 @@ class MessageReader:
         payload: bytes | str = frame.payload
         if isinstance(payload, str):  # a whole text frame the parser decoded, met in a message
             frame.payload = payload.encode("utf-8")
-        # RFC 6455 §5.4: a fragmented message is one TEXT/BINARY frame then CONTINUATION
-        # frames, the last with FIN; no other data frame may interleave.
-        if opcode == _CONTINUATION:
-            if self._opcode is None:
-                raise ProtocolError("a continuation frame with no message in progress")
-        else:
-            if self._opcode is not None:
-                raise ProtocolError(
-                    f"a new {opcode.name} frame while a fragmented message is in progress"
-                )
-            self._opcode = opcode
-            self._transformed = bool(frame.rsv1 or frame.rsv2 or frame.rsv3)
-            self.passthrough = False
-        limit = self._limit
+        self._start(opcode, bool(frame.rsv1 or frame.rsv2 or frame.rsv3))
         if self._extensions:
-            remaining = None if limit is None else limit - self._size
+            remaining = None if self._limit is None else self._limit - self._size
             for extension in reversed(self._extensions):
                 frame = extension.decode(frame, max_size=remaining)
         payload = frame.payload
         if frame.final and opcode != _CONTINUATION and not self._validated:
-            return self._end(whole_message(opcode, payload, limit))
-        self._size += len(payload)
-        check_size(self._size, limit, "so far")
-        if self._opcode == _TEXT:
-            # RFC 6455 §8.1: validated as it comes, fail fast.
-            validated, self._validated = self._validated, 0
-            self._validate(payload[validated:] if validated else payload, frame.final)
-            return self._end("".join(self._text_parts)) if frame.final else None
-        self._fragments.append(payload)
-        return self._end(b"".join(self._fragments)) if frame.final else None
+            return self._end(whole_message(opcode, payload, self._limit))
+        return self._take([payload], len(payload), frame.final)
+
+    def data_frames(self, frames: Sequence[Any], index: int) -> tuple[str | bytes | None, int]:
+        """Take the data frame at ``frames[index]`` of a parsed batch (flat: first header
+        byte, payload, ...; no extension) with the CONTINUATION frames right after it, up to
+        the message's last frame; the message if it is in, and the index after them.
+
+        What ``data_frame`` does with each of them in turn, without a ``Frame``: a frame that
+        would put the message over the limit is left for the next call, alone, so an error in
+        the frames before it (invalid text) wins as it would frame by frame.
+        """
+        first = frames[index]
+        opcode = first & 0x0F
+        payload = frames[index + 1]
+        if isinstance(payload, str):  # a whole text frame the parser decoded, met in a message
+            payload = payload.encode("utf-8")
+        self._start(opcode, bool(first & 0x70))
+        final = first >= 0x80
+        if final and opcode != _CONTINUATION and not self._validated:
+            return self._end(whole_message(opcode, payload, self._limit)), index + 2
+        limit = self._limit
+        size = len(payload)
+        end = index + 2
+        if limit is None or self._size + size <= limit:
+            # The CONTINUATION frames that follow (no RSV bit without an extension).
+            count = len(frames)
+            while not final and end < count and frames[end] & 0x7F == _CONTINUATION:
+                more = size + len(frames[end + 1])
+                if limit is not None and self._size + more > limit:
+                    break
+                size = more
+                final = frames[end] >= 0x80
+                end += 2
+        payloads = [payload]
+        if end > index + 2:
+            payloads += frames[index + 3 : end : 2]
+        return self._take(payloads, size, final), end
 
     def check_pending(self, parser: FrameParser) -> None:
         """Judge the frame whose payload is still arriving, as far as it can be judged.
@@ -145,6 +165,35 @@ class MessageReader:
             self._validate(chunk, False)
             self._validated += len(chunk)
             self.passthrough = False
+
+    def _start(self, opcode: int, transformed: bool) -> None:
+        """RFC 6455 §5.4: a fragmented message is one TEXT/BINARY frame then CONTINUATION
+        frames, the last with FIN; no other data frame may interleave (1002)."""
+        if opcode == _CONTINUATION:
+            if self._opcode is None:
+                raise ProtocolError("a continuation frame with no message in progress")
+        else:
+            if self._opcode is not None:
+                raise ProtocolError(
+                    f"a new {Opcode(opcode).name} frame while a fragmented message is in progress"
+                )
+            self._opcode = opcode
+            self._transformed = transformed  # (RSV bits: an extension owns the message)
+            self.passthrough = False
+
+    def _take(self, payloads: list[bytes], size: int, final: bool) -> str | bytes | None:
+        """Add the payloads of consecutive frames of the message in progress (``size``
+        bytes in all; ``final``: the last is its last frame): size checked (1009), then text
+        validated as it comes (RFC 6455 §8.1, fail fast, 1007); the message once it is in."""
+        self._size += size
+        check_size(self._size, self._limit, "so far")
+        if self._opcode == _TEXT:
+            chunk = payloads[0] if len(payloads) == 1 else b"".join(payloads)
+            validated, self._validated = self._validated, 0
+            self._validate(chunk[validated:] if validated else chunk, final)
+            return self._end("".join(self._text_parts)) if final else None
+        self._fragments += payloads
+        return self._end(b"".join(self._fragments)) if final else None
 
     def _validate(self, chunk: bytes, final: bool) -> None:
         """Decode ``chunk`` of the text message, failing on invalid UTF-8 (1007)."""
