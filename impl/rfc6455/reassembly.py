@@ -5,7 +5,8 @@ Invariants:
   connection (``str`` for text, ``bytes`` for binary) and raises ``ProtocolError`` (or
   ``MessageTooBig``, ``InvalidPayload``) on the peer's fault; the connection turns that into
   its Close. It holds at most one message in progress, and none between messages.
-- Fragments are kept in lists and joined once: reassembly is linear in the message size.
+- Fragments are kept in lists and joined once (a run of them taken together is joined
+  first): reassembly is linear in the message size.
 - Text is validated as it comes (fail fast, Autobahn 6.4.x): each fragment, and the part of
   a frame whose payload is still arriving (``check_pending``), before the rest of it.
 - Without an extension the connection hands data frames over as parsed (``data_frames``,
@@ -19,7 +20,9 @@ Invariants:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 from .errors import MessageTooBig, ProtocolError
@@ -53,6 +56,26 @@ def whole_message(opcode: int, payload: bytes | str, limit: int | None) -> str |
     if isinstance(payload, str):
         return payload
     return decode_text(payload)
+
+
+#: How many frames of a batch ``_run_end`` looks at in one go.
+_WINDOW = 256
+
+
+def _run_end(frames: Sequence[Any], start: int) -> int:
+    """The index after the CONTINUATION frames of the flat batch ``frames`` from ``start``, up
+    to and including a final one (without an extension, a CONTINUATION frame's first byte is
+    0x00, or 0x80 for the last). Their first bytes are scanned as ``bytes``, a window at a
+    time: a batch of many short messages is still looked at once, not once per message."""
+    end = start
+    while True:
+        firsts = bytes(frames[end : end + 2 * _WINDOW : 2])
+        run = len(firsts) - len(firsts.lstrip(b"\x00"))
+        end += 2 * run
+        if run < len(firsts):
+            return end + 2 if firsts[run] == 0x80 else end
+        if run < _WINDOW:
+            return end  # the end of the batch
 
 
 class MessageReader:
@@ -120,23 +143,20 @@ class MessageReader:
         final = first >= 0x80
         if final and opcode != _CONTINUATION and not self._validated:
             return self._end(whole_message(opcode, payload, self._limit)), index + 2
-        limit = self._limit
-        size = len(payload)
-        end = index + 2
-        if limit is None or self._size + size <= limit:
-            # The CONTINUATION frames that follow (no RSV bit without an extension).
-            count = len(frames)
-            while not final and end < count and frames[end] & 0x7F == _CONTINUATION:
-                more = size + len(frames[end + 1])
-                if limit is not None and self._size + more > limit:
-                    break
-                size = more
-                final = frames[end] >= 0x80
-                end += 2
+        end = index + 2 if final else _run_end(frames, index + 2)
         payloads = [payload]
-        if end > index + 2:
-            payloads += frames[index + 3 : end : 2]
-        return self._take(payloads, size, final), end
+        payloads += frames[index + 3 : end : 2]
+        size = sum(map(len, payloads))
+        limit = self._limit
+        if limit is not None and self._size + size > limit and len(payloads) > 1:
+            # The frames before the one that puts the message over the limit; that one is
+            # taken alone by the next call (and fails).
+            sizes = list(accumulate(map(len, payloads), initial=self._size))
+            kept = max(1, bisect_right(sizes, limit) - 1)
+            del payloads[kept:]
+            end = index + 2 * kept
+            size = sizes[kept] - self._size
+        return self._take(payloads, size, frames[end - 2] >= 0x80), end
 
     def check_pending(self, parser: FrameParser) -> None:
         """Judge the frame whose payload is still arriving, as far as it can be judged.
@@ -187,12 +207,12 @@ class MessageReader:
         validated as it comes (RFC 6455 §8.1, fail fast, 1007); the message once it is in."""
         self._size += size
         check_size(self._size, self._limit, "so far")
+        chunk = payloads[0] if len(payloads) == 1 else b"".join(payloads)
         if self._opcode == _TEXT:
-            chunk = payloads[0] if len(payloads) == 1 else b"".join(payloads)
             validated, self._validated = self._validated, 0
             self._validate(chunk[validated:] if validated else chunk, final)
             return self._end("".join(self._text_parts)) if final else None
-        self._fragments += payloads
+        self._fragments.append(chunk)
         return self._end(b"".join(self._fragments)) if final else None
 
     def _validate(self, chunk: bytes, final: bool) -> None:
