@@ -409,17 +409,30 @@ def trace(
 @example([(0x01, b"\xff"), (0x00, b"x" * 15), (0x80, b"x" * 15)], Role.SERVER, 20, False, None)
 # A Ping between fragments is answered before the message completes.
 @example([(0x02, b"ab"), (0x89, b"p"), (0x80, b"cd")], Role.SERVER, None, True, None)
+# A read ends inside the first fragment: its first bytes are validated ahead (check_pending),
+# then the rest of it comes with the next fragment in one batch.
+@example([(0x01, b"\xce\xbaa"), (0x00, b"b"), (0x80, b"c")], Role.SERVER, None, False, [8])
 def test_data_frames_as_parsed_match_frames_one_at_a_time(
     frames: list[tuple[int, bytes]],
     role: Role,
     limit: int | None,
     parse: bool,
-    data: st.DataObject | None,
+    data: st.DataObject | list[int] | None,  # an example's reads: where the stream is cut
 ) -> None:
     masked = role == Role.SERVER  # what the connection receives
-    stream = b"".join(wire_frame(f, p, b"\x1f\x8b\x00\xa5" if masked else None) for f, p in frames)
-    one_read = data is None or data.draw(st.booleans())  # (then the batch is every frame)
-    chunks = [stream] if one_read or data is None else data.draw(chunked(stream))
+    wires = [wire_frame(f, p, b"\x1f\x8b\x00\xa5" if masked else None) for f, p in frames]
+    stream = b"".join(wires)
+    if data is None or isinstance(data, list):
+        chunks = cut(stream, data or [])
+    elif (reads := data.draw(st.sampled_from(["one", "any", "inside"]))) == "one":
+        chunks = [stream]  # the batch is every frame
+    elif reads == "any":
+        chunks = data.draw(chunked(stream))
+    else:  # reads that end inside a few payloads, each completed by a read with the next frames
+        ends = list(itertools.accumulate(map(len, wires)))
+        picked = data.draw(st.lists(st.integers(0, len(wires) - 1), max_size=3))
+        inside = [data.draw(st.integers(1, max(1, len(frames[i][1])))) for i in picked]
+        chunks = cut(stream, [ends[i] - back for i, back in zip(picked, inside, strict=True)])
     lean = Connection(role, max_message_size=limit)
     reference = Connection(role, max_message_size=limit)
     reference._plain_data = False
