@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from hypothesis import assume, event, example, given
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 from strategies import (
     WireFrame,
@@ -36,7 +36,7 @@ from rfc6455.events import (
     Pong,
     TextMessage,
 )
-from rfc6455.frame import Frame, FrameParser, Opcode, Role, parse_close_payload
+from rfc6455.frame import Frame, FrameParser, Opcode, Role, parse_close_payload, wire_frame
 
 # Known bug in rfc6455.frame (reported, not ours to fix); strict: remove once fixed.
 
@@ -329,3 +329,114 @@ def test_connection_agrees_with_wsproto(case: tuple[Role, list[WireFrame], list[
         return
     assert ours == theirs
     assert code == their_code
+
+
+# -- differential: data frames taken as parsed, against one ``Frame`` at a time --------------
+# Without an extension the connection hands a data frame and the CONTINUATION frames after it
+# in a parsed batch to ``MessageReader.data_frames`` at once; ``_plain_data = False`` sends
+# every frame through ``MessageReader.data_frame`` as a ``Frame``, the reference. Both must
+# give the same events, the same replies between them and the same close code and reason.
+CLOSE_PAYLOADS = (b"", b"\x03\xe8", b"\x03\xe8bye", b"\x03\xe8\xff", b"\x00\x01", b"\x03")
+
+
+@st.composite
+def control_frames(draw: st.DrawFn) -> tuple[int, bytes]:
+    first = draw(st.sampled_from([0x89, 0x8A, 0x89, 0x8A, 0x88]))
+    if first == 0x88:
+        return first, draw(st.sampled_from(CLOSE_PAYLOADS))
+    return first, draw(control_payloads())
+
+
+@st.composite
+def fragmented_streams(draw: st.DrawFn) -> list[tuple[int, bytes]]:
+    """(first header byte, payload) of frames: messages cut anywhere (text often valid
+    UTF-8, split inside characters), control frames between fragments, then a few rules
+    broken: a frame dropped (a continuation with no start, a message never ended), FIN
+    flipped, an opcode changed (a new message inside one)."""
+    frames: list[tuple[int, bytes]] = []
+    for _ in range(draw(st.integers(1, 4))):
+        text = draw(st.booleans())
+        body = draw(utf8ish_bytes() if text else st.binary(max_size=40))
+        body += draw(st.sampled_from([b"", b"", b"tail" * 4, b"tail" * 20]))  # over a limit
+        pieces = cut(body, draw(st.lists(st.integers(0, len(body)), max_size=8)))
+        opcode = Opcode.TEXT if text else Opcode.BINARY
+        for index, piece in enumerate(pieces):
+            fin = 0x80 if index == len(pieces) - 1 else 0
+            frames.append(((opcode if index == 0 else 0) | fin, piece))
+            if draw(st.integers(0, 3)) == 0:
+                frames.extend(draw(st.lists(control_frames(), min_size=1, max_size=2)))
+    for _ in range(draw(st.integers(0, 3))):
+        index = draw(st.integers(0, len(frames) - 1))
+        first, payload = frames[index]
+        how = draw(st.sampled_from(["drop", "fin", "opcode"]))
+        if how == "drop" and len(frames) > 1:
+            del frames[index]
+        elif how == "fin" and first < 0x88:
+            frames[index] = (first ^ 0x80, payload)
+        elif how == "opcode" and first < 0x88:
+            frames[index] = ((first & 0x80) | draw(st.sampled_from([0, 1, 2])), payload)
+    return frames
+
+
+Trace = list[object]
+
+
+def trace(
+    conn: Connection, chunks: list[bytes], parse: bool, masked_out: bool
+) -> tuple[Trace, object]:
+    """Each event and what was written right after it (parsed), then how the connection
+    ended: a shell's view."""
+    seen: Trace = []
+    for chunk in chunks:
+        conn.receive_data(chunk, parse=parse)
+        for e in conn.events():
+            seen.append(e)
+            written = frames_sent_by(conn, masked=masked_out)
+            seen.extend((f.opcode, f.final, f.payload) for f in written)
+    failure = None if conn.failure is None else (type(conn.failure), conn.failure.close_code)
+    return seen, (conn.state, conn.close_code, conn.close_reason, failure)
+
+
+@settings(max_examples=400)
+@given(
+    fragmented_streams(),
+    st.sampled_from([Role.SERVER, Role.CLIENT]),
+    st.sampled_from([None, 0, 1, 7, 20, 64, 200]),
+    st.booleans(),
+    st.data(),
+)
+# Invalid text in the first fragment, then a fragment over the limit, in one read: 1007.
+@example([(0x01, b"\xff"), (0x00, b"x" * 15), (0x80, b"x" * 15)], Role.SERVER, 20, False, None)
+# A Ping between fragments is answered before the message completes.
+@example([(0x02, b"ab"), (0x89, b"p"), (0x80, b"cd")], Role.SERVER, None, True, None)
+# A read ends inside the first fragment: its first bytes are validated ahead (check_pending),
+# then the rest of it comes with the next fragment in one batch.
+@example([(0x01, b"\xce\xbaa"), (0x00, b"b"), (0x80, b"c")], Role.SERVER, None, False, [8])
+def test_data_frames_as_parsed_match_frames_one_at_a_time(
+    frames: list[tuple[int, bytes]],
+    role: Role,
+    limit: int | None,
+    parse: bool,
+    data: st.DataObject | list[int] | None,  # an example's reads: where the stream is cut
+) -> None:
+    masked = role == Role.SERVER  # what the connection receives
+    wires = [wire_frame(f, p, b"\x1f\x8b\x00\xa5" if masked else None) for f, p in frames]
+    stream = b"".join(wires)
+    if data is None or isinstance(data, list):
+        chunks = cut(stream, data or [])
+    elif (reads := data.draw(st.sampled_from(["one", "any", "inside"]))) == "one":
+        chunks = [stream]  # the batch is every frame
+    elif reads == "any":
+        chunks = data.draw(chunked(stream))
+    else:  # reads that end inside a few payloads, each completed by a read with the next frames
+        ends = list(itertools.accumulate(map(len, wires)))
+        picked = data.draw(st.lists(st.integers(0, len(wires) - 1), max_size=3))
+        inside = [data.draw(st.integers(1, max(1, len(frames[i][1])))) for i in picked]
+        chunks = cut(stream, [ends[i] - back for i, back in zip(picked, inside, strict=True)])
+    lean = Connection(role, max_message_size=limit)
+    reference = Connection(role, max_message_size=limit)
+    reference._plain_data = False
+    ours = trace(lean, chunks, parse, masked_out=not masked)
+    theirs = trace(reference, chunks, parse, masked_out=not masked)
+    assert ours == theirs
+    event(f"ended: {ours[1][1]}")

@@ -15,7 +15,9 @@ Invariants:
   their own for input. Local misuse (sending after our Close) raises ``InvalidState``.
 - Nothing is delivered after ``Closed``; ``Closed`` is delivered exactly once.
 - Data messages are reassembled and validated by a ``reassembly.MessageReader``; a whole
-  message in one frame, the common case, is delivered here without calling it.
+  message in one frame, the common case, is delivered here without calling it. Without an
+  extension, data frames reach it as parsed (``data_frames``: a run of fragments at once),
+  never as ``Frame`` objects; control frames between fragments are handled in their turn.
 
 States and transitions (the shell's view)::
 
@@ -83,6 +85,7 @@ class Connection:
         "_messages",
         "_out",
         "_parser",
+        "_plain_data",
         "_reading",
         "close_code",
         "close_reason",
@@ -139,6 +142,9 @@ class Connection:
         self._reading = True  # False once a Close arrived or the connection failed
         self._close_sent = False
         self._messages = MessageReader(self.extensions, max_message_size)
+        # Without an extension, data frames go to ``MessageReader.data_frames`` as parsed;
+        # with one (or when a test asks for the reference path), one ``Frame`` at a time.
+        self._plain_data = not self.extensions
         # Frames parsed in one batch and not yet handled, flat (first byte, payload, ...),
         # from ``_frame_index``; handled one at a time, so replies keep their order.
         self._frames: list[Any] | tuple[()] = _NO_FRAMES
@@ -226,18 +232,24 @@ class Connection:
                     self._frames = frames
                     index = 0
                 first = frames[index]
-                payload = frames[index + 1]
-                if index + 2 == len(frames):
+                end = index + 2
+                message: str | bytes | None = None
+                if first in _WHOLE_MESSAGE and self._messages.passthrough:
+                    # The common case, once per message: what ``MessageReader.data_frame``
+                    # does with a whole message in one frame, without a ``Frame``.
+                    message = whole_message(first & 0x0F, frames[index + 1], self.max_message_size)
+                elif first & 0x08 or not self._plain_data:  # a control frame, or an extension
+                    self._handle_frame(parsed_frame(first, frames[index + 1]))
+                else:  # a data frame and the CONTINUATION frames after it, without a ``Frame``
+                    message, end = self._messages.data_frames(frames, index)
+                if end == len(frames):
                     # All taken: drop the batch, so an idle connection holds no payloads.
                     self._frames = _NO_FRAMES
                     self._frame_index = 0
                 else:
-                    self._frame_index = index + 2
-                if first in _WHOLE_MESSAGE and self._messages.passthrough:
-                    # The common case, once per message: what ``MessageReader.data_frame``
-                    # does with a whole message in one frame, without a ``Frame``.
-                    return whole_message(first & 0x0F, payload, self.max_message_size)
-                self._handle_frame(parsed_frame(first, payload))
+                    self._frame_index = end
+                if message is not None:
+                    return message
             except ProtocolError as exc:
                 self._fail_on(exc)
             except Exception as exc:
@@ -343,6 +355,8 @@ class Connection:
 
     def _fail_on(self, exc: Exception) -> None:
         self.failure = exc
+        self._frames = _NO_FRAMES  # the input is discarded
+        self._frame_index = 0
         reason = _close_reason(exc.reason) if isinstance(exc, ProtocolError) else ""
         self.fail(close_code_for(exc), reason)
 

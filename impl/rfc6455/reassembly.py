@@ -5,9 +5,14 @@ Invariants:
   connection (``str`` for text, ``bytes`` for binary) and raises ``ProtocolError`` (or
   ``MessageTooBig``, ``InvalidPayload``) on the peer's fault; the connection turns that into
   its Close. It holds at most one message in progress, and none between messages.
-- Fragments are kept in lists and joined once: reassembly is linear in the message size.
+- Fragments are kept in lists and joined once (a run of them taken together is joined
+  first): reassembly is linear in the message size.
 - Text is validated as it comes (fail fast, Autobahn 6.4.x): each fragment, and the part of
   a frame whose payload is still arriving (``check_pending``), before the rest of it.
+- Without an extension the connection hands data frames over as parsed (``data_frames``,
+  no ``Frame``): a run of consecutive fragments of one batch at once, checked and validated
+  together. A run stops before a frame that would put the message over the limit, so every
+  verdict (and which error wins) is the one ``data_frame`` gives frame by frame.
 - ``passthrough`` is true exactly when a final TEXT or BINARY frame is a whole message as
   it stands (no message in progress, no text of its frame validated ahead, no extension):
   the connection then delivers it with ``whole_message`` and never calls the reader.
@@ -15,7 +20,10 @@ Invariants:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
+from typing import Any
 
 from .errors import MessageTooBig, ProtocolError
 from .extensions import Extension
@@ -48,6 +56,26 @@ def whole_message(opcode: int, payload: bytes | str, limit: int | None) -> str |
     if isinstance(payload, str):
         return payload
     return decode_text(payload)
+
+
+#: How many frames of a batch ``_run_end`` looks at in one go.
+_WINDOW = 256
+
+
+def _run_end(frames: Sequence[Any], start: int) -> int:
+    """The index after the CONTINUATION frames of the flat batch ``frames`` from ``start``, up
+    to and including a final one (without an extension, a CONTINUATION frame's first byte is
+    0x00, or 0x80 for the last). Their first bytes are scanned as ``bytes``, a window at a
+    time: a batch of many short messages is still looked at once, not once per message."""
+    end = start
+    while True:
+        firsts = bytes(frames[end : end + 2 * _WINDOW : 2])
+        run = len(firsts) - len(firsts.lstrip(b"\x00"))
+        end += 2 * run
+        if run < len(firsts):
+            return end + 2 if firsts[run] == 0x80 else end
+        if run < _WINDOW:
+            return end  # the end of the batch
 
 
 class MessageReader:
@@ -87,36 +115,48 @@ class MessageReader:
         payload: bytes | str = frame.payload
         if isinstance(payload, str):  # a whole text frame the parser decoded, met in a message
             frame.payload = payload.encode("utf-8")
-        # RFC 6455 §5.4: a fragmented message is one TEXT/BINARY frame then CONTINUATION
-        # frames, the last with FIN; no other data frame may interleave.
-        if opcode == _CONTINUATION:
-            if self._opcode is None:
-                raise ProtocolError("a continuation frame with no message in progress")
-        else:
-            if self._opcode is not None:
-                raise ProtocolError(
-                    f"a new {opcode.name} frame while a fragmented message is in progress"
-                )
-            self._opcode = opcode
-            self._transformed = bool(frame.rsv1 or frame.rsv2 or frame.rsv3)
-            self.passthrough = False
-        limit = self._limit
+        self._start(opcode, bool(frame.rsv1 or frame.rsv2 or frame.rsv3))
         if self._extensions:
-            remaining = None if limit is None else limit - self._size
+            remaining = None if self._limit is None else self._limit - self._size
             for extension in reversed(self._extensions):
                 frame = extension.decode(frame, max_size=remaining)
         payload = frame.payload
         if frame.final and opcode != _CONTINUATION and not self._validated:
-            return self._end(whole_message(opcode, payload, limit))
-        self._size += len(payload)
-        check_size(self._size, limit, "so far")
-        if self._opcode == _TEXT:
-            # RFC 6455 §8.1: validated as it comes, fail fast.
-            validated, self._validated = self._validated, 0
-            self._validate(payload[validated:] if validated else payload, frame.final)
-            return self._end("".join(self._text_parts)) if frame.final else None
-        self._fragments.append(payload)
-        return self._end(b"".join(self._fragments)) if frame.final else None
+            return self._end(whole_message(opcode, payload, self._limit))
+        return self._take([payload], len(payload), frame.final)
+
+    def data_frames(self, frames: Sequence[Any], index: int) -> tuple[str | bytes | None, int]:
+        """Take the data frame at ``frames[index]`` of a parsed batch (flat: first header
+        byte, payload, ...; no extension) with the CONTINUATION frames right after it, up to
+        the message's last frame; the message if it is in, and the index after them.
+
+        What ``data_frame`` does with each of them in turn, without a ``Frame``: a frame that
+        would put the message over the limit is left for the next call, alone, so an error in
+        the frames before it (invalid text) wins as it would frame by frame.
+        """
+        first = frames[index]
+        opcode = first & 0x0F
+        payload = frames[index + 1]
+        if isinstance(payload, str):  # a whole text frame the parser decoded, met in a message
+            payload = payload.encode("utf-8")
+        self._start(opcode, bool(first & 0x70))
+        final = first >= 0x80
+        if final and opcode != _CONTINUATION and not self._validated:
+            return self._end(whole_message(opcode, payload, self._limit)), index + 2
+        end = index + 2 if final else _run_end(frames, index + 2)
+        payloads = [payload]
+        payloads += frames[index + 3 : end : 2]
+        size = sum(map(len, payloads))
+        limit = self._limit
+        if limit is not None and self._size + size > limit and len(payloads) > 1:
+            # The frames before the one that puts the message over the limit; that one is
+            # taken alone by the next call (and fails).
+            sizes = list(accumulate(map(len, payloads), initial=self._size))
+            kept = max(1, bisect_right(sizes, limit) - 1)
+            del payloads[kept:]
+            end = index + 2 * kept
+            size = sizes[kept] - self._size
+        return self._take(payloads, size, frames[end - 2] >= 0x80), end
 
     def check_pending(self, parser: FrameParser) -> None:
         """Judge the frame whose payload is still arriving, as far as it can be judged.
@@ -145,6 +185,35 @@ class MessageReader:
             self._validate(chunk, False)
             self._validated += len(chunk)
             self.passthrough = False
+
+    def _start(self, opcode: int, transformed: bool) -> None:
+        """RFC 6455 §5.4: a fragmented message is one TEXT/BINARY frame then CONTINUATION
+        frames, the last with FIN; no other data frame may interleave (1002)."""
+        if opcode == _CONTINUATION:
+            if self._opcode is None:
+                raise ProtocolError("a continuation frame with no message in progress")
+        else:
+            if self._opcode is not None:
+                raise ProtocolError(
+                    f"a new {Opcode(opcode).name} frame while a fragmented message is in progress"
+                )
+            self._opcode = opcode
+            self._transformed = transformed  # (RSV bits: an extension owns the message)
+            self.passthrough = False
+
+    def _take(self, payloads: list[bytes], size: int, final: bool) -> str | bytes | None:
+        """Add the payloads of consecutive frames of the message in progress (``size``
+        bytes in all; ``final``: the last is its last frame): size checked (1009), then text
+        validated as it comes (RFC 6455 §8.1, fail fast, 1007); the message once it is in."""
+        self._size += size
+        check_size(self._size, self._limit, "so far")
+        chunk = payloads[0] if len(payloads) == 1 else b"".join(payloads)
+        if self._opcode == _TEXT:
+            validated, self._validated = self._validated, 0
+            self._validate(chunk[validated:] if validated else chunk, final)
+            return self._end("".join(self._text_parts)) if final else None
+        self._fragments.append(chunk)
+        return self._end(b"".join(self._fragments)) if final else None
 
     def _validate(self, chunk: bytes, final: bool) -> None:
         """Decode ``chunk`` of the text message, failing on invalid UTF-8 (1007)."""

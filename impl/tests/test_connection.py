@@ -109,6 +109,24 @@ def test_fragmented_message_over_the_limit_fails_with_1009() -> None:
     assert close_code_sent(out) == 1009
 
 
+@pytest.mark.parametrize(
+    ("first", "code"),
+    [
+        (b"\xff", 1007),  # the text is invalid before the message is over the limit
+        (b"ok", 1009),  # valid so far: the limit is what breaks
+    ],
+)
+def test_fragments_in_one_read_fail_on_the_first_rule_broken(first: bytes, code: int) -> None:
+    # Five fragments in one read, taken together: the third puts the message over 20 bytes,
+    # the first may already be invalid UTF-8. Frame by frame, the earlier error wins.
+    data = client_frame(first, Opcode.TEXT, final=False) + b"".join(
+        client_frame(b"x" * 10, Opcode.CONTINUATION, final=n == 3) for n in range(4)
+    )
+    _, events, out = server_receives(data, max_message_size=20)
+    assert close_code_sent(out) == code
+    assert [type(e) for e in events] == [Closed]
+
+
 def test_frame_limit_below_the_message_limit_fails_with_1009() -> None:
     _, _, out = server_receives(client_frame(b"x" * 200), max_frame_size=100)
     assert close_code_sent(out) == 1009
