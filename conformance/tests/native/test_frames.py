@@ -93,9 +93,10 @@ def test_a_fragmented_message_is_cut_keyed_and_masked_frame_by_frame() -> None:
     cuts = {(9, 0): 1, (9, 9): 1, (10, 9): 2, (18, 9): 3, (19, 9): 3, (64, 4): 17, (999, 7): 143}
     for (size, fragment), count in cuts.items():
         payload = rng.randbytes(size)
-        bounds = frames.fragment_bounds(size, fragment)
-        keys = frames.MaskKeys(size).keys(len(bounds))
-        got = parsed(frames.encode_message(2, payload, bounds, keys, rsv=4))
+        assert frames.frame_count(size, fragment) == len(frames.fragment_bounds(size, fragment))
+        keys = frames.MaskKeys(size).keys(count)
+        assert frames.MaskKeys(size).joined_keys(count) == b"".join(keys)
+        got = parsed(frames.encode_message(2, payload, fragment, b"".join(keys), rsv=4))
         assert len(got) == count, (size, fragment)
         assert [(opcode, fin, rsv) for opcode, fin, rsv, _, _ in got] == [(2, count == 1, 4)] + [
             (0, i == count - 1, 0) for i in range(1, count)
@@ -115,7 +116,24 @@ def test_a_message_of_one_octet_repeated_is_cut_keyed_and_masked_frame_by_frame(
             bounds = frames.fragment_bounds(size, fragment)
             keys = frames.MaskKeys(size + fragment).keys(len(bounds))
             last = len(bounds) - 1
-            assert parsed(frames.encode_message(1, payload, bounds, keys, rsv=4)) == [
+            encoded = frames.encode_message(1, payload, fragment, b"".join(keys), rsv=4)
+            assert parsed(encoded) == [
                 (0 if i else 1, i == last, 0 if i else 4, key, payload[start:end])
                 for i, ((start, end), key) in enumerate(zip(bounds, keys, strict=True))
             ], (octet, size, fragment)
+
+
+class _ZeroDraws(random.Random):
+    """A generator whose draw of several keys at once is all zeros (a 2**-32 chance a key in
+    life), and each single key drawn after it 01 02 03 04."""
+
+    def getrandbits(self, k: int) -> int:
+        return 0 if k > 32 else 0x01020304
+
+
+def test_a_zero_key_is_drawn_again_whether_keys_come_joined_or_one_by_one() -> None:
+    # A zero key would hide a testee that forgets to unmask (RFC 6455 §5.3).
+    for take in (lambda m: m.joined_keys(3), lambda m: b"".join(m.keys(3))):
+        keys = frames.MaskKeys(7)
+        keys._random = _ZeroDraws()
+        assert take(keys) == b"\x01\x02\x03\x04" * 3

@@ -88,24 +88,24 @@ class FrameWriter:
                     self._host.reader_raised(str(exc))
                     return
             payload = compressed
-        bounds = frames.fragment_bounds(len(payload), fragment)
-        keys = self._keys.keys(len(bounds))
+        count = frames.frame_count(len(payload), fragment)
+        keys = self._keys.joined_keys(count)
         stats = self._host.flags.tx_frames
         stats[opcode] += 1
-        if len(bounds) > 1:
-            stats[0] += len(bounds) - 1
+        if count > 1:
+            stats[0] += count - 1
         if self._logged():
-            last = len(bounds) - 1
-            for index, ((start, end), key) in enumerate(zip(bounds, keys, strict=True)):
+            bounds = frames.fragment_bounds(len(payload), fragment)
+            for index, (start, end) in enumerate(bounds):
                 self._log.frame(
                     "tx",
                     opcode if index == 0 else 0,
                     payload[start:end],
-                    fin=index == last,
+                    fin=index == count - 1,
                     rsv=rsv if index == 0 else 0,
-                    mask=key,
+                    mask=keys[4 * index : 4 * index + 4],
                 )
-        self._out.send(frames.encode_message(opcode, payload, bounds, keys, rsv=rsv), False, None)
+        self._out.send(frames.encode_message(opcode, payload, fragment, keys, rsv=rsv), False, None)
 
     def begin(self, opcode: int, length: int) -> None:
         """A frame header alone (FIN clear); ``data`` sends the payload, masked as one."""

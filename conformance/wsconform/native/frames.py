@@ -38,6 +38,7 @@ __all__ = [
     "encode",
     "encode_message",
     "fragment_bounds",
+    "frame_count",
     "header",
     "mask_frames",
     "masked_repeat",
@@ -63,12 +64,17 @@ class MaskKeys:
                 return value.to_bytes(4, "big")
 
     def keys(self, count: int) -> list[bytes]:
-        """``count`` masking keys at once (one draw for all; zero keys replaced)."""
+        """``count`` masking keys at once: ``joined_keys`` cut into keys."""
+        raw = self.joined_keys(count)
+        return [raw[i : i + 4] for i in range(0, 4 * count, 4)]
+
+    def joined_keys(self, count: int) -> bytes:
+        """``count`` masking keys end to end (one draw for all; zero keys replaced, in order)."""
         raw = self._random.getrandbits(32 * count).to_bytes(4 * count, "big")
+        if b"\0\0\0\0" not in raw:  # (four zero octets across two keys land here too)
+            return raw
         drawn = [raw[i : i + 4] for i in range(0, 4 * count, 4)]
-        if b"\0\0\0\0" in drawn:
-            drawn = [k if k != b"\0\0\0\0" else self.key() for k in drawn]
-        return drawn
+        return b"".join(k if k != b"\0\0\0\0" else self.key() for k in drawn)
 
     def octets(self, count: int) -> bytes:
         """``count`` random bytes (the handshake's Sec-WebSocket-Key nonce)."""
@@ -142,6 +148,13 @@ def encode(
     return head + (payload if mask is None else apply_mask(payload, mask))
 
 
+def frame_count(size: int, fragment: int) -> int:
+    """How many frames ``fragment_bounds`` cuts a ``size``-byte message into."""
+    if not fragment or size <= fragment:
+        return 1
+    return size // fragment + 1
+
+
 def fragment_bounds(size: int, fragment: int) -> list[tuple[int, int]]:
     """Where the fuzzer cuts a message of ``size`` bytes into ``fragment``-byte frames: one
     frame when it fits (or ``fragment`` is 0), else pieces of ``fragment`` and the rest, which
@@ -156,42 +169,42 @@ def fragment_bounds(size: int, fragment: int) -> list[tuple[int, int]]:
 def encode_message(
     opcode: int,
     payload: bytes,
-    bounds: list[tuple[int, int]],
-    keys: list[bytes],
+    fragment: int,
+    keys: bytes,
     *,
     rsv: int = 0,
 ) -> bytes:
-    """All frames of one message cut at ``bounds`` (from ``fragment_bounds``), frame i masked
-    with ``keys[i]``: the first frame carries ``opcode`` and ``rsv``, the rest are
-    continuations, the last has FIN. The whole payload is masked in one pass, and the frames
-    between the first and the last, all alike but for their key, are each one piece (key and
-    payload) joined with their shared header (a per-frame loop of several pieces costs more
-    than the XOR itself)."""
+    """All frames of one message cut as ``fragment_bounds`` cuts it, frame i masked with key
+    i (octets 4i to 4i + 3 of ``keys``, from ``MaskKeys.joined_keys``): the first frame
+    carries ``opcode`` and ``rsv``, the rest are continuations, the last has FIN. The whole
+    payload is masked in one pass, and the frames between the first and the last, all alike
+    but for their key, are each one piece (key and payload) joined with their shared header
+    (a per-frame loop of several pieces costs more than the XOR itself); no list of bounds
+    or of keys is made (9.3.1 sends 65,536 frames)."""
     first_byte = ((rsv & 0x7) << 4) | (opcode & 0x0F)
-    if len(bounds) == 1:
-        key = keys[0]
+    if frame_count(len(payload), fragment) == 1:
+        key = keys[:4]
         return _header(0x80 | first_byte, 0x80, len(payload)) + key + apply_mask(payload, key)
-    fragment = bounds[0][1]
-    full = len(bounds) - 1  # every frame but the last has ``fragment`` bytes
+    full = len(payload) // fragment  # every frame but the last has ``fragment`` bytes
     rest = len(payload) - full * fragment
     if full > 2 and _one_octet_repeated(payload):
         return _encode_uniform(first_byte, payload, fragment, full, rest, keys)
-    masked = mask_frames(payload, b"".join(keys), fragment)
+    masked = mask_frames(payload, keys, fragment)
     middle = _header(0, 0x80, fragment)
     # The middle frames: each one's key and payload, their shared header joined between.
     keyed = [
-        key + masked[start : start + fragment]
-        for key, start in zip(keys[1:full], range(fragment, full * fragment, fragment), strict=True)
+        keys[4 * index : 4 * index + 4] + masked[index * fragment : (index + 1) * fragment]
+        for index in range(1, full)
     ]
     return b"".join(
         [
             _header(first_byte, 0x80, fragment),
-            keys[0],
+            keys[:4],
             masked[:fragment],
             middle if keyed else b"",
             middle.join(keyed),
             _header(0x80, 0x80, rest),
-            keys[-1],
+            keys[4 * full : 4 * full + 4],
             masked[full * fragment :],
         ]
     )
@@ -203,35 +216,37 @@ def _one_octet_repeated(payload: bytes) -> bool:
 
 
 def _encode_uniform(
-    first_byte: int, payload: bytes, fragment: int, full: int, rest: int, keys: list[bytes]
+    first_byte: int, payload: bytes, fragment: int, full: int, rest: int, keys: bytes
 ) -> bytes:
     """``encode_message`` of a payload that is one octet repeated: frame i's masked payload is
     its key XOR that octet, repeated, so no payload byte is XORed one by one."""
     table = _xor_table(payload[0])
     unit = payload[:4]  # what each key masks, repeated through the frame
-    middle = _uniform_run(_header(0, 0x80, fragment), keys[1:full], fragment, table)
+    middle = _uniform_run(_header(0, 0x80, fragment), keys[4 : 4 * full], fragment, table)
+    last = keys[4 * full : 4 * full + 4]
     return b"".join(
         [
             _header(first_byte, 0x80, fragment),
-            keys[0],
-            masked_repeat(unit, fragment, keys[0]),
+            keys[:4],
+            masked_repeat(unit, fragment, keys[:4]),
             middle,
             _header(0x80, 0x80, rest),
-            keys[-1],
-            masked_repeat(unit, rest, keys[-1]) if rest else b"",
+            last,
+            masked_repeat(unit, rest, last) if rest else b"",
         ]
     )
 
 
-def _uniform_run(head: bytes, keys: list[bytes], fragment: int, table: bytes) -> bytes:
+def _uniform_run(head: bytes, keys: bytes, fragment: int, table: bytes) -> bytes:
     """Frames alike but for their key (``head``, key, ``fragment`` octets masked through
-    ``table``). Many short frames are written column by column into one buffer (a strided
-    copy per byte position of a frame: as many Python steps as a frame has bytes); fewer,
-    longer ones frame by frame."""
-    count = len(keys)
+    ``table``), one per key of ``keys`` (joined). Many short frames are written column by
+    column into one buffer (a strided copy per byte position of a frame: as many Python steps
+    as a frame has bytes); fewer, longer ones frame by frame."""
+    count = len(keys) // 4
     if fragment % 4 or fragment + len(head) >= count:
         pieces = []
-        for key in keys:
+        for at in range(0, len(keys), 4):
+            key = keys[at : at + 4]
             masked = key.translate(table)
             pieces.append(key + (masked * (fragment // 4 + 1))[:fragment])
         return head + head.join(pieces) if pieces else b""
@@ -239,9 +254,8 @@ def _uniform_run(head: bytes, keys: list[bytes], fragment: int, table: bytes) ->
     out = bytearray(size * count)
     for at, octet in enumerate(head):
         out[at::size] = bytes((octet,)) * count
-    raw = b"".join(keys)
     for lane in range(4):
-        column = raw[lane::4]
+        column = keys[lane::4]
         out[len(head) + lane :: size] = column
         masked = column.translate(table)
         for at in range(len(head) + 4 + lane, size, 4):
