@@ -48,6 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from client import process_cpu
 from measure import Table
 
 from wsconform import catalog
@@ -55,7 +56,6 @@ from wsconform.engines.native import NativeEngine
 
 WSCONFORM = Path(sys.executable).parent / "wsconform"
 SAMPLE_INTERVAL = 0.25
-TICKS = os.sysconf("SC_CLK_TCK")
 TESTEE_MARK = ("-m", "rfc6455", "serve")
 #: (OK, INFORMATIONAL) of a correct run of the reference, per profile.
 EXPECTED = {"no-deflate": (298, 3), "full": (514, 3)}
@@ -85,12 +85,11 @@ def _children(pid: int) -> Iterator[int]:
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """utime + stime of one live process."""
+    """utime + stime of one live process (None once it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return process_cpu(pid)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def _is_testee(pid: int) -> bool:
