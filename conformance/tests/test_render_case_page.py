@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
+import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -306,3 +308,18 @@ def test_the_page_worker_runs_below_the_run_s_priority(native_dir: Path, tmp_pat
     niceness = int(Path(f"/proc/{worker.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
     assert niceness == min(os.nice(0) + casepages.WORKER_NICENESS, 19)
     pages.finish()
+
+
+def test_visible_escapes_exactly_the_invisible_characters() -> None:
+    """Every code point: escaped when its Unicode category is C or Z (other than the space),
+    shown as it is otherwise, alone and inside printable text."""
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        invisible = char != " " and unicodedata.category(char)[0] in "CZ"
+        if not invisible:
+            assert casereport.visible(char) == char
+            continue
+        width = 2 if code < 0x100 else 4 if code < 0x10000 else 8
+        escape = "\\" + ("x" if width == 2 else "u" if width == 4 else "U") + f"{code:0{width}x}"
+        assert casereport.visible(char) == escape
+        assert casereport.visible(f"a{char}é") == f"a{escape}é"

@@ -18,7 +18,6 @@ Invariants:
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -129,17 +128,21 @@ class CaseView:
 
 
 def visible(text: str) -> str:
-    """``text`` with control and other invisible characters as Python-style escapes."""
+    """``text`` with control and other invisible characters as Python-style escapes.
 
-    def one(char: str) -> str:
-        if char == " " or unicodedata.category(char)[0] not in "CZ":
-            return char
-        code = ord(char)
-        if code < 0x100:
-            return f"\\x{code:02x}"
-        return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    Invisible means Unicode category C or Z other than the space, which is exactly what
+    ``str.isprintable`` refuses: most text has none, and is returned as it is.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
 
-    return "".join(one(c) for c in text)
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _text(value: Any) -> str:
