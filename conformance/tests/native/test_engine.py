@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import struct
@@ -246,34 +245,25 @@ def test_frame_lengths_use_the_shortest_encoding() -> None:
     assert frames.encode(2, b"x" * 65536)[1:10] == b"\x7f" + (65536).to_bytes(8, "big")
 
 
-def test_a_cancelled_run_keeps_the_finished_cases(tmp_path: Path, echo_cmd: str) -> None:
+def test_a_stopped_run_keeps_the_finished_cases(tmp_path: Path, echo_cmd: str) -> None:
     from wsconform import testee
 
-    ids = ["1.1.1", "1.1.2", "2.1", "2.2"]
+    ids = ["1.1.1", "1.1.2", "3.4", "2.1", "2.2"]  # 3.4 plays on the other loop
+    stop = engine.Stop()
+    finished: list[str] = []
 
-    async def cancel_after_two() -> None:
-        finished: list[str] = []
-        done = asyncio.Event()
+    def progress(event: engine.CaseEvent) -> None:
+        if event.kind == "finished":
+            finished.append(event.case_id)
+            if len(finished) == 3:
+                stop.request()  # told while the fourth case's handshake is under way
 
-        def progress(event: engine.CaseEvent) -> None:
-            if event.kind == "finished":
-                finished.append(event.case_id)
-                if len(finished) == 2:
-                    done.set()
-
-        with testee.start(echo_cmd, tmp_path / "logs") as server:
-            server.wait_ready()
-            task = asyncio.ensure_future(
-                engine.run_async(server.url, "ws", ids, tmp_path / "run", progress=progress)
-            )
-            await done.wait()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    asyncio.run(cancel_after_two())
+    with testee.start(echo_cmd, tmp_path / "logs") as server:
+        server.wait_ready()
+        with pytest.raises(asyncio.CancelledError):
+            engine.run(server.url, "ws", ids, tmp_path / "run", progress=progress, stop=stop)
     run = results.load(tmp_path / "run")
-    assert 2 <= len(run.cases) < len(ids)
+    assert sorted(run.cases) == sorted(finished) == ["1.1.1", "1.1.2", "3.4"]
     assert all(c.behavior == "OK" and c.result for c in run.cases.values())
     index = json.loads((tmp_path / "run" / "index.json").read_text())
     assert set(index["ws"]) == set(run.cases)

@@ -1,80 +1,98 @@
-"""The engine's event loop: uvloop's where installed, asyncio's when asked for (or without
-uvloop), chopped writes paced alike on both, and a read handled 64 KiB at a time once
+"""The engine's event loops: paced writes on asyncio's, every other case on uvloop's where
+installed (one loop for all when asked for), and a read handled 64 KiB at a time once
 deflate is agreed, whatever the loop read at once."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
-import itertools
-import socket
-import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
 
 import pytest
-import uvloop
 
-from wsconform.native import connection, loop, outbox
+from wsconform.native import cases, connection, engine, loop
 
 
-def test_uvloop_is_the_default_and_asyncio_can_be_asked_for(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(loop.ENV, raising=False)
-    assert loop.factory() is uvloop.new_event_loop and loop.name() == "uvloop"
-    monkeypatch.setenv(loop.ENV, "asyncio")
-    assert loop.factory() is None and loop.name() == "asyncio"
-    monkeypatch.setenv(loop.ENV, "uvloop")
-    assert loop.factory() is uvloop.new_event_loop and loop.name() == "uvloop"
-
+def _loop_module(lanes: loop.Lanes, case_id: str) -> str:
     async def which() -> str:
         return type(asyncio.get_running_loop()).__module__
 
-    assert loop.run(which()).startswith("uvloop")
-    monkeypatch.setenv(loop.ENV, "asyncio")
-    assert loop.run(which()).startswith("asyncio")
+    return lanes.runner(cases.get(case_id)).run(which()).split(".")[0]
 
 
-def test_without_uvloop_the_default_is_asyncio_s_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("wanted", "paced_on", "others_on", "named"),
+    [
+        ("", "asyncio", "uvloop", "uvloop; paced writes on asyncio"),
+        ("asyncio", "asyncio", "asyncio", "asyncio"),
+        ("uvloop", "uvloop", "uvloop", "uvloop"),
+    ],
+)
+def test_paced_cases_play_on_asyncio_s_loop_the_others_on_uvloop(
+    wanted: str, paced_on: str, others_on: str, named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(loop.ENV, wanted)
+    assert loop.name() == named
+    with loop.Lanes() as lanes:
+        assert _loop_module(lanes, "3.4") == paced_on  # chopped into 1-byte writes
+        assert _loop_module(lanes, "9.7.1") == others_on  # round trips
+        assert _loop_module(lanes, "3.4") == paced_on  # the loops take turns
+
+
+def test_without_uvloop_every_case_plays_on_asyncio_s_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv(loop.ENV, raising=False)
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a)
     )
-    assert loop.factory() is None and loop.name() == "asyncio"
+    assert loop.name() == "asyncio"
+    with loop.Lanes() as lanes:
+        assert _loop_module(lanes, "9.7.1") == _loop_module(lanes, "3.4") == "asyncio"
 
 
-@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
-def test_chopped_writes_leave_at_least_the_chop_gap_apart(
-    event_loop: str, monkeypatch: pytest.MonkeyPatch
+def test_a_script_is_paced_when_any_frame_is_chopped_or_sync_now_or_later() -> None:
+    paced = {case_id for case_id in cases.DEFINED if loop.paced(cases.get(case_id).script)}
+    # chopped: 1.x.8 (997-byte writes), 3.4, 4.x.5, 5.5/5.8/5.11/5.14, 9.5/9.6;
+    # frame by frame (sync): 3.3, 4.x.4, 5.4/5.7/5.10/5.13 ...
+    assert {"1.1.8", "1.2.8", "3.4", "4.1.5", "4.2.5", "5.5", "9.5.1", "9.6.6"} <= paced
+    assert not {"1.1.1", "2.1", "5.19", "6.4.1", "7.1.1", "9.1.6", "9.3.1", "9.7.1"} & paced
+    # A paced frame inside a later step counts too.
+    from wsconform.native import casedef
+
+    later = casedef.ContinueLater(1, (casedef.SendFrame(1, b"x", sync=True),))
+    assert loop.paced((casedef.SendFrame(1, b"x"), later))
+    assert not loop.paced((casedef.ContinueLater(1, (casedef.SendFrame(1, b"x"),)),))
+
+
+def test_a_run_plays_each_case_on_its_loop(
+    tmp_path: Path, echo_cmd: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On either loop, over a real socket: one write per chop, in order, none sooner than
-    ``CHOP_GAP`` after the one before (uvloop's turns alone would be faster). Nothing reads
-    the other end while they leave, so the loop has nothing else to do between them."""
-    monkeypatch.setenv(loop.ENV, event_loop)
-    sent: list[tuple[float, bytes]] = []
-    ours, theirs = socket.socketpair()
+    from wsconform import testee
 
-    async def play() -> bytes:
-        running = asyncio.get_running_loop()
-        transport, _ = await running.create_connection(asyncio.Protocol, sock=ours)
-        out = outbox.Outbox(
-            running, lambda data: sent.append((time.perf_counter(), data)), lambda: False
-        )
-        out.transport = transport  # type: ignore[assignment]
-        out.send(bytes(range(40)), sync=False, chop=1)
-        while len(sent) < 40:
-            await asyncio.sleep(0.001)
-        transport.close()
-        received = b""
-        while len(received) < 40:
-            received += theirs.recv(40)
-        theirs.close()
-        return received
+    monkeypatch.delenv(loop.ENV, raising=False)
+    played: list[tuple[str, str]] = []
+    real_play = engine.play
 
-    assert loop.run(play()) == bytes(range(40))
-    assert [data for _, data in sent] == [bytes([i]) for i in range(40)]
-    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(sent)]
-    assert min(gaps) >= outbox.CHOP_GAP
+    def play(spec: Any, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        async def recorded() -> Any:
+            played.append((spec.case_id, type(asyncio.get_running_loop()).__module__))
+            return await real_play(spec, *args, **kwargs)
+
+        return recorded()
+
+    monkeypatch.setattr(engine, "play", play)
+    with testee.start(echo_cmd, tmp_path / "logs") as server:
+        server.wait_ready()
+        engine.run(server.url, "ws", ["1.1.1", "3.4", "2.1"], tmp_path / "run")
+    assert [(case, module.split(".")[0]) for case, module in played] == [
+        ("1.1.1", "uvloop"),
+        ("3.4", "asyncio"),
+        ("2.1", "uvloop"),
+    ]
 
 
 def test_a_large_read_is_handled_as_twisted_reads_once_deflate_is_agreed() -> None:

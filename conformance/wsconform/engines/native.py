@@ -1,12 +1,12 @@
 """The native engine: `wsconform.native` run in-process, on an event loop of its own thread.
 
 Invariants:
-- The engine itself is `wsconform.native`'s (``run_async``); this adapter only runs it on a
-  thread and turns its per-case callbacks into engine events. Its log lines for a started
+- The engine itself is `wsconform.native`'s (``run``); this adapter only runs it on a thread
+  and turns its per-case callbacks into engine events. Its log lines for a started
   case and an unreachable testee are worded as wstest's (`progress.started_line`), so one
   parser follows either engine's ``fuzzer.log`` (the parallel runner reads its jobs' logs).
-- Cancelling cancels the engine's task: it has written every finished case already, and
-  ``index.json`` lists them (a partial run).
+- Cancelling stops the engine (``native.Stop``): it has written every finished case already,
+  and ``index.json`` lists them (a partial run).
 - Only server cases: the engine has no fuzzing-server mode (testing clients is Autobahn's).
 """
 
@@ -43,7 +43,7 @@ SHOWN_UNSUPPORTED = 5
 
 
 class NativeRun:
-    """`native.run_async` on its own thread and event loop, as engine events."""
+    """`native.run` on its own thread, as engine events."""
 
     def __init__(
         self,
@@ -58,10 +58,7 @@ class NativeRun:
         self._reach = reach
         self._events: queue.Queue[Event | None] = queue.Queue()
         self._status = 0
-        self._task: asyncio.Task[Path] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._cancelled = False
-        self._lock = threading.Lock()
+        self._stop = native.Stop()
         self._thread = threading.Thread(target=self._main, name="native-engine", daemon=True)
         self._thread.start()
 
@@ -71,7 +68,16 @@ class NativeRun:
 
     def _main(self) -> None:
         try:
-            native_loop.run(self._play())
+            native.run(
+                self._url,
+                self._agent,
+                self._cases,
+                self._raw,
+                seed=self._seed,
+                progress=self._tell,
+                reach=self._reach,
+                stop=self._stop,
+            )
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -80,24 +86,6 @@ class NativeRun:
                 self._events.put(Output(line))
         finally:
             self._events.put(None)
-
-    async def _play(self) -> None:
-        task = asyncio.ensure_future(
-            native.run_async(
-                self._url,
-                self._agent,
-                self._cases,
-                self._raw,
-                seed=self._seed,
-                progress=self._tell,
-                reach=self._reach,
-            )
-        )
-        with self._lock:
-            self._loop, self._task = asyncio.get_running_loop(), task
-            if self._cancelled:
-                task.cancel()
-        await task
 
     def _tell(self, event: native.CaseEvent) -> None:
         if event.kind == "started":
@@ -124,10 +112,7 @@ class NativeRun:
             self._events.put(Unreachable(self._url, event.detail))
 
     def cancel(self) -> None:
-        with self._lock:
-            self._cancelled = True
-            if self._loop is not None and self._task is not None and not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(self._task.cancel)
+        self._stop.request()
 
     def wait(self, timeout: float) -> int:
         self._thread.join(timeout)
@@ -171,8 +156,8 @@ class NativeEngine(Refusing):
 
     def warm_up(self) -> None:
         """Import the engine (its connection layer, its loop) while the testee starts."""
-        native_loop.factory()
-        native.run_async  # noqa: B018 (the import is the point)
+        native_loop.name()
+        native.run  # noqa: B018 (the import is the point)
 
     def start(
         self,

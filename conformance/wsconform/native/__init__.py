@@ -2,7 +2,7 @@
 Python 3 alone.
 
 It imports nothing from ``rfc6455`` (the judge is independent of what it judges). Entry
-point: ``run(url, agent, case_ids, outdir, seed=..., progress=...)``; layout:
+point: ``run(url, agent, case_ids, outdir, seed=..., progress=..., stop=...)``; layout:
 
 - ``frames`` (frame writer, masking keys), ``utf8`` (fail-fast validation), ``handshake``
 - ``connection``: the fuzzer's own WebSocket client layer (handshake, failing, closing),
@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from wsconform.native.engine import CaseEvent, CaseOutcome, run, run_async
+    from wsconform.native.engine import CaseEvent, CaseOutcome, Stop, run
 
-__all__ = ["CaseEvent", "CaseOutcome", "run", "run_async"]
+__all__ = ["CaseEvent", "CaseOutcome", "Stop", "run"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,9 @@
 """The native engine's entry point: run cases against a server, write the fuzzer's output.
 
 Invariants:
-- Cases run one after another, one TCP connection each, in the order given.
+- Cases run one after another, one TCP connection each, in the order given, each on its
+  event loop (``loop.Lanes``: asyncio's for paced writes, uvloop's for the rest), all in the
+  calling thread.
 - A finished case's report is on disk before the case is told finished, at the latest once
   the next case's opening handshake is sent (it is written while the testee answers), and
   events keep the order started, finished, started... ``index.json`` lists it within
@@ -21,11 +23,12 @@ import asyncio
 import datetime
 import secrets
 import ssl
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from wsconform import access, catalog
 from wsconform.native import cases, frames, handshake, report
@@ -36,7 +39,7 @@ from wsconform.native.record import WireLog, shown_event
 from wsconform.native.session import Session
 from wsconform.native.verdict import EchoCheck, Observed, Rule, Verdict, decide
 
-__all__ = ["CaseEvent", "CaseOutcome", "play", "run", "run_async"]
+__all__ = ["CaseEvent", "CaseOutcome", "Stop", "play", "run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ class CaseEvent:
     outcome: CaseOutcome | None = None
     detail: str = ""
 
+
+T = TypeVar("T")
 
 # Seconds between rewrites of index.json while a run goes on (it is always written at the end).
 INDEX_EVERY = 0.5
@@ -203,7 +208,11 @@ async def play(
     )
     if meanwhile is not None:
         meanwhile()
-    await connection.done
+    try:
+        await connection.done
+    except asyncio.CancelledError:  # the run stops: the case is not judged, its TCP is closed
+        connection.drop(abort=True)
+        raise
     end = session.clock.ended or time.monotonic()
     begin = session.clock.started or connect_time
     duration_ms = round(1000 * (end - begin))
@@ -214,7 +223,92 @@ async def play(
     )
 
 
-async def run_async(
+class Stop:
+    """Stops a run from any thread (its progress callback too): the case under way is
+    cancelled, and no other starts. The run then raises ``asyncio.CancelledError``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requested = False
+        self._task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def request(self) -> None:
+        with self._lock:
+            self._requested = True
+            if self._task is not None and self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._task.cancel)
+
+    def play(self, runner: asyncio.Runner, case: Coroutine[Any, Any, T]) -> T:
+        """Run ``case`` to its end on ``runner``, cancellable by ``request``."""
+
+        async def cancellable() -> T:
+            with self._lock:
+                if self._requested:
+                    case.close()
+                    raise asyncio.CancelledError
+                self._task, self._loop = asyncio.current_task(), asyncio.get_running_loop()
+            try:
+                return await case
+            finally:
+                with self._lock:
+                    self._task = None
+
+        return runner.run(cancellable())
+
+
+class _Books:
+    """What a run writes and tells as it goes. A judged case's report is written (and the
+    case told finished) once the next case's opening handshake is sent, while the testee
+    answers it: about 1 ms a case that nothing else waits for. Events keep their order."""
+
+    def __init__(
+        self, outdir: Path, agent: str, total: int, tell: Callable[[CaseEvent], None]
+    ) -> None:
+        self._outdir, self._agent, self._total, self._tell = outdir, agent, total, tell
+        self._entries: dict[str, report.IndexEntry] = {}
+        self._indexed = time.monotonic()
+        self._judged: list[tuple[int, CaseOutcome, dict[str, Any]]] = []
+        self._upcoming: list[CaseEvent] = []
+
+    def starting(self, position: int, spec: CaseSpec) -> None:
+        self._upcoming.append(CaseEvent("started", spec.case_id, position, self._total))
+
+    def judged(self, position: int, outcome: CaseOutcome, case_report: dict[str, Any]) -> None:
+        self._judged.append((position, outcome, case_report))
+
+    def record(self) -> None:
+        """Write the judged cases' reports (and, now and then, the index); tell what
+        happened."""
+        for position, outcome, case_report in self._judged:
+            report.write_case(self._outdir, case_report)
+            self._entries[outcome.case_id] = report.IndexEntry(
+                outcome.verdict.behavior,
+                outcome.verdict.behavior_close,
+                outcome.duration_ms,
+                outcome.remote_close_code,
+                report.report_filename(self._agent, outcome.case_id),
+            )
+            if time.monotonic() - self._indexed >= INDEX_EVERY:
+                report.write_index(self._outdir, self._agent, self._entries)
+                self._indexed = time.monotonic()
+            self._tell(CaseEvent("finished", outcome.case_id, position, self._total, outcome))
+        for event in self._upcoming:
+            self._tell(event)
+        self._judged.clear()
+        self._upcoming.clear()
+
+    def unreachable(self, position: int, spec: CaseSpec, exc: OSError) -> None:
+        self.record()
+        self._tell(CaseEvent("unreachable", spec.case_id, position, self._total, detail=str(exc)))
+
+    def close(self) -> None:
+        """Everything judged is on disk, and the index lists it."""
+        self.record()
+        report.write_index(self._outdir, self._agent, self._entries)
+
+
+def run(
     url: str,
     agent: str,
     case_ids: Sequence[str],
@@ -223,72 +317,30 @@ async def run_async(
     seed: int | None = None,
     progress: Callable[[CaseEvent], None] | None = None,
     reach: access.Access = access.PLAIN,
+    stop: Stop | None = None,
 ) -> Path:
-    """``run`` inside a running event loop."""
+    """Run ``case_ids`` against the server at ``url`` (reached as `reach` says), each case on
+    its loop (``loop.Lanes``); ``outdir`` then holds ``index.json`` and one report per
+    finished case, also after ``stop`` or Ctrl-C (which end the run with
+    ``asyncio.CancelledError`` and ``KeyboardInterrupt``)."""
     where = handshake.target(url, reach.subprotocols, reach.request_headers())
     tls = access.tls_context(url, reach)
     specs = [cases.get(case_id) for case_id in case_ids]
     run_seed = secrets.randbits(63) if seed is None else seed
     outdir.mkdir(parents=True, exist_ok=True)
-    entries: dict[str, report.IndexEntry] = {}
-    tell = progress or (lambda _: None)
-    indexed = time.monotonic()
-    # The last case judged and not yet written, and the next one's "started": told once the
-    # next case's opening handshake is sent, the report written while the testee answers it
-    # (about 1 ms a case that nothing else waits for). Events keep their order.
-    judged: list[tuple[int, CaseOutcome, dict[str, Any]]] = []
-    upcoming: list[CaseEvent] = []
-
-    def record() -> None:
-        nonlocal indexed
-        for position, outcome, case_report in judged:
-            report.write_case(outdir, case_report)
-            entries[outcome.case_id] = report.IndexEntry(
-                outcome.verdict.behavior,
-                outcome.verdict.behavior_close,
-                outcome.duration_ms,
-                outcome.remote_close_code,
-                report.report_filename(agent, outcome.case_id),
-            )
-            if time.monotonic() - indexed >= INDEX_EVERY:
-                report.write_index(outdir, agent, entries)
-                indexed = time.monotonic()
-            tell(CaseEvent("finished", outcome.case_id, position, len(specs), outcome))
-        for event in upcoming:
-            tell(event)
-        judged.clear()
-        upcoming.clear()
-
+    books = _Books(outdir, agent, len(specs), progress or (lambda _: None))
+    stop = stop or Stop()
     try:
-        for position, spec in enumerate(specs, 1):
-            upcoming.append(CaseEvent("started", spec.case_id, position, len(specs)))
-            try:
-                outcome, case_report = await play(
-                    spec, where, run_seed, agent, tls, meanwhile=record
-                )
-            except OSError as exc:
-                record()
-                tell(CaseEvent("unreachable", spec.case_id, position, len(specs), detail=str(exc)))
-                break
-            judged.append((position, outcome, case_report))
+        with engine_loop.Lanes() as lanes:
+            for position, spec in enumerate(specs, 1):
+                books.starting(position, spec)
+                case = play(spec, where, run_seed, agent, tls, meanwhile=books.record)
+                try:
+                    outcome, case_report = stop.play(lanes.runner(spec), case)
+                except OSError as exc:
+                    books.unreachable(position, spec, exc)
+                    break
+                books.judged(position, outcome, case_report)
     finally:
-        record()
-        report.write_index(outdir, agent, entries)
+        books.close()
     return outdir
-
-
-def run(
-    url: str,
-    agent: str,
-    case_ids: list[str],
-    outdir: Path,
-    *,
-    seed: int | None = None,
-    progress: Callable[[CaseEvent], None] | None = None,
-    reach: access.Access = access.PLAIN,
-) -> Path:
-    """Run ``case_ids`` against the server at ``url`` (reached as `reach` says); ``outdir``
-    then holds ``index.json`` and one report per finished case (also after Ctrl-C)."""
-    return engine_loop.run(
-        run_async(url, agent, case_ids, outdir, seed=seed, progress=progress, reach=reach)
-    )

@@ -1,15 +1,20 @@
-"""The event loop the engine runs on: uvloop's where installed, else asyncio's own.
+"""The event loops the engine plays its cases on: asyncio's own for paced writes, uvloop's
+for the rest.
 
 Invariants:
-- uvloop is the default: a round trip costs the engine about a third less CPU than on
-  asyncio's loop (9.7/9.8 are 12,000 of them), and the testee shares the machine's CPUs
-  with the engine. ``WSCONFORM_EVENT_LOOP=asyncio`` runs on asyncio's own loop;
-  ``=uvloop`` insists on uvloop (ImportError without it).
-- Everything the cases see is the same on both loops: what the engine sends, its timers, the
-  pace of chopped writes (``outbox.CHOP_GAP``: uvloop's turns are faster than asyncio's, and
-  a testee that races its reads must see chops as far apart as on asyncio's loop, where the
-  agreement suite measured them), and where it splits what it reads once deflate is agreed
-  (``connection.READ_SIZE``).
+- A case whose script paces its writes (chopped or ``sync`` frames leave one TCP write per
+  loop turn, ``outbox``) plays on asyncio's own loop: one of its turns keeps the writes about
+  as far apart as the fuzzer's reactor does, and the agreement suite measured racing testees
+  at that pace. uvloop's turns take a few µs: websockets (4.2.5) and broken_echo's
+  ``no-echo-before-fail`` (3.4) then read chops together that Autobahn delivers apart, and
+  get NON-STRICT where Autobahn gives OK (reports/agreement.md, 2026-11-28).
+- Every other case plays on uvloop where it is installed: a round trip costs the engine
+  about a third less CPU there (9.7/9.8 are 12,000 of them), and the testee shares the
+  machine's CPUs with the engine. What the engine sends and its timers are the same on both.
+- ``WSCONFORM_EVENT_LOOP=asyncio`` plays every case on asyncio's loop, ``=uvloop`` every case
+  on uvloop, paced ones too (ImportError without it).
+- The loops share one thread and take turns (an ``asyncio.Runner`` each): a case plays on one
+  loop from its connection to its end, and no loop runs while the other does.
 """
 
 from __future__ import annotations
@@ -17,39 +22,79 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
+from types import TracebackType
 
-__all__ = ["ENV", "factory", "name", "run"]
+from wsconform.native import casedef
+
+__all__ = ["ENV", "Lanes", "name", "paced"]
 
 ENV = "WSCONFORM_EVENT_LOOP"
-
-T = TypeVar("T")
-
-
-def factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop factory unless asyncio's loop is asked for (or uvloop is missing and
-    not insisted on); None means asyncio's."""
-    if name() != "uvloop":
-        return None
-    import uvloop
-
-    return uvloop.new_event_loop
 
 
 def _wanted() -> str:
     return os.environ.get(ENV, "").strip().lower()
 
 
-def name() -> str:
-    """The loop ``run`` uses, as the reports name it."""
+def _fast_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory of the unpaced cases: uvloop's unless asyncio's is asked for or
+    uvloop is missing (and not insisted on); None means asyncio's."""
     wanted = _wanted()
-    if wanted in ("asyncio", "uvloop"):
-        return wanted
-    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+    if wanted == "asyncio":
+        return None
+    if wanted != "uvloop" and importlib.util.find_spec("uvloop") is None:
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run`` on the chosen loop."""
-    with asyncio.Runner(loop_factory=factory()) as runner:
-        return runner.run(coro)
+def _paced_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory of the paced cases: asyncio's, unless uvloop is insisted on."""
+    return _fast_factory() if _wanted() == "uvloop" else None
+
+
+def name() -> str:
+    """The loops the cases play on, as the reports name them."""
+    fast = "uvloop" if _fast_factory() is not None else "asyncio"
+    paced = "uvloop" if _paced_factory() is not None else "asyncio"
+    return fast if fast == paced else f"{fast}; paced writes on {paced}"
+
+
+def paced(steps: tuple[casedef.Step, ...]) -> bool:
+    """Does a script pace any of its writes (a chopped or ``sync`` frame, now or later)?"""
+    for step in steps:
+        if isinstance(step, casedef.SendFrame) and (step.chop or step.sync):
+            return True
+        if isinstance(step, casedef.ContinueLater) and paced(step.steps):
+            return True
+    return False
+
+
+class Lanes:
+    """The runners cases play on: one for paced scripts, one for the rest (the same one when
+    both are asyncio's, or both uvloop's)."""
+
+    def __init__(self) -> None:
+        self._paced = asyncio.Runner(loop_factory=_paced_factory())
+        same = _fast_factory() is _paced_factory()
+        self._fast = self._paced if same else asyncio.Runner(loop_factory=_fast_factory())
+
+    def runner(self, spec: casedef.CaseSpec) -> asyncio.Runner:
+        """Where ``spec`` plays."""
+        return self._paced if paced(spec.script) else self._fast
+
+    def close(self) -> None:
+        self._fast.close()
+        self._paced.close()
+
+    def __enter__(self) -> Lanes:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

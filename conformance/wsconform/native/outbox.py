@@ -4,13 +4,10 @@ Invariants:
 - While a read is handled (between ``hold`` and ``release``), writes are held and then leave
   as one TCP write; ``discard`` drops them unsent (the fuzzer's reader raised).
 - Chopped and ``sync`` writes, and any write made while some are queued, go one per loop
-  turn, and at least ``CHOP_GAP`` after the one before (the fuzzer pauses 10 µs between
-  them; a timer would round that up to a millisecond, so the queue waits in loop turns).
-  ``CHOP_GAP`` is about one turn of asyncio's loop here, the pace the agreement suite was
-  measured at: uvloop's turns take a few µs, and a testee that races its reads would see
-  chops together that the fuzzer sends apart. What a read held while the queue is under
-  way leaves together with the next queued write (the reactor runs its due timers before
-  it flushes), or alone once the queue is empty.
+  turn (the fuzzer pauses 10 µs; asyncio's ``call_later`` would round that up to the
+  selector's 1 ms, so one ``call_soon`` turn is the closest match). What a read held while
+  the queue is under way leaves together with the next queued write (the reactor runs its
+  due timers before it flushes), or alone once the queue is empty.
 - Nothing is written before the transport is attached or once it is closing; a queued write
   whose turn comes after the connection is closed is skipped. Every byte written is passed
   to ``wrote`` (the wire log), nothing else.
@@ -19,14 +16,10 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["CHOP_GAP", "Outbox"]
-
-#: Seconds from one queued write to the next, at least.
-CHOP_GAP = 15e-6
+__all__ = ["Outbox"]
 
 
 class Outbox:
@@ -46,7 +39,6 @@ class Outbox:
         self._sending = False
         self._held: list[bytes] | None = None
         self._carried = b""  # held writes waiting for the next queued write
-        self._next_turn = 0.0  # perf_counter() before which no queued write leaves
 
     @property
     def holding(self) -> bool:
@@ -100,9 +92,6 @@ class Outbox:
             self._send_next()
 
     def _send_next(self) -> None:
-        if self._queue and time.perf_counter() < self._next_turn:
-            self._loop.call_soon(self._send_next)  # too soon after the last: one more turn
-            return
         carried, self._carried = self._carried, b""
         if not self._queue:
             self._sending = False
@@ -112,5 +101,4 @@ class Outbox:
         chunk = self._queue.popleft()
         if not self._closed():
             self.write(carried + chunk)
-        self._next_turn = time.perf_counter() + CHOP_GAP
         self._loop.call_soon(self._send_next)
