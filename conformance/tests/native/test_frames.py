@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsconform.native import frames
 
@@ -86,7 +88,17 @@ def parsed(wire: bytes) -> list[tuple[int, bool, int, bytes, bytes]]:
     return found
 
 
-def test_a_fragmented_message_is_cut_keyed_and_masked_frame_by_frame() -> None:
+@pytest.fixture(params=["compiled", "python"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``frames.encode_message`` on its compiled path, then on its Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(frames, "_compiled_encode", None)
+    else:
+        assert frames._compiled_encode is not None, "wsconform.native._masking was not built"
+    return str(request.param)
+
+
+def test_a_fragmented_message_is_cut_keyed_and_masked_frame_by_frame(encoder: str) -> None:
     # One, two, three and many frames; fragments a multiple of 4 or not; an exact multiple
     # (then the last frame is empty) or not.
     rng = random.Random(5)
@@ -106,7 +118,9 @@ def test_a_fragmented_message_is_cut_keyed_and_masked_frame_by_frame() -> None:
         assert all(len(part) == fragment for *_, part in got[:-1]), (size, fragment)
 
 
-def test_a_message_of_one_octet_repeated_is_cut_keyed_and_masked_frame_by_frame() -> None:
+def test_a_message_of_one_octet_repeated_is_cut_keyed_and_masked_frame_by_frame(
+    encoder: str,
+) -> None:
     # Its frames are built from the keys alone: column by column when they are many and
     # short, frame by frame otherwise (or when a frame is not a whole number of keys long).
     cases = ((4096, 64), (4096, 4), (999, 7), (64, 4), (70000, 256), (8192, 2048), (12, 4))
@@ -121,6 +135,38 @@ def test_a_message_of_one_octet_repeated_is_cut_keyed_and_masked_frame_by_frame(
                 (0 if i else 1, i == last, 0 if i else 4, key, payload[start:end])
                 for i, ((start, end), key) in enumerate(zip(bounds, keys, strict=True))
             ], (octet, size, fragment)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=st.one_of(
+        st.binary(max_size=3000),
+        st.tuples(st.binary(min_size=1, max_size=1), st.integers(0, 70000)).map(
+            lambda fill: fill[0] * fill[1]  # one octet repeated: the Python path's own route
+        ),
+    ),
+    fragment=st.one_of(st.integers(0, 9), st.integers(10, 70000)),
+    first=st.integers(0, 0x7F),
+    seed=st.integers(0, 2**32),
+)
+def test_the_compiled_message_encoder_writes_the_python_encoder_s_octets(
+    payload: bytes, fragment: int, first: int, seed: int
+) -> None:
+    assert frames._compiled_encode is not None, "wsconform.native._masking was not built"
+    keys = frames.MaskKeys(seed).joined_keys(frames.frame_count(len(payload), fragment))
+    assert frames._compiled_encode(payload, keys, fragment, first) == (
+        frames._encode_message_python(first, payload, fragment, keys)
+    )
+
+
+def test_the_compiled_message_encoder_refuses_too_few_keys_and_bad_arguments() -> None:
+    assert frames._compiled_encode is not None
+    with pytest.raises(ValueError, match="4 octets of keys for 3 frames"):
+        frames._compiled_encode(b"abcdefgh", KEY, 4, 1)
+    with pytest.raises(ValueError, match="first in 0..127"):
+        frames._compiled_encode(b"abc", KEY, 4, 0x80)
+    with pytest.raises(ValueError, match="fragment must be >= 0"):
+        frames._compiled_encode(b"abc", KEY, -1, 1)
 
 
 class _ZeroDraws(random.Random):

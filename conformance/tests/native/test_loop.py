@@ -5,6 +5,7 @@ deflate is agreed, whatever the loop read at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 from collections.abc import Coroutine
 from pathlib import Path
@@ -35,7 +36,7 @@ def test_paced_cases_play_on_asyncio_s_loop_the_others_on_uvloop(
 ) -> None:
     monkeypatch.setenv(loop.ENV, wanted)
     assert loop.name() == named
-    with loop.Lanes() as lanes:
+    with contextlib.closing(loop.Lanes()) as lanes:
         assert _loop_module(lanes, "3.4") == paced_on  # chopped into 1-byte writes
         assert _loop_module(lanes, "9.7.1") == others_on  # round trips
         assert _loop_module(lanes, "3.4") == paced_on  # the loops take turns
@@ -50,7 +51,7 @@ def test_without_uvloop_every_case_plays_on_asyncio_s_loop(
         importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a)
     )
     assert loop.name() == "asyncio"
-    with loop.Lanes() as lanes:
+    with contextlib.closing(loop.Lanes()) as lanes:
         assert _loop_module(lanes, "9.7.1") == _loop_module(lanes, "3.4") == "asyncio"
 
 

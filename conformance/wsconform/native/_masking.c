@@ -8,6 +8,11 @@
  *   [f * fragment, (f + 1) * fragment) of the payload and is masked with key f (octets
  *   4f..4f+3 of keys), its masking restarting at key octet 0 (RFC 6455 §5.3: octet i of a
  *   frame's payload is XORed with octet i MOD 4 of its key).
+ * - encode_message writes a whole fragmented message, headers and keys included, exactly as
+ *   frames.encode_message's Python paths do (the same test holds them equal): the shortest
+ *   length encoding, frames of `fragment` octets and a last one with the rest (empty when
+ *   the size is a multiple), the first byte's opcode and RSV on the first frame only, FIN
+ *   on the last only.
  * - No state, the GIL held throughout, one linear pass; the result is a new bytes object.
  */
 
@@ -81,8 +86,101 @@ done:
     return result;
 }
 
+/* The header of a masked frame of n payload octets (first byte given); its length. */
+static Py_ssize_t
+put_header(unsigned char *out, unsigned char first, Py_ssize_t n)
+{
+    int i;
+
+    out[0] = first;
+    if (n <= 125) {
+        out[1] = 0x80 | (unsigned char)n;
+        return 2;
+    }
+    if (n <= 0xFFFF) {
+        out[1] = 0x80 | 126;
+        out[2] = (unsigned char)(n >> 8);
+        out[3] = (unsigned char)n;
+        return 4;
+    }
+    out[1] = 0x80 | 127;
+    for (i = 0; i < 8; i++) {
+        out[2 + i] = (unsigned char)((unsigned long long)n >> (56 - 8 * i));
+    }
+    return 10;
+}
+
+static Py_ssize_t
+header_size(Py_ssize_t n)
+{
+    return n <= 125 ? 2 : n <= 0xFFFF ? 4 : 10;
+}
+
+PyDoc_STRVAR(encode_message_doc,
+"encode_message(payload, keys, fragment, first) -> bytes\n\n"
+"Every frame of one message, masked: one frame when the payload fits in fragment octets\n"
+"(or fragment is 0), else frames of fragment octets and a last one with the rest; frame\n"
+"f masked with key f of keys; first (opcode and RSV bits) on the first frame, FIN on the\n"
+"last.");
+
+static PyObject *
+encode_message(PyObject *module, PyObject *args)
+{
+    Py_buffer payload, keys;
+    Py_ssize_t fragment, frames, full, rest, total, f, at;
+    int first;
+    PyObject *result = NULL;
+    unsigned char *out;
+    const unsigned char *in, *key;
+
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*y*ni:encode_message", &payload, &keys, &fragment, &first)) {
+        return NULL;
+    }
+    if (fragment < 0 || first < 0 || first > 0x7F) {
+        PyErr_SetString(PyExc_ValueError, "fragment must be >= 0 and first in 0..127");
+        goto done;
+    }
+    if (fragment == 0 || payload.len <= fragment) {
+        full = 0;
+        rest = payload.len;
+    } else {
+        full = payload.len / fragment;
+        rest = payload.len - full * fragment;
+    }
+    frames = full + 1;
+    if (keys.len % 4 != 0 || keys.len / 4 < frames) {
+        PyErr_Format(PyExc_ValueError, "%zd octets of keys for %zd frames", keys.len, frames);
+        goto done;
+    }
+    total = payload.len + frames * 4 + full * header_size(fragment) + header_size(rest);
+    result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL) {
+        goto done;
+    }
+    out = (unsigned char *)PyBytes_AS_STRING(result);
+    in = (const unsigned char *)payload.buf;
+    for (f = 0, at = 0; f < frames; f++) {
+        Py_ssize_t size = f < full ? fragment : rest;
+        unsigned char byte = (unsigned char)((f == 0 ? first : 0) | (f == full ? 0x80 : 0));
+
+        key = (const unsigned char *)keys.buf + 4 * f;
+        out += put_header(out, byte, size);
+        memcpy(out, key, 4);
+        out += 4;
+        xor_frame(out, in + at, size, key);
+        out += size;
+        at += size;
+    }
+done:
+    PyBuffer_Release(&payload);
+    PyBuffer_Release(&keys);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"mask", mask, METH_VARARGS, mask_doc},
+    {"encode_message", encode_message, METH_VARARGS, encode_message_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -20,6 +20,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import secrets
 import ssl
@@ -331,7 +332,7 @@ def run(
     books = _Books(outdir, agent, len(specs), progress or (lambda _: None))
     stop = stop or Stop()
     try:
-        with engine_loop.Lanes() as lanes:
+        with contextlib.closing(engine_loop.Lanes()) as lanes:
             for position, spec in enumerate(specs, 1):
                 books.starting(position, spec)
                 case = play(spec, where, run_seed, agent, tls, meanwhile=books.record)

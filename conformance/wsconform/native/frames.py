@@ -9,7 +9,8 @@ Invariants:
   forgets to unmask.
 - ``MaskKeys`` is deterministic for a seed, so a run's wire log can be replayed.
 - Masking is compiled (``_masking``, built with the package) where it could be built, else
-  Python; both give the same octets (``mask_frames`` and ``_mask_frames_python``).
+  Python; both give the same octets (``mask_frames`` and ``_mask_frames_python``; a whole
+  fragmented message: ``encode_message`` and ``_encode_message_python``).
 """
 
 from __future__ import annotations
@@ -19,18 +20,23 @@ import math
 import random
 import struct
 from collections.abc import Callable
+from types import ModuleType
 
 
-def _compiled_masking() -> Callable[[bytes, bytes, int], bytes] | None:
-    """``_masking.mask``, or None where the package was built without a compiler."""
+def _compiled_masking() -> ModuleType | None:
+    """``_masking``, or None where the package was built without a compiler."""
     try:
-        from wsconform.native._masking import mask
+        from wsconform.native import _masking
     except ImportError:
         return None
-    return mask
+    return _masking
 
 
-_compiled = _compiled_masking()
+_masking = _compiled_masking()
+_compiled: Callable[[bytes, bytes, int], bytes] | None = _masking.mask if _masking else None
+_compiled_encode: Callable[[bytes, bytes, int, int], bytes] | None = (
+    _masking.encode_message if _masking else None
+)
 
 __all__ = [
     "MaskKeys",
@@ -176,12 +182,21 @@ def encode_message(
 ) -> bytes:
     """All frames of one message cut as ``fragment_bounds`` cuts it, frame i masked with key
     i (octets 4i to 4i + 3 of ``keys``, from ``MaskKeys.joined_keys``): the first frame
-    carries ``opcode`` and ``rsv``, the rest are continuations, the last has FIN. The whole
-    payload is masked in one pass, and the frames between the first and the last, all alike
-    but for their key, are each one piece (key and payload) joined with their shared header
-    (a per-frame loop of several pieces costs more than the XOR itself); no list of bounds
-    or of keys is made (9.3.1 sends 65,536 frames)."""
+    carries ``opcode`` and ``rsv``, the rest are continuations, the last has FIN. Compiled:
+    one pass that writes each header, key and masked fragment in place (9.3.1 sends 65,536
+    frames)."""
     first_byte = ((rsv & 0x7) << 4) | (opcode & 0x0F)
+    if _compiled_encode is not None:
+        return _compiled_encode(payload, keys, fragment, first_byte)
+    return _encode_message_python(first_byte, payload, fragment, keys)
+
+
+def _encode_message_python(first_byte: int, payload: bytes, fragment: int, keys: bytes) -> bytes:
+    """``encode_message`` in Python (``first_byte``: opcode and RSV bits). The whole payload
+    is masked in one pass, and the frames between the first and the last, all alike but for
+    their key, are each one piece (key and payload) joined with their shared header (a
+    per-frame loop of several pieces costs more than the XOR itself); no list of bounds or
+    of keys is made."""
     if frame_count(len(payload), fragment) == 1:
         key = keys[:4]
         return _header(0x80 | first_byte, 0x80, len(payload)) + key + apply_mask(payload, key)

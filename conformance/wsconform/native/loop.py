@@ -23,7 +23,6 @@ import asyncio
 import importlib.util
 import os
 from collections.abc import Callable
-from types import TracebackType
 
 from wsconform.native import casedef
 
@@ -85,16 +84,6 @@ class Lanes:
         return self._paced if paced(spec.script) else self._fast
 
     def close(self) -> None:
+        """Close both loops (``contextlib.closing`` makes a ``with`` of it)."""
         self._fast.close()
         self._paced.close()
-
-    def __enter__(self) -> Lanes:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
