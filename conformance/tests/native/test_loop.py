@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
-from wsconform.native import cases, connection, engine, loop
+from wsconform.native import cases, connection, engine, lifecycle, loop
 
 
 def _loop_module(lanes: loop.Lanes, case_id: str) -> str:
@@ -115,3 +117,37 @@ def test_a_large_read_is_handled_as_twisted_reads_once_deflate_is_agreed() -> No
     conn.deflate = object()  # type: ignore[assignment]
     conn.data_received(b"x" * 200_000)
     assert seen == [65536, 65536, 65536, 200_000 - 3 * 65536]
+
+
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_a_case_timer_never_fires_before_its_delay(event_loop: str) -> None:
+    """A timer waits its whole delay on the monotonic clock, the wire log's, however the
+    loop keeps its own: uvloop's counts whole milliseconds, so with the loop turning all the
+    while (as during a case) a bare timer would fire up to a millisecond early."""
+    factory = uvloop.new_event_loop if event_loop == "uvloop" else None
+    waited: list[float] = []
+
+    async def spin() -> None:
+        while True:
+            await asyncio.sleep(0)
+
+    async def arm_while_the_loop_turns() -> None:
+        fired = asyncio.Event()
+        spinning = asyncio.ensure_future(spin())
+        for _ in range(20):
+            time.sleep(0.0003)  # somewhere inside a millisecond
+            armed = time.monotonic()
+
+            def fire(armed: float = armed) -> None:
+                waited.append(time.monotonic() - armed)
+                fired.set()
+
+            lifecycle.Deadline(asyncio.get_running_loop(), 0.005, fire)
+            await fired.wait()
+            fired.clear()
+        spinning.cancel()
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(arm_while_the_loop_turns())
+    assert len(waited) == 20
+    assert min(waited) >= 0.005

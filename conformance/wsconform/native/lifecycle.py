@@ -7,19 +7,23 @@ Invariants:
 - A protocol timer has a name and is logged when armed; the last one armed under each name
   is cancelled by ``disarm`` or when TCP is gone (``cancel_all``), and every action checks
   the state itself (one re-armed under its name may still fire, and then does nothing).
+- Every timer of a case waits at least its delay on the monotonic clock (``Deadline``), the
+  clock of the wire log: uvloop reads its own clock once per loop turn, in whole
+  milliseconds, so a timer armed late in a turn would fire up to that turn early.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wsconform.native.record import WireLog
 
-__all__ = ["CloseState", "State", "Timeouts", "Timers"]
+__all__ = ["CloseState", "Deadline", "State", "Timeouts", "Timers"]
 
 
 class State(enum.Enum):
@@ -62,18 +66,42 @@ class CloseState:
     rx_frames: Counter[int] = field(default_factory=Counter)
 
 
+class Deadline:
+    """Runs ``action`` once ``delay`` seconds have passed on the monotonic clock, never sooner
+    (one that the loop's clock fires early waits out the rest), unless cancelled first."""
+
+    __slots__ = ("_action", "_due", "_handle", "_loop")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, delay: float, action: Callable[[], None]
+    ) -> None:
+        self._loop, self._action = loop, action
+        self._due = time.monotonic() + delay
+        self._handle = loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        left = self._due - time.monotonic()
+        if left > 0:
+            self._handle = self._loop.call_later(left, self._fire)
+            return
+        self._action()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
 class Timers:
     """The connection's named protocol timers (open handshake, close handshake, server drop)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, log: WireLog) -> None:
         self._loop = loop
         self._log = log
-        self._armed: dict[str, asyncio.TimerHandle] = {}
+        self._armed: dict[str, Deadline] = {}
 
     def arm(self, name: str, delay: float, action: Callable[[], None]) -> None:
         """Run ``action`` after ``delay`` seconds unless ``disarm(name)`` comes first."""
         self._log.timer(name, delay)
-        self._armed[name] = self._loop.call_later(delay, action)
+        self._armed[name] = Deadline(self._loop, delay, action)
 
     def disarm(self, name: str) -> None:
         """Cancel the timer ``name`` if it is armed."""

@@ -32,6 +32,7 @@ from typing import Any
 
 from wsconform.native import casedef, deflate_echo
 from wsconform.native.connection import Connection, State
+from wsconform.native.lifecycle import Deadline
 from wsconform.native.record import Event, Message, Pong, Timeout, WireLog
 from wsconform.native.verdict import EchoCheck, EchoTally
 
@@ -192,7 +193,7 @@ class Session:
                 self._progressed()
                 action()
 
-        asyncio.get_running_loop().call_later(seconds, fire)
+        Deadline(asyncio.get_running_loop(), seconds, fire)
 
     def _progressed(self) -> None:
         self._progress = asyncio.get_running_loop().time()
