@@ -2,7 +2,7 @@
 and so do the compiled frame header parser and batch frame parser (§5.2, with whole text
 messages decoded or not), the whole-message parser (where its run of messages stops) and
 the incremental UTF-8 validator (§8.1), down to the close code a connection fails with when
-a frame breaks several rules at once.
+a frame breaks several rules at once, read one event or one list of events at a time.
 
 Both are called directly (not through ``rfc6455.frame.mask``), so these run the same with
 or without ``RFC6455_NO_SPEEDUPS``; they are skipped only when the extension is not built,
@@ -360,10 +360,11 @@ CODECS = {
 
 
 def connection_outcome(
-    codec: str, role: frame.Role, chunks: list[bytes], limit: int | None
+    codec: str, role: frame.Role, chunks: list[bytes], limit: int | None, batches: bool = False
 ) -> tuple[object, ...]:
     """Everything a connection reports for ``chunks`` when it parses with ``codec``: its
-    events, the bytes it sends (the Close and its code), and why it failed."""
+    events (from ``events()``, or with ``batches`` each list ``events_received`` gives), the
+    bytes it sends (the Close and its code), and why it failed."""
     parse_frames, parse_messages, utf8_check = CODECS[codec]
     with (
         mock.patch.object(frame, "_parse_frames", parse_frames),
@@ -374,7 +375,11 @@ def connection_outcome(
         events: list[object] = []
         for chunk in chunks:
             connection.receive_data(chunk)
-            events.extend(connection.events())
+            if batches:
+                while batch := connection.events_received():
+                    events.append(batch)
+            else:
+                events.extend(connection.events())
             events.extend(sent_frames(role, connection.data_to_send()))
         failure = connection.failure
     return events, connection.close_code, type(failure), str(failure)
@@ -392,8 +397,9 @@ def test_connection_fails_alike_with_either_codec(
     # Which rule a frame that breaks several is failed for decides the close code, and the
     # close code decides Autobahn's verdict: both codecs must pick the same one.
     chunks = data.draw(chunked(stream), label="chunks")
-    compiled = connection_outcome("compiled", role, chunks, limit)
-    assert compiled == connection_outcome("python", role, chunks, limit)
+    batches = data.draw(st.booleans(), label="batches")
+    compiled = connection_outcome("compiled", role, chunks, limit, batches)
+    assert compiled == connection_outcome("python", role, chunks, limit, batches)
 
 
 @settings(max_examples=300)
@@ -406,8 +412,9 @@ def test_invalid_text_that_breaks_another_rule_fails_alike_with_either_codec(
     # arriving meets the same rules: the same close code, reason and events from both.
     stream = data.draw(doubly_broken_text(masked=role == frame.Role.SERVER), label="stream")
     chunks = data.draw(chunked(stream), label="chunks")
-    compiled = connection_outcome("compiled", role, chunks, limit)
-    assert compiled == connection_outcome("python", role, chunks, limit)
+    batches = data.draw(st.booleans(), label="batches")
+    compiled = connection_outcome("compiled", role, chunks, limit, batches)
+    assert compiled == connection_outcome("python", role, chunks, limit, batches)
 
 
 compiled_wire_frame = _speedups.wire_frame
