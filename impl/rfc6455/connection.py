@@ -171,13 +171,15 @@ class Connection:
         ``parse=True`` is for a caller that pulls ``next_event`` at once: when no parsed frame
         is waiting, the complete frames in ``data`` are parsed now, straight out of it (no
         copy into the parser's buffer first), and only the rest is buffered. The frames are
-        still handled, and a bad one failed, only as ``next_event`` reaches them.
+        still handled, and a bad one failed, only as ``next_event`` reaches them (the whole
+        messages in one frame at its start, which need no handling, are queued as they are).
         """
         if not self._reading or not data:
             return
         if parse and self._frame_index == len(self._frames):
+            plain = self._plain_data and self._messages.passthrough
             try:
-                frames = self._parser.parse_from(data)
+                frames = self._parser.parse_from(data, self._events if plain else None)
             except Exception:
                 # Our own fault in the codec (nothing was consumed): buffered instead, the
                 # same parse fails again in ``next_event``, which fails the connection.

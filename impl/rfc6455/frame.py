@@ -779,19 +779,33 @@ class FrameParser:
         else:
             self._pos = end
 
-    def parse_from(self, data: bytes | bytearray | memoryview) -> list[Any]:
+    def parse_from(
+        self, data: bytes | bytearray | memoryview, messages: list[Any] | None = None
+    ) -> list[Any]:
         """``feed(data)``, and when nothing was buffered before it, the complete frames at its
         start parsed straight out of ``data`` (no copy into the buffer first), as
         ``next_frames`` gives them; only the bytes after them are buffered. Never raises for
         a bad header: it stays buffered, and ``next_frames`` raises its error. If the parse
-        itself fails (a fault of ours), nothing was buffered or consumed."""
+        itself fails (a fault of ours), nothing was buffered, consumed or appended.
+
+        With ``messages``, the whole messages in one frame at the start of ``data`` are
+        appended to it first, as ``next_messages`` gives them; the frames after them are
+        returned."""
         if len(self._buffer) - self._pos:
             self.feed(data)
             return []
-        decode_text = self._decode_text and self._pending_header is None
-        items, end, _ = _parse_frames(
-            data, 0, self._expect_masked, self.max_frame_size, self.rsv_mask, decode_text
-        )
+        rules = (self._expect_masked, self.max_frame_size, self.rsv_mask)
+        start = 0
+        before = 0 if messages is None else len(messages)
+        try:
+            if messages is not None:
+                start = _parse_messages(data, 0, *rules, None, None, messages)
+            decode_text = self._decode_text and self._pending_header is None
+            items, end, _ = _parse_frames(data, start, *rules, decode_text)
+        except BaseException:
+            if messages is not None:
+                del messages[before:]  # all or nothing, as ``next_messages``
+            raise
         if end < len(data):
             self.feed(data[end:])
         return items
