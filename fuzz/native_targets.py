@@ -20,6 +20,7 @@ from types import ModuleType
 
 from rfc6455 import frame, speedups, utf8
 from rfc6455.errors import MessageTooBig, ProtocolError
+from rfc6455.events import BinaryMessage, TextMessage
 
 #: The path of an extension module built for fuzzing (``make fuzz`` sets it).
 BUILD_ENV = "RFC6455_FUZZ_SPEEDUPS"
@@ -118,6 +119,27 @@ def targets(native: ModuleType) -> dict[str, Callable[[bytes], None]]:
         if isinstance(compiled, tuple) and isinstance(python, tuple):
             _same([type(x) for x in compiled[0]], [type(x) for x in python[0]], "payload types")
 
+    def fuzz_parse_messages(data: bytes) -> None:
+        """Byte 0 as for ``read_header``, bit 7: make events (else the data itself); byte 1:
+        the first frame's position; the rest: the buffer. The same messages appended after
+        what the list held, and the same stopping point, as the twin's."""
+        if len(data) < 2:
+            return
+        config = data[0]
+        types = (TextMessage, BinaryMessage) if config & 0x80 else (None, None)
+        rules = (data[1] % 6, bool(config & 1), _limit(config >> 4), (config >> 1) & 7)
+        compiled_out: list[object] = [b"held"]
+        python_out: list[object] = [b"held"]
+        compiled = _outcome(
+            native.parse_messages, bytearray(data[2:]), *rules, *types, compiled_out
+        )
+        python = _outcome(
+            frame._parse_messages_python, bytearray(data[2:]), *rules, *types, python_out
+        )
+        _same(compiled, python, "parse_messages")
+        _same(compiled_out, python_out, "parse_messages' messages")
+        _same([type(m) for m in compiled_out], [type(m) for m in python_out], "message types")
+
     def fuzz_utf8_check(data: bytes) -> None:
         """Byte 0: the chunk sizes (3 bits each, then the rest), the data after it, fed
         chunk by chunk with each call's pending tail carried to the next (RFC 6455 §8.1)."""
@@ -159,6 +181,7 @@ def targets(native: ModuleType) -> dict[str, Callable[[bytes], None]]:
         "native-mask": fuzz_mask,
         "native-read-header": fuzz_read_header,
         "native-parse-frames": fuzz_parse_frames,
+        "native-parse-messages": fuzz_parse_messages,
         "native-utf8": fuzz_utf8_check,
         "native-wire-frame": fuzz_wire_frame,
     }
@@ -172,6 +195,7 @@ def seeds() -> list[bytes]:
     ping = frame.Frame.ping(b"p", masking_key=key).msg
     return [
         b"\x81\x00" + text + binary + ping,
+        b"\x81\x00" + text + text + binary + text,
         b"\x01\x00" + binary + text,
         key + b"\x21" + bytes(range(64)),
         b"\x5b" + "κόσμε \U0001f600 ascii text".encode() + b"\xed\xa0\x80",

@@ -373,6 +373,33 @@ def hostile_streams(masked: bool) -> st.SearchStrategy[bytes]:
     )
 
 
+_RUN_OPCODES = (Opcode.TEXT, Opcode.BINARY) * 4 + (Opcode.CONTINUATION, Opcode.PING)
+
+
+@st.composite
+def whole_message_runs(draw: st.DrawFn, masked: bool) -> bytes:
+    """A run of whole messages in one frame, the batch parsers' common case (text often
+    valid UTF-8, lengths at the encodings' edges, now and then one with a header field
+    broken), then any stream: where a run stops is what the batch parsers must agree on."""
+    run: list[WireFrame] = []
+    for _ in range(draw(st.integers(0, 6))):
+        # Mostly whole messages, beside the frames a run stops at: a fragment, a final
+        # CONTINUATION frame, a control frame.
+        opcode = draw(st.sampled_from(_RUN_OPCODES))
+        message = WireFrame(
+            fin=draw(st.integers(0, 7)) > 0,
+            rsv=0,
+            opcode=opcode,
+            masked=masked,
+            key=draw(masking_keys),
+            payload=draw(utf8ish_bytes() if opcode == Opcode.TEXT else payloads(120)),
+        )
+        if draw(st.integers(0, 5)) == 0:
+            message = draw(mutated(message))
+        run.append(message)
+    return b"".join(f.to_bytes() for f in run) + draw(hostile_streams(masked))
+
+
 @st.composite
 def conversations(
     draw: st.DrawFn, max_mutations: int = 2

@@ -440,3 +440,61 @@ def test_data_frames_as_parsed_match_frames_one_at_a_time(
     theirs = trace(reference, chunks, parse, masked_out=not masked)
     assert ours == theirs
     event(f"ended: {ours[1][1]}")
+
+
+# -- the batch API against one event at a time -----------------------------------------------
+# ``events_received`` gives a list at a time, its whole messages made in one pass. A shell
+# that echoes each message, list by list, must write what a shell that echoes each event of
+# ``events()`` writes, in the same order: every echo before the Pong, the answer to a Close
+# or the failing Close of a frame after the message, and the same events and ending.
+def echoed(conn: Connection, chunks: list[bytes], parse: bool, batches: bool) -> tuple[object, ...]:
+    """The events, and what the connection wrote (parsed, the peer's view) when each message
+    is echoed as a shell would: after each event of ``events()``, or after each list of
+    ``events_received``."""
+    seen: list[Event] = []
+    masked_out = conn.role == Role.CLIENT
+    for chunk in chunks:
+        conn.receive_data(chunk, parse=parse)
+        lists = iter(conn.events_received, []) if batches else ([e] for e in conn.events())
+        for received in lists:
+            seen += received
+            for e in received:
+                if isinstance(e, TextMessage | BinaryMessage) and conn.state is State.OPEN:
+                    conn.send(e.data)
+    written = [(f.opcode, f.final, f.payload) for f in frames_sent_by(conn, masked=masked_out)]
+    failure = None if conn.failure is None else (type(conn.failure), conn.failure.close_code)
+    return seen, written, conn.state, conn.close_code, conn.close_reason, failure
+
+
+@settings(max_examples=400)
+@given(
+    fragmented_streams(),
+    st.sampled_from([Role.SERVER, Role.CLIENT]),
+    st.sampled_from([None, 0, 7, 20, 200]),
+    st.booleans(),
+    st.data(),
+)
+# Messages, a Ping, more messages, a Close: each echo before the reply that follows it.
+@example(
+    [(0x81, b"a"), (0x82, b"b"), (0x89, b"p"), (0x81, b"c"), (0x88, b"\x03\xe8")],
+    Role.SERVER,
+    None,
+    False,
+    None,
+)
+# A message, then text that is not UTF-8 (1007): the echo goes out before the Close.
+@example([(0x81, b"ok"), (0x81, b"\xff")], Role.SERVER, None, True, None)
+def test_events_received_replies_in_the_order_events_does(
+    frames: list[tuple[int, bytes]],
+    role: Role,
+    limit: int | None,
+    parse: bool,
+    data: st.DataObject | None,
+) -> None:
+    masked = role == Role.SERVER
+    stream = b"".join(wire_frame(f, p, b"\x1f\x8b\x00\xa5" if masked else None) for f, p in frames)
+    chunks = [stream] if data is None else data.draw(chunked(stream))
+    reference = Connection(role, max_message_size=limit)
+    reference._plain_data = False  # one ``Frame`` at a time: the reference path
+    batched = echoed(Connection(role, max_message_size=limit), chunks, parse, batches=True)
+    assert batched == echoed(reference, chunks, parse, batches=False)

@@ -1,7 +1,8 @@
 """Differential properties: the compiled masker equals the pure-Python one (RFC 6455 §5.3),
 and so do the compiled frame header parser and batch frame parser (§5.2, with whole text
-messages decoded or not) and the incremental UTF-8 validator (§8.1), down to the close code
-a connection fails with when a frame breaks several rules at once.
+messages decoded or not), the whole-message parser (where its run of messages stops) and
+the incremental UTF-8 validator (§8.1), down to the close code a connection fails with when
+a frame breaks several rules at once, read one event or one list of events at a time.
 
 Both are called directly (not through ``rfc6455.frame.mask``), so these run the same with
 or without ``RFC6455_NO_SPEEDUPS``; they are skipped only when the extension is not built,
@@ -25,11 +26,13 @@ from strategies import (
     hostile_streams,
     masking_keys,
     utf8ish_bytes,
+    whole_message_runs,
 )
 
 from rfc6455 import frame, utf8
 from rfc6455.connection import Connection
 from rfc6455.errors import MessageTooBig, ProtocolError
+from rfc6455.events import BinaryMessage, TextMessage
 
 try:
     from rfc6455 import _speedups  # type: ignore[attr-defined,unused-ignore]
@@ -46,6 +49,8 @@ compiled_read_header = _speedups.read_header
 python_read_header = frame._read_header_python
 compiled_parse_frames = _speedups.parse_frames
 python_parse_frames = frame._parse_frames_python
+compiled_parse_messages = _speedups.parse_messages
+python_parse_messages = frame._parse_messages_python
 compiled_utf8_check = _speedups.utf8_check
 python_utf8_check = utf8._utf8_check_python
 
@@ -201,39 +206,99 @@ def test_compiled_read_header_fails_like_python(buffer: object, pos: object) -> 
 
 # Streams as a peer may send them: conversations with broken fields, frames whose every header
 # field is drawn freely (several rules broken at once), noise; for either masking direction.
-any_streams = st.one_of(hostile_streams(masked=True), hostile_streams(masked=False))
+any_streams = st.one_of(
+    hostile_streams(masked=True),
+    hostile_streams(masked=False),
+    whole_message_runs(masked=True),
+    whole_message_runs(masked=False),
+)
+
+
+#: What a batch parser reads: (buffer, position, expect_masked, max_frame_size, rsv_mask).
+BatchInput = tuple[bytearray, int, bool, int | None, int]
+
+
+@st.composite
+def batch_inputs(draw: st.DrawFn) -> BatchInput:
+    """A stream cut anywhere, after a few bytes the parse starts past, and the header rules."""
+    prefix = draw(st.binary(max_size=4))
+    stream = draw(any_streams)
+    cut = draw(st.integers(0, len(stream)), label="cut")
+    rules = (draw(st.booleans()), draw(frame_limits), draw(st.integers(0, 7)))
+    return (bytearray(prefix + stream[:cut]), len(prefix), *rules)
 
 
 @settings(max_examples=500)
-@given(
-    prefix=st.binary(max_size=4),
-    stream=any_streams,
-    data=st.data(),
-    expect_masked=st.booleans(),
-    max_frame_size=frame_limits,
-    rsv_mask=st.integers(0, 7),
-    decode_text=st.booleans(),
-)
-def test_compiled_parse_frames_equals_python(
-    prefix: bytes,
-    stream: bytes,
-    data: st.DataObject,
-    expect_masked: bool,
-    max_frame_size: int | None,
-    rsv_mask: int,
-    decode_text: bool,
-) -> None:
+@given(inputs=batch_inputs(), decode_text=st.booleans())
+def test_compiled_parse_frames_equals_python(inputs: BatchInput, decode_text: bool) -> None:
     # The same frames (first byte, unmasked payload, of the same type: str for a valid
     # whole text message when decoding), the same stopping point, and the same verdict on
     # the frame there: incomplete, or refused.
-    cut = data.draw(st.integers(0, len(stream)), label="cut")
-    buffer = bytearray(prefix + stream[:cut])
-    args = (buffer, len(prefix), expect_masked, max_frame_size, rsv_mask, decode_text)
-    compiled = outcome(compiled_parse_frames, *args)
-    python = outcome(python_parse_frames, *args)
+    compiled = outcome(compiled_parse_frames, *inputs, decode_text)
+    python = outcome(python_parse_frames, *inputs, decode_text)
     assert compiled == python
     if isinstance(compiled, tuple):
         assert [type(item) for item in compiled[0]] == [type(item) for item in python[0]]  # type: ignore[index]
+
+
+# What the whole-message parser hands out: the data itself, or the event holding it.
+MESSAGE_TYPES = st.sampled_from(
+    [(None, None), (TextMessage, BinaryMessage), (TextMessage, None), (None, BinaryMessage)]
+)
+
+
+@settings(max_examples=500)
+@given(inputs=batch_inputs(), types=MESSAGE_TYPES)
+def test_compiled_parse_messages_equals_python(
+    inputs: BatchInput, types: tuple[type | None, type | None]
+) -> None:
+    # The same messages (str or bytes, or the same events: equal, of the same types),
+    # appended after what the list held, and the same stopping point: the first frame that
+    # is not a whole message in one frame, is incomplete, refused, or not UTF-8.
+    outs: dict[str, list[object]] = {"compiled": ["held"], "python": ["held"]}
+    ends = {
+        name: outcome(parse, *inputs, *types, outs[name])
+        for name, parse in (
+            ("compiled", compiled_parse_messages),
+            ("python", python_parse_messages),
+        )
+    }
+    assert ends["compiled"] == ends["python"]
+    assert outs["compiled"] == outs["python"]
+    assert [type(m) for m in outs["compiled"]] == [type(m) for m in outs["python"]]
+    # Each message is the one the frame parser gives for its frame.
+    if isinstance(ends["python"], int) and len(outs["python"]) > 1:
+        items, _, _ = python_parse_frames(*inputs, True)
+        datas = [getattr(m, "data", m) for m in outs["python"][1:]]
+        assert datas == items[1 : 2 * len(datas) : 2]
+
+
+@given(
+    buffer=st.one_of(st.binary(max_size=8), st.none()),
+    pos=st.one_of(st.integers(-3, 12), st.none()),
+    out=st.one_of(st.just([]), st.just(()), st.none()),
+)
+def test_compiled_parse_messages_fails_like_python(
+    buffer: object, pos: object, out: object
+) -> None:
+    args = (buffer, pos, True, None, 0, TextMessage, BinaryMessage, out)
+    assert outcome(compiled_parse_messages, *args) == outcome(python_parse_messages, *args)
+
+
+def test_compiled_parse_messages_refuses_a_type_without_a_data_slot() -> None:
+    # It makes instances without calling the type: only one whose instances hold ``data``
+    # in a slot of their own layout will do.
+    class Loose:
+        data: object = None
+
+    class Borrowed:
+        __slots__ = ()
+        data = TextMessage.data
+
+    frame_bytes = frame.wire_frame(0x81, b"hi", None)
+    for wrong in (Loose, Borrowed, str, 3):
+        with pytest.raises(TypeError):
+            compiled_parse_messages(frame_bytes, 0, False, None, 0, wrong, None, [])
 
 
 # Pending prefixes as a chunk may leave them (every proper prefix of the edge sequences),
@@ -287,28 +352,34 @@ def sent_frames(role: frame.Role, data: bytes) -> list[frame.Frame]:
     return list(parser.frames())
 
 
-#: The compiled codec's batch parser and UTF-8 validator, and their pure-Python twins.
+#: The compiled codec's batch parsers and UTF-8 validator, and their pure-Python twins.
 CODECS = {
-    "compiled": (compiled_parse_frames, compiled_utf8_check),
-    "python": (python_parse_frames, python_utf8_check),
+    "compiled": (compiled_parse_frames, compiled_parse_messages, compiled_utf8_check),
+    "python": (python_parse_frames, python_parse_messages, python_utf8_check),
 }
 
 
 def connection_outcome(
-    codec: str, role: frame.Role, chunks: list[bytes], limit: int | None
+    codec: str, role: frame.Role, chunks: list[bytes], limit: int | None, batches: bool = False
 ) -> tuple[object, ...]:
     """Everything a connection reports for ``chunks`` when it parses with ``codec``: its
-    events, the bytes it sends (the Close and its code), and why it failed."""
-    parse_frames, utf8_check = CODECS[codec]
+    events (from ``events()``, or with ``batches`` each list ``events_received`` gives), the
+    bytes it sends (the Close and its code), and why it failed."""
+    parse_frames, parse_messages, utf8_check = CODECS[codec]
     with (
         mock.patch.object(frame, "_parse_frames", parse_frames),
+        mock.patch.object(frame, "_parse_messages", parse_messages),
         mock.patch.object(utf8, "utf8_check", utf8_check),
     ):
         connection = Connection(role, max_message_size=limit)
-        events = []
+        events: list[object] = []
         for chunk in chunks:
             connection.receive_data(chunk)
-            events.extend(connection.events())
+            if batches:
+                while batch := connection.events_received():
+                    events.append(batch)
+            else:
+                events.extend(connection.events())
             events.extend(sent_frames(role, connection.data_to_send()))
         failure = connection.failure
     return events, connection.close_code, type(failure), str(failure)
@@ -326,8 +397,9 @@ def test_connection_fails_alike_with_either_codec(
     # Which rule a frame that breaks several is failed for decides the close code, and the
     # close code decides Autobahn's verdict: both codecs must pick the same one.
     chunks = data.draw(chunked(stream), label="chunks")
-    compiled = connection_outcome("compiled", role, chunks, limit)
-    assert compiled == connection_outcome("python", role, chunks, limit)
+    batches = data.draw(st.booleans(), label="batches")
+    compiled = connection_outcome("compiled", role, chunks, limit, batches)
+    assert compiled == connection_outcome("python", role, chunks, limit, batches)
 
 
 @settings(max_examples=300)
@@ -340,8 +412,9 @@ def test_invalid_text_that_breaks_another_rule_fails_alike_with_either_codec(
     # arriving meets the same rules: the same close code, reason and events from both.
     stream = data.draw(doubly_broken_text(masked=role == frame.Role.SERVER), label="stream")
     chunks = data.draw(chunked(stream), label="chunks")
-    compiled = connection_outcome("compiled", role, chunks, limit)
-    assert compiled == connection_outcome("python", role, chunks, limit)
+    batches = data.draw(st.booleans(), label="batches")
+    compiled = connection_outcome("compiled", role, chunks, limit, batches)
+    assert compiled == connection_outcome("python", role, chunks, limit, batches)
 
 
 compiled_wire_frame = _speedups.wire_frame

@@ -18,6 +18,11 @@
  *   validates a message fed in chunks, carrying the incomplete sequence a chunk ends in to
  *   the next call, and answers None at the first byte no continuation can make valid, where
  *   its twin rfc6455.utf8._utf8_check_python does (the connection asks that one why).
+ * - parse_messages goes one step further for the common case, a whole message in one frame
+ *   (FIN, no RSV bit, TEXT or BINARY): it makes the message itself (its str after strict
+ *   UTF-8 decoding, or its bytes), or the event object holding it, and stops without
+ *   consuming at the first frame that is anything else, incomplete, refused or invalid
+ *   text. It decides no error: the caller handles that frame the pure-Python way.
  *
  * RFC 6455 §5.3: octet i of the transformed data is octet i of the original data XOR octet
  * (i MOD 4) of the masking key. Eight octets at a time is the same thing with the key
@@ -26,6 +31,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <stdint.h>
 #include <string.h>
@@ -694,6 +700,162 @@ error:
     return NULL;
 }
 
+/* How parse_messages hands out a message of one kind: the data itself (type NULL), or an
+ * instance of type holding it in the object slot at offset, made without calling the type
+ * (the event dataclasses' __init__ only stores that slot). */
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t offset;
+} message_maker;
+
+/* Check that type_obj is None or a class whose instances hold an object slot named data. */
+static int
+message_maker_init(PyObject *type_obj, message_maker *maker)
+{
+    PyObject *descr;
+    PyMemberDef *member;
+    PyTypeObject *type;
+
+    maker->type = NULL;
+    maker->offset = 0;
+    if (type_obj == Py_None) {
+        return 0;
+    }
+    if (!PyType_Check(type_obj)) {
+        PyErr_SetString(PyExc_TypeError, "a message type is a class or None");
+        return -1;
+    }
+    type = (PyTypeObject *)type_obj;
+    descr = PyObject_GetAttrString(type_obj, "data");
+    if (descr == NULL && !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        return -1;
+    }
+    PyErr_Clear();
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        Py_XDECREF(descr);
+        PyErr_Format(PyExc_TypeError, "%R keeps its data in no slot", type_obj);
+        return -1;
+    }
+    member = ((PyMemberDescrObject *)descr)->d_member;
+    /* The slot must be one of this type's layout (a descriptor borrowed from an unrelated
+     * class would name another layout's offset), holding any object. */
+    if (!PyType_IsSubtype(type, PyDescr_TYPE(descr)) || member->type != T_OBJECT_EX ||
+        type->tp_alloc == NULL || type->tp_itemsize != 0 ||
+        member->offset + (Py_ssize_t)sizeof(PyObject *) > type->tp_basicsize) {
+        Py_DECREF(descr);
+        PyErr_Format(PyExc_TypeError, "%R keeps its data in no object slot", type_obj);
+        return -1;
+    }
+    maker->type = type;
+    maker->offset = member->offset;
+    Py_DECREF(descr);
+    return 0;
+}
+
+/* The message for data (a new reference, stolen): data itself, or an instance holding it. */
+static PyObject *
+make_message(const message_maker *maker, PyObject *data)
+{
+    PyObject *message;
+
+    if (data == NULL || maker->type == NULL) {
+        return data;
+    }
+    message = maker->type->tp_alloc(maker->type, 0);
+    if (message == NULL) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    /* tp_alloc zeroes the object: the slot is empty, and now owns data. */
+    *(PyObject **)((char *)message + maker->offset) = data;
+    return message;
+}
+
+PyDoc_STRVAR(parse_messages_doc,
+"parse_messages(buffer, pos, expect_masked, max_frame_size, rsv_mask, text_type,\n"
+"               binary_type, out, /) -> int\n"
+"--\n"
+"\n"
+"Append to the list out each whole message in one frame from buffer[pos:] (FIN, no RSV\n"
+"bit, TEXT or BINARY; RFC 6455 \xc2\xa7" "5.2, \xc2\xa7" "5.3): a text message's str (strict\n"
+"UTF-8, \xc2\xa7" "8.1) or a binary message's bytes, or an instance of text_type /\n"
+"binary_type holding it in its data slot when the type is not None. Stops at the first\n"
+"frame that is not such a message, has not fully arrived, has a header read_header\n"
+"refuses or is not valid UTF-8, and returns where it starts: the caller handles it.");
+
+static PyObject *
+speedups_parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    header_rules rules;
+    header_info header;
+    message_maker text_maker, binary_maker;
+    PyObject *out;
+    const unsigned char *base;
+
+    (void)module;
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "parse_messages() takes 8 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    out = args[7];
+    if (!PyList_Check(out)) {
+        PyErr_SetString(PyExc_TypeError, "parse_messages() appends to a list");
+        return NULL;
+    }
+    if (message_maker_init(args[5], &text_maker) < 0 ||
+        message_maker_init(args[6], &binary_maker) < 0) {
+        return NULL;
+    }
+    if (parse_arguments("parse_messages", args, 5, 5, &view, &pos, &rules) < 0) {
+        return NULL;
+    }
+    base = (const unsigned char *)view.buf;
+    while (parse_header(base + pos, view.len - pos, &rules, &header) == HEADER_OK) {
+        const unsigned char *src = base + pos + header.header_size;
+        Py_ssize_t length = (Py_ssize_t)header.length;
+        PyObject *data, *message;
+        int appended;
+
+        if ((header.first != 0x81 && header.first != 0x82) ||
+            header.length > (unsigned long long)(view.len - pos - header.header_size)) {
+            break; /* not a whole message in one frame, or not all here yet */
+        }
+        if (header.first == 0x81) {
+            data = text_payload(src, length, header.key);
+            if (data != NULL && !PyUnicode_Check(data)) {
+                Py_DECREF(data); /* not UTF-8: the caller says why */
+                break;
+            }
+            message = make_message(&text_maker, data);
+        }
+        else {
+            data = PyBytes_FromStringAndSize(NULL, length);
+            if (data != NULL && header.key != NULL) {
+                mask_bytes((unsigned char *)PyBytes_AS_STRING(data), src, length, header.key);
+            }
+            else if (data != NULL && length) {
+                memcpy(PyBytes_AS_STRING(data), src, (size_t)length);
+            }
+            message = make_message(&binary_maker, data);
+        }
+        if (message == NULL) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        appended = PyList_Append(out, message);
+        Py_DECREF(message);
+        if (appended < 0) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        pos += header.header_size + length;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(pos);
+}
+
 PyDoc_STRVAR(wire_frame_doc,
 "wire_frame(first, payload, masking_key, /) -> bytes\n"
 "--\n"
@@ -788,6 +950,8 @@ static PyMethodDef speedups_methods[] = {
      read_header_doc},
     {"parse_frames", (PyCFunction)(void (*)(void))speedups_parse_frames, METH_FASTCALL,
      parse_frames_doc},
+    {"parse_messages", (PyCFunction)(void (*)(void))speedups_parse_messages, METH_FASTCALL,
+     parse_messages_doc},
     {"wire_frame", (PyCFunction)(void (*)(void))speedups_wire_frame, METH_FASTCALL,
      wire_frame_doc},
     {"utf8_check", (PyCFunction)(void (*)(void))speedups_utf8_check, METH_FASTCALL,

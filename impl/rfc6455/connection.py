@@ -7,6 +7,17 @@ Invariants:
 - ``next_event()`` makes events lazily, one at a time: a shell that handles each event (and
   writes its reply) before pulling the next keeps replies in order, so the echo of a valid
   message that precedes a bad frame goes out before the Close that fails the connection.
+- ``events_received()`` is the batch API: a list of the events the bytes received so far
+  give, oldest first. It keeps replies in order too: a call that returns events has queued
+  no output for a frame after them (a Ping's Pong, the answer to a Close, the Close that
+  fails the connection); such a frame is handled at the start of the next call, so a shell
+  calls it until it returns ``[]``, replying to each list's events before the next call.
+- Without an extension and with no message in progress, the whole messages in one frame at
+  the start of the buffer are made in one pass (``FrameParser.next_messages``: compiled when
+  the accelerator is built, for ``events_received`` their events too); the first frame it
+  does not make a message of (a control frame, a fragment, a bad frame) is handled here one
+  at a time, as every frame is on the reference path. That pass has no side effect and
+  decides no error: which error a bad frame fails with is decided here alone.
 - No error escapes ``next_event()``: a protocol violation queues a Close with its code
   (``errors.close_code_for``), records ``failure``, stops reading (RFC 6455 §7.1.7) and ends
   the connection; any other ``Exception`` raised while parsing (our own fault, in the codec,
@@ -33,6 +44,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from enum import Enum
 from typing import Any
 
@@ -142,8 +154,9 @@ class Connection:
         self._reading = True  # False once a Close arrived or the connection failed
         self._close_sent = False
         self._messages = MessageReader(self.extensions, max_message_size)
-        # Without an extension, data frames go to ``MessageReader.data_frames`` as parsed;
-        # with one (or when a test asks for the reference path), one ``Frame`` at a time.
+        # Without an extension, data frames go to ``MessageReader.data_frames`` as parsed,
+        # and whole messages in one frame come out of ``FrameParser.next_messages``; with
+        # one (or when a test asks for the reference path), one ``Frame`` at a time.
         self._plain_data = not self.extensions
         # Frames parsed in one batch and not yet handled, flat (first byte, payload, ...),
         # from ``_frame_index``; handled one at a time, so replies keep their order.
@@ -158,13 +171,15 @@ class Connection:
         ``parse=True`` is for a caller that pulls ``next_event`` at once: when no parsed frame
         is waiting, the complete frames in ``data`` are parsed now, straight out of it (no
         copy into the parser's buffer first), and only the rest is buffered. The frames are
-        still handled, and a bad one failed, only as ``next_event`` reaches them.
+        still handled, and a bad one failed, only as ``next_event`` reaches them (the whole
+        messages in one frame at its start, which need no handling, are queued as they are).
         """
         if not self._reading or not data:
             return
         if parse and self._frame_index == len(self._frames):
+            plain = self._plain_data and self._messages.passthrough
             try:
-                frames = self._parser.parse_from(data)
+                frames = self._parser.parse_from(data, self._events if plain else None)
             except Exception:
                 # Our own fault in the codec (nothing was consumed): buffered instead, the
                 # same parse fails again in ``next_event``, which fails the connection.
@@ -190,12 +205,44 @@ class Connection:
         """Yield events one at a time, parsing only as far as needed for the next one."""
         next_event = self.next_event
         while (event := next_event()) is not None:
-            if isinstance(event, bytes):
-                yield BinaryMessage(event)
-            elif isinstance(event, str):
-                yield TextMessage(event)
-            else:
-                yield event
+            yield _as_event(event)
+
+    def events_received(self) -> list[Event]:
+        """The events the bytes received so far give, oldest first; ``[]`` when there are
+        none until more bytes arrive (or after ``Closed``).
+
+        A list at a time, the fastest way to read (the whole messages in one frame come out
+        of one compiled pass, their events included). A call never queues output for a
+        frame after the events it returns: a Ping, a Close or a bad frame after them is
+        handled by the next call. Reply to each list's events, then call again::
+
+            while events := connection.events_received():
+                for event in events: ...
+        """
+        received: list[Event] = []
+        queued = self._events
+        while True:
+            if queued:
+                received += map(_as_event, queued[self._event_index :])
+                queued.clear()
+                self._event_index = 0
+            if not self._reading:
+                return received
+            if self._plain_data and self._messages.passthrough:
+                if self._frame_index < len(self._frames):
+                    self._take_whole_messages(received)
+                if self._frame_index == len(self._frames):
+                    # (A fault of ours consumes nothing: ``next_event`` meets it, fails 1011.)
+                    with suppress(Exception):
+                        self._parser.next_messages(received, TextMessage, BinaryMessage)
+            if received:
+                return received
+            # The next frame is one to handle here (or none is complete yet): nothing was
+            # delivered before it, so its replies, or its failure, cannot overtake any.
+            event = self.next_event()
+            if event is None:
+                return received
+            received.append(_as_event(event))
 
     def next_event(self) -> Event | str | bytes | None:
         """The next event, parsing only as far as needed for it; ``None`` until more bytes
@@ -225,6 +272,12 @@ class Connection:
                     parser = self._parser
                     if not parser.buffered:
                         return None  # (every read ends here once its frames are handled)
+                    if self._plain_data and self._messages.passthrough:
+                        # The whole messages in one frame at the start, as their data; the
+                        # first frame of any other kind is for ``next_frames``.
+                        parser.next_messages(events)
+                        if events:
+                            continue
                     frames = parser.next_frames()
                     if not frames:
                         self._messages.check_pending(parser)
@@ -260,6 +313,28 @@ class Connection:
                     self.role.name.lower(),
                 )
                 self._fail_on(exc)
+
+    def _take_whole_messages(self, received: list[Event]) -> None:
+        """Append the events of the whole messages in one frame at the start of the parsed
+        batch (a valid text message's payload is its ``str`` there), and take them: nothing
+        to check, as the parser's frame limit is within the message limit."""
+        frames = self._frames
+        index = self._frame_index
+        while index < len(frames):
+            first = frames[index]
+            payload = frames[index + 1]
+            if first == _WHOLE_BINARY:
+                received.append(BinaryMessage(payload))
+            elif first == _WHOLE_TEXT and type(payload) is str:
+                received.append(TextMessage(payload))
+            else:
+                break
+            index += 2
+        if index == len(frames):
+            self._frames = _NO_FRAMES
+            self._frame_index = 0
+        else:
+            self._frame_index = index
 
     # -- output ------------------------------------------------------------------------------
     def data_to_send(self) -> bytes:
@@ -406,6 +481,15 @@ class Connection:
         if self._client:
             frame.masking_key = os.urandom(4)  # RFC 6455 §5.3: unpredictable, per frame
         self._out.append(frame.build_frame())
+
+
+def _as_event(event: Event | str | bytes) -> Event:
+    """The event for what ``next_event`` gives: a message's data wrapped, others as they are."""
+    if isinstance(event, str):
+        return TextMessage(event)
+    if isinstance(event, bytes):
+        return BinaryMessage(event)
+    return event
 
 
 def _frame_limit(

@@ -1,4 +1,10 @@
-"""What a ``Connection`` reports to the code that drives it: one frozen dataclass per event."""
+"""What a ``Connection`` reports to the code that drives it: one frozen dataclass per event.
+
+Invariant: ``TextMessage`` and ``BinaryMessage`` keep their one field, ``data``, in a slot
+and do nothing else when made (no ``__post_init__``, no other field): the compiled parser
+(``rfc6455._speedups.parse_messages``) makes them without calling ``__init__``, filling
+that slot, and its instances must equal those ``__init__`` makes.
+"""
 
 from __future__ import annotations
 

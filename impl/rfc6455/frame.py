@@ -15,12 +15,16 @@ Invariants:
   The one exception: asked to, ``next_frames`` decodes a final TEXT frame without RSV bits
   (the common whole message) in the same pass; one that is not UTF-8 stays bytes, so the
   connection still decides which error a bad frame fails with.
+- ``FrameParser.next_messages`` goes further for the common case: each whole message in one
+  frame (FIN, no RSV bit, TEXT or BINARY, valid UTF-8 for text) becomes its message, or the
+  event holding it, in one call (compiled when the accelerator is built); it stops, without
+  consuming it, at the first frame that is anything else, so it decides no error.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import IntEnum
 from typing import Any, Literal, NoReturn
 
@@ -258,6 +262,61 @@ def _parse_frames_python(
 
 #: The batch frame parser the connection uses: compiled, or ``_parse_frames_python``.
 _parse_frames = speedups.choose("parse_frames", _parse_frames_python)
+
+#: First header bytes of a whole message in one frame: FIN, no RSV bit, TEXT or BINARY.
+_WHOLE_TEXT = 0x80 | Opcode.TEXT
+_WHOLE_BINARY = 0x80 | Opcode.BINARY
+
+
+def _parse_messages_python(
+    buf: bytearray | bytes | memoryview,
+    pos: int,
+    expect_masked: bool,
+    max_frame_size: int | None,
+    rsv_mask: int,
+    text_type: Callable[[str], Any] | None,
+    binary_type: Callable[[bytes], Any] | None,
+    out: list[Any],
+) -> int:
+    """Append to ``out`` each whole message in one frame from ``buf[pos:]`` (FIN, no RSV bit,
+    TEXT or BINARY; RFC 6455 §5.2, §5.3): a text message's ``str`` (strict UTF-8, §8.1) or a
+    binary message's bytes, or ``text_type(str)`` / ``binary_type(bytes)`` when the type is
+    not ``None``. Stop at the first frame that is not such a message, has not fully arrived,
+    has a header ``_read_header_python`` raises for or is not valid UTF-8, and return where
+    it starts: the caller handles that frame. The reference for the compiled
+    ``parse_messages``, which makes the instances without calling the types (the event
+    dataclasses, whose ``__init__`` only stores ``data``).
+    """
+    if type(out) is not list:
+        raise TypeError("parse_messages() appends to a list")
+    while True:
+        try:
+            header = _read_header_python(buf, pos, expect_masked, max_frame_size, rsv_mask)
+        except ProtocolError:
+            return pos
+        if not header:  # (``None``: incomplete; the annotation shares the compiled twin's)
+            return pos
+        first, length, start, masking_key = header
+        end = start + length
+        if (first != _WHOLE_TEXT and first != _WHOLE_BINARY) or len(buf) < end:
+            return pos
+        if masking_key is None:
+            payload = bytes(buf[start:end])
+        else:
+            payload = _mask_slice_python(buf, masking_key, start, end)
+        if first == _WHOLE_BINARY:
+            out.append(payload if binary_type is None else binary_type(payload))
+        else:
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return pos
+            out.append(text if text_type is None else text_type(text))
+        pos = end
+
+
+#: The whole-message batch parser: compiled, or ``_parse_messages_python``.
+_parse_messages = speedups.choose("parse_messages", _parse_messages_python)
 
 
 def parsed_frame(
@@ -672,29 +731,81 @@ class FrameParser:
             buffer, pos, self._expect_masked, self.max_frame_size, self.rsv_mask, decode_text
         )
         if end != pos:
-            self._pending_header = None
-            if end == len(buffer):
-                buffer.clear()
-                self._pos = 0
-            else:
-                self._pos = end
+            self._consume(end)
         elif refused:
             self._refuse_header()
         return items
 
-    def parse_from(self, data: bytes | bytearray | memoryview) -> list[Any]:
+    def next_messages(
+        self,
+        out: list[Any],
+        text_type: Callable[[str], Any] | None = None,
+        binary_type: Callable[[bytes], Any] | None = None,
+    ) -> None:
+        """Append to ``out`` each whole message in one frame at the start of the buffer, and
+        consume them (``_parse_messages_python`` says what is appended). The first frame
+        that is anything else stays buffered, for ``next_frames``; nothing here raises for
+        the peer's bytes, and if the parse itself fails (a fault of ours) nothing was
+        appended or consumed."""
+        buffer = self._buffer
+        pos = self._pos
+        if len(buffer) - pos < 2:
+            return
+        before = len(out)
+        try:
+            end = _parse_messages(
+                buffer,
+                pos,
+                self._expect_masked,
+                self.max_frame_size,
+                self.rsv_mask,
+                text_type,
+                binary_type,
+                out,
+            )
+        except BaseException:
+            del out[before:]  # all or nothing: a fault of ours consumes and appends nothing
+            raise
+        if end != pos:
+            self._consume(end)
+
+    def _consume(self, end: int) -> None:
+        """Drop the buffer's frames before ``end``, the start of the first frame not handed
+        out (the frame judged ahead, if any, was among them)."""
+        self._pending_header = None
+        if end == len(self._buffer):
+            self._buffer.clear()
+            self._pos = 0
+        else:
+            self._pos = end
+
+    def parse_from(
+        self, data: bytes | bytearray | memoryview, messages: list[Any] | None = None
+    ) -> list[Any]:
         """``feed(data)``, and when nothing was buffered before it, the complete frames at its
         start parsed straight out of ``data`` (no copy into the buffer first), as
         ``next_frames`` gives them; only the bytes after them are buffered. Never raises for
         a bad header: it stays buffered, and ``next_frames`` raises its error. If the parse
-        itself fails (a fault of ours), nothing was buffered or consumed."""
+        itself fails (a fault of ours), nothing was buffered, consumed or appended.
+
+        With ``messages``, the whole messages in one frame at the start of ``data`` are
+        appended to it first, as ``next_messages`` gives them; the frames after them are
+        returned."""
         if len(self._buffer) - self._pos:
             self.feed(data)
             return []
-        decode_text = self._decode_text and self._pending_header is None
-        items, end, _ = _parse_frames(
-            data, 0, self._expect_masked, self.max_frame_size, self.rsv_mask, decode_text
-        )
+        rules = (self._expect_masked, self.max_frame_size, self.rsv_mask)
+        start = 0
+        before = 0 if messages is None else len(messages)
+        try:
+            if messages is not None:
+                start = _parse_messages(data, 0, *rules, None, None, messages)
+            decode_text = self._decode_text and self._pending_header is None
+            items, end, _ = _parse_frames(data, start, *rules, decode_text)
+        except BaseException:
+            if messages is not None:
+                del messages[before:]  # all or nothing, as ``next_messages``
+            raise
         if end < len(data):
             self.feed(data[end:])
         return items

@@ -218,3 +218,103 @@ def test_client_rejects_a_masked_frame_from_the_server() -> None:
     client.receive_data(client_frame("masked"))
     list(client.events())
     assert client.failure is not None and client.failure.close_code == 1002
+
+
+def all_received(conn: Connection) -> list[list[Event]]:
+    """Every list ``events_received`` gives, until it gives ``[]``."""
+    batches = []
+    while batch := conn.events_received():
+        batches.append(batch)
+    return batches
+
+
+def test_events_received_gives_whole_messages_in_one_list() -> None:
+    conn = Connection(Role.SERVER)
+    conn.receive_data(client_frame("héllo") + client_frame(b"\x00\xff") + client_frame(""))
+    assert all_received(conn) == [
+        [TextMessage("héllo"), BinaryMessage(b"\x00\xff"), TextMessage("")]
+    ]
+
+
+def test_events_received_stops_before_a_frame_that_makes_the_connection_send() -> None:
+    # A shell replies to a list's events before its next call: the Pong, the answer to the
+    # Close and the Close that fails the connection come after those replies.
+    conn = Connection(Role.SERVER)
+    conn.receive_data(
+        client_frame("a")
+        + client_frame(b"p", Opcode.PING)
+        + client_frame("b")
+        + client_frame(build_close_payload(1000), Opcode.CLOSE)
+    )
+    first = conn.events_received()
+    assert first == [TextMessage("a")] and conn.data_to_send() == b""
+    conn.send_text("a")
+    assert conn.events_received() == [Ping(b"p"), TextMessage("b")]
+    conn.send_text("b")
+    assert conn.events_received() == [CloseReceived(1000, ""), Closed(1000, "")]
+    assert conn.events_received() == []
+    opcodes = [frame.opcode for frame in sent_frames(conn.data_to_send())]
+    assert opcodes == [Opcode.TEXT, Opcode.PONG, Opcode.TEXT, Opcode.CLOSE]
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        (client_frame(b"\xce\xba\xff", Opcode.TEXT), 1007),  # invalid UTF-8, whole message
+        (client_frame(b"x" * 200), 1009),  # over the limit
+        (client_frame(b"x", rsv1=1), 1002),  # RSV1 with no extension
+        (client_frame(b"\xff" * 200, rsv1=1), 1002),  # RSV1 and over the limit: RSV first
+        (Frame(b"\xff" * 200, Opcode.TEXT, final=True).build_frame(), 1002),  # unmasked
+        (client_frame("x", Opcode.CONTINUATION), 1002),  # nothing to continue
+    ],
+    ids=["bad-utf8", "too-big", "rsv1", "rsv1-and-too-big", "unmasked", "orphan-continuation"],
+)
+def test_events_received_fails_a_bad_frame_after_the_messages_before_it(
+    bad: bytes, code: int
+) -> None:
+    conn = Connection(Role.SERVER, max_message_size=100)
+    conn.receive_data(client_frame("first") + client_frame(b"second") + bad + client_frame("x"))
+    assert conn.events_received() == [TextMessage("first"), BinaryMessage(b"second")]
+    assert conn.data_to_send() == b""  # nothing yet: the shell replies first
+    (closed,) = conn.events_received()
+    assert closed == Closed(code, conn.close_reason)
+    assert close_code_sent(conn.data_to_send()) == code
+    assert conn.events_received() == []
+
+
+def test_events_received_reassembles_fragments_and_fails_fast_on_partial_text() -> None:
+    conn = Connection(Role.SERVER)
+    conn.receive_data(
+        client_frame("a")
+        + client_frame("Hel", final=False)
+        + client_frame("lo", Opcode.CONTINUATION, final=True)
+        + client_frame("b")
+    )
+    assert all_received(conn) == [[TextMessage("a")], [TextMessage("Hello"), TextMessage("b")]]
+    # Autobahn 6.4.3: the text of a frame still arriving is judged as far as it has come.
+    frame = client_frame(b"\xce\xba\xf4\x90\x80\x80 and more", Opcode.TEXT)
+    conn.receive_data(frame[:10])
+    assert conn.events_received() == [Closed(1007, conn.close_reason)]
+    assert close_code_sent(conn.data_to_send()) == 1007
+
+
+def test_events_received_and_next_event_share_what_is_queued() -> None:
+    conn = Connection(Role.SERVER)
+    conn.receive_data(client_frame("a") + client_frame(b"b") + client_frame("c"))
+    assert conn.next_event() == "a"
+    assert conn.events_received() == [BinaryMessage(b"b"), TextMessage("c")]
+    conn.receive_eof()
+    assert conn.events_received() == [Closed(1006, "the connection ended without a Close frame")]
+    assert conn.next_event() is None and conn.events_received() == []
+
+
+def test_events_received_reads_frames_parsed_straight_out_of_a_read() -> None:
+    conn = Connection(Role.SERVER)
+    conn.receive_data(client_frame("a") + client_frame(b"p", Opcode.PING), parse=True)
+    assert all_received(conn) == [[TextMessage("a")], [Ping(b"p")]]
+
+
+def test_a_client_receives_unmasked_messages_in_one_list() -> None:
+    client = Connection(Role.CLIENT)
+    client.receive_data(Frame("hi", final=True).build_frame() * 3)
+    assert client.events_received() == [TextMessage("hi")] * 3

@@ -39,22 +39,46 @@ _BATCHES: dict[str, Callable[..., Any] | None] = {
     "python": rfc6455.frame._parse_frames_python,
     "compiled": None if speedups.compiled is None else speedups.compiled.parse_frames,
 }
+_MESSAGES: dict[str, Callable[..., Any] | None] = {
+    "python": rfc6455.frame._parse_messages_python,
+    "compiled": None if speedups.compiled is None else speedups.compiled.parse_messages,
+}
 
 
 @pytest.fixture(params=sorted(_READERS))
 def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The frame parsers in use (header and batch): the pure-Python ones or the compiled."""
+    """The frame parsers in use (header, batch and whole messages): the pure-Python ones or
+    the compiled."""
     reader = _READERS[request.param]
     if reader is None:
         pytest.skip("the compiled accelerator is not built here")
     monkeypatch.setattr(rfc6455.frame, "_read_header", reader)
     monkeypatch.setattr(rfc6455.frame, "_parse_frames", _BATCHES[request.param])
+    monkeypatch.setattr(rfc6455.frame, "_parse_messages", _MESSAGES[request.param])
     yield request.param
 
 
 def break_codec(connection: Connection) -> None:
     """Give the frame parser a limit no header parser can compare a length with."""
     connection._parser.max_frame_size = "not a number"  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("read", ["events_received", "next_event", "parsed"])
+def test_connection_fails_with_1011_on_every_read_api(codec: str, read: str) -> None:
+    # The whole-message pass meets the fault first: nothing is consumed or delivered, and
+    # the frame-by-frame path that follows it fails the connection.
+    connection = Connection()
+    break_codec(connection)
+    data = Frame(b"hi", Opcode.TEXT, masking_key=b"abcd", final=True).msg * 2
+    connection.receive_data(data, parse=read == "parsed")
+    if read == "events_received":
+        events: list[object] = list(connection.events_received())
+    else:
+        events = list(connection.events())
+    assert [type(event).__name__ for event in events] == ["Closed"]
+    assert connection.close_code == 1011 and isinstance(connection.failure, TypeError)
+    sent = connection.data_to_send()
+    assert sent[:1] == b"\x88" and int.from_bytes(sent[2:4], "big") == 1011
 
 
 class BreakOnOpen(WS):

@@ -7,6 +7,7 @@ CI on the accelerated run) turns a missing compiled module into a failure, not a
 from __future__ import annotations
 
 import array
+import dataclasses
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from rfc6455 import frame, speedups
+from rfc6455.events import BinaryMessage, TextMessage
 from rfc6455.frame import Frame, FrameParser, Opcode, Role
 
 try:
@@ -185,3 +187,34 @@ def test_pending_payload_is_unmasked_from_any_offset() -> None:
         assert parser.next_frame() is None
         for start in range(0, cut - header):
             assert parser.partial_payload(start) == payload[start : cut - header]
+
+
+MESSAGE_PARSERS: list[Any] = [pytest.param(frame._parse_messages_python, id="python")]
+if _speedups is not None:
+    MESSAGE_PARSERS.append(pytest.param(_speedups.parse_messages, id="compiled"))
+
+
+@pytest.mark.parametrize("parse_messages", MESSAGE_PARSERS)
+def test_parse_messages_makes_events_equal_to_those_init_makes(
+    parse_messages: Callable[..., int],
+) -> None:
+    # RFC 6455 §5.7's masked "Hello", then a binary message, then a Ping it stops at.
+    messages = bytes.fromhex("818537fa213d") + HELLO_MASKED + frame.wire_frame(0x82, b"ab", KEY)
+    out: list[object] = []
+    end = parse_messages(
+        messages + b"\x89\x80" + KEY, 0, True, None, 0, TextMessage, BinaryMessage, out
+    )
+    assert end == len(messages)
+    expected = [TextMessage("Hello"), BinaryMessage(b"ab")]
+    assert out == expected
+    assert list(map(hash, out)) == list(map(hash, expected))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        out[0].data = "changed"  # type: ignore[attr-defined]
+
+
+def test_message_events_hold_only_their_data_in_a_slot() -> None:
+    # What the compiled parser relies on to make them without calling ``__init__``.
+    for event_type in (TextMessage, BinaryMessage):
+        assert event_type.__slots__ == ("data",)
+        assert [field.name for field in dataclasses.fields(event_type)] == ["data"]
+        assert not hasattr(event_type, "__post_init__")
