@@ -53,7 +53,7 @@ import h11
 
 from .connection import Connection, State
 from .errors import CloseCode, ConnectionClosed, HandshakeError, InvalidState
-from .extensions import ClientExtensionFactory, ClientPerMessageDeflate, Extension
+from .extensions import ClientExtensionFactory, ClientPerMessageDeflate
 from .frame import MAX_CONTROL_PAYLOAD, Role
 from .handler import WEBSOCKET_KEY, WS
 from .handshake import client_request, validate_response
@@ -180,16 +180,6 @@ class ClientConnection(Shell):
         self._closed_waiters = 0  # wait_closed() calls in progress
 
     # -- public API --------------------------------------------------------------------------
-
-    @property
-    def subprotocol(self) -> str | None:
-        """The subprotocol the server selected (RFC 6455 §4.1), or ``None``."""
-        return self.connection.subprotocol
-
-    @property
-    def extensions(self) -> list[Extension]:
-        """The negotiated extensions, in order."""
-        return self.connection.extensions
 
     @property
     def closed(self) -> bool:

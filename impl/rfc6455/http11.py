@@ -127,7 +127,6 @@ class _Lifecycle(asyncio.BufferedProtocol):
         "_request_timer",
         "_send_timer",
         "_writing_paused",
-        "peer",
         "phase",
         "server",
         "transport",
@@ -136,13 +135,19 @@ class _Lifecycle(asyncio.BufferedProtocol):
     def __init__(self, server: Owner) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.peer: Any = None
         self.phase = Phase.FIRST_READ
         self._writing_paused = False
         self._request_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
         self._done: asyncio.Future[None] | None = None
         self._read_view = read_buffer()  # made by the loop's thread: that thread's buffer
+
+    @property
+    def peer(self) -> Any:
+        """The peer's address, for the environ and the log; not held: on uvloop each look-up
+        makes a new tuple, which every open WebSocket would keep."""
+        transport = self.transport
+        return None if transport is None else transport.get_extra_info("peername")
 
     def data_received(self, data: bytes) -> None:
         raise NotImplementedError
@@ -260,7 +265,7 @@ class HTTPConnection(_Lifecycle):
         )
         self.received = 0  # bytes of the request being read, to tell idle from slow
         self._request: _Request | None = None
-        self._body = bytearray()
+        self._body: bytearray | None = None  # made by the first piece of a request body
         self._pending: _PendingBody | None = None  # the body being written while SENDING
 
     def shut_down(self) -> None:
@@ -289,7 +294,6 @@ class HTTPConnection(_Lifecycle):
         # Above the high-water mark ``pause_writing`` is called: the bound on what a peer
         # that does not read can make the server buffer.
         transport.set_write_buffer_limits(high=self.server.limits.write_buffer_size)
-        self.peer = transport.get_extra_info("peername")
         if self.server.closing:
             self._close()
             return
@@ -375,14 +379,16 @@ class HTTPConnection(_Lifecycle):
                     return
                 self._request = event
             elif isinstance(event, h11.Data):
+                if self._body is None:
+                    self._body = bytearray()
                 self._body += event.data
                 if len(self._body) > self.server.limits.max_body_size:
                     self._send_error(413, "request body too large")
                     return
             elif isinstance(event, h11.EndOfMessage):
                 self._cancel_request_timer()
-                request, body = self._request, bytes(self._body)
-                self._request, self._body = None, bytearray()
+                request, body = self._request, bytes(self._body or b"")
+                self._request, self._body = None, None
                 assert request is not None
                 if self._handle_request(request, body):
                     return  # upgraded: the session has the transport now

@@ -51,8 +51,6 @@ class WebSocketSession(Shell):
         "_limits",
         "_on_finished",
         "_ping_payload",
-        "extensions",
-        "subprotocol",
     )
 
     _logger = logging.getLogger("rfc6455.session")
@@ -67,11 +65,9 @@ class WebSocketSession(Shell):
         max_message_size: int | None = MAX_MESSAGE_SIZE,
         max_frame_size: int | None = None,
     ) -> None:
-        self.subprotocol = subprotocol
-        self.extensions = list(extensions)
         connection = Connection(
             Role.SERVER,
-            extensions=self.extensions,
+            extensions=extensions,
             max_message_size=max_message_size,
             subprotocol=subprotocol,
             max_frame_size=max_frame_size,

@@ -54,6 +54,7 @@ from .connection import Connection, State
 from .endings import Ending, failure_level, note, protocol_failure
 from .errors import CloseCode
 from .events import Closed, Ping, Pong
+from .extensions import Extension
 from .handler import WS
 from .limits import CLOSING_TIMEOUT, MAX_READ_BUFFER
 
@@ -153,7 +154,7 @@ class _TcpSide(asyncio.BufferedProtocol):
         self._unread = 0  # bytes received while event handling is suspended
         self._writing_paused = False
         self._reading_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters: list[asyncio.Future[None]] | None = None  # made by ``drain``
         self._draining = 0  # ``drain()`` calls waiting
         self._lost_exc: Exception | None = None  # why ``connection_lost`` came, if it says
         # Why the connection ended abnormally, if it did: logged once, when it is over.
@@ -179,14 +180,17 @@ class _TcpSide(asyncio.BufferedProtocol):
         if not self._writing_paused or self._stage is Stage.LOST or self._loop is None:
             return
         waiter = self._loop.create_future()
-        self._drain_waiters.append(waiter)
+        if self._drain_waiters is None:
+            self._drain_waiters = []
+        waiters = self._drain_waiters
+        waiters.append(waiter)
         self._draining += 1
         try:
             await waiter
         finally:
             self._draining -= 1
-            if waiter in self._drain_waiters:
-                self._drain_waiters.remove(waiter)
+            if waiter in waiters:
+                waiters.remove(waiter)
 
     def abort(self, reason: str) -> None:
         """Drop TCP now, without a closing handshake; ``reason`` goes into the log line."""
@@ -309,8 +313,8 @@ class _TcpSide(asyncio.BufferedProtocol):
                 transport.resume_reading()
 
     def _wake_drain_waiters(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -378,6 +382,16 @@ class Shell(_TcpSide):
         self._hooks_waiting = 0  # hooks suspended in an ``await`` (of which ``_draining``)
         self._closed_event: Closed | None = None  # once handled (``on_close`` called)
         self._on_close_done = False
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the 101 selected (RFC 6455 §4.1, §4.2.2), or ``None``."""
+        return self.connection.subprotocol
+
+    @property
+    def extensions(self) -> list[Extension]:
+        """The extensions in use, in the order the 101 listed them (RFC 6455 §9.1)."""
+        return self.connection.extensions
 
     @property
     def state(self) -> State:

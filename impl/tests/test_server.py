@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 import rfc6455
 from rfc6455.errors import CloseCode
+from rfc6455.extensions import ServerPerMessageDeflate
 from rfc6455.frame import Frame, Opcode, parse_close_payload
 from rfc6455.handler import WS
 from rfc6455.middleware import WebSocket
@@ -156,6 +158,31 @@ async def test_request_body_reaches_wsgi_input(raw_peer: PeerFactory) -> None:
         peer.close()
     assert (status, body) == (200, b"abcde")
     assert chunked[2] == b"foobar"
+
+
+async def test_bodiless_requests_read_nothing_even_after_an_app_closed_its_input(
+    raw_peer: PeerFactory,
+) -> None:
+    def read_then_close(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        body = stream.read() + stream.readline() + b"".join(stream.readlines()) + b"".join(stream)
+        stream.close()  # PEP 3333 does not forbid it; the next request must not notice
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    async with Server(read_then_close) as server:
+        peer = await raw_peer(server.port)
+        first = await peer.request(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        second = await peer.request(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        posted = await peer.request(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok")
+        third = await peer.request(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        peer.close()
+    assert [(status, body) for status, _, body in (first, second, posted, third)] == [
+        (200, b""),
+        (200, b""),
+        (200, b"ok"),  # a body is the request's own, whatever came before
+        (200, b""),
+    ]
 
 
 async def test_expect_100_continue_gets_100_before_the_body(raw_peer: PeerFactory) -> None:
@@ -347,6 +374,30 @@ async def test_hooks_run_in_protocol_order() -> None:
         ("ping", b"p"),
         ("close", 1000),
     ]
+
+
+async def test_hooks_see_the_peer_address_and_the_negotiated_protocol_and_extensions() -> None:
+    seen: list[Any] = []
+
+    class Chat(WS):
+        subprotocols = ("chat",)
+
+        def on_open(self, environ: Environ) -> None:
+            session = self.websocket(environ)
+            assert isinstance(session, WebSocketSession)
+            names = [extension.name for extension in session.extensions]
+            seen.append((session.subprotocol, names, environ["REMOTE_ADDR"]))
+            seen.append(environ["REMOTE_PORT"])
+
+    app = WsgiHandler([WebSocket(Chat(), extensions=[ServerPerMessageDeflate()])])
+    async with (
+        Server(app) as server,
+        connect(server.url, subprotocols=[Subprotocol("chat")]) as client,
+    ):
+        local_port = client.local_address[1]
+        await client.send("ping")  # on_open has run once the server reads this
+        await client.ping()
+    assert seen == [("chat", ["permessage-deflate"], "127.0.0.1"), str(local_port)]
 
 
 async def test_session_sends_outside_hooks_and_on_pong_sees_the_answer() -> None:
