@@ -14,7 +14,12 @@ Invariants:
   written, pipelined requests are not read.
 - A response of status 101 is an upgrade only when the request proposed one and the app put
   a ``WebSocketSession`` at ``environ["rfc6455.websocket"]`` (the ``WebSocket`` middleware
-  does); any other 101 is answered with 500.
+  does); any other 101 is answered with 500. Once the 101 is written the connection hands
+  the transport to the session and the server forgets it (``Owner._upgraded``): nothing of
+  it stays with an open WebSocket.
+- It is a ``BufferedProtocol`` with no ``data_received``: uvloop keeps a protocol's
+  ``data_received`` after ``set_protocol`` unless the new one has its own, which kept
+  every upgraded connection alive.
 - Its lifecycle is one ``Phase``; ``_enter`` is the only place it changes, and refuses a
   transition that is not drawn here::
 
@@ -24,7 +29,7 @@ Invariants:
     SENDING    --the body is out (``resume_writing``)---------------------> READING
     READING    --101 written, the session started------------------------> UPGRADED
     FIRST_READ, READING, SENDING --last answer, timeout, shutdown--------> STOPPED
-    any but CLOSED --TCP lost, or the upgraded session finished----------> CLOSED
+    FIRST_READ, READING, SENDING, STOPPED --TCP lost---------------------> CLOSED
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ class Phase(Enum):
     SENDING = "SENDING"  # a response body waits for the peer; reading is paused
     UPGRADED = "UPGRADED"  # the WebSocket session owns the transport
     STOPPED = "STOPPED"  # answered for the last time: TCP closes, input is ignored
-    CLOSED = "CLOSED"  # TCP is closed (and an upgraded session finished)
+    CLOSED = "CLOSED"  # TCP is closed
 
     # Members are singletons: hash them by identity, in C (Enum's own hash runs Python code).
     __hash__ = object.__hash__
@@ -88,7 +93,7 @@ _TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.FIRST_READ: frozenset({Phase.READING, Phase.STOPPED, Phase.CLOSED}),
     Phase.READING: frozenset({Phase.SENDING, Phase.UPGRADED, Phase.STOPPED, Phase.CLOSED}),
     Phase.SENDING: frozenset({Phase.READING, Phase.STOPPED, Phase.CLOSED}),
-    Phase.UPGRADED: frozenset({Phase.CLOSED}),
+    Phase.UPGRADED: frozenset(),  # the session has the transport; the server forgot us
     Phase.STOPPED: frozenset({Phase.STOPPED, Phase.CLOSED}),
     Phase.CLOSED: frozenset(),
 }
@@ -103,6 +108,7 @@ class Owner(Protocol):
 
     def _admit(self, conn: HTTPConnection) -> bool: ...
     def _release(self, conn: HTTPConnection) -> None: ...
+    def _upgraded(self, conn: HTTPConnection, ws: WebSocketSession, initial: bytes) -> None: ...
 
 
 class _PendingBody:
@@ -122,7 +128,6 @@ class _Lifecycle(asyncio.BufferedProtocol):
 
     # Slots: one per open connection, so no per-instance dict (memory, and attribute speed).
     __slots__ = (
-        "_done",
         "_read_view",
         "_request_timer",
         "_send_timer",
@@ -139,7 +144,6 @@ class _Lifecycle(asyncio.BufferedProtocol):
         self._writing_paused = False
         self._request_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
-        self._done: asyncio.Future[None] | None = None
         self._read_view = read_buffer()  # made by the loop's thread: that thread's buffer
 
     @property
@@ -149,7 +153,8 @@ class _Lifecycle(asyncio.BufferedProtocol):
         transport = self.transport
         return None if transport is None else transport.get_extra_info("peername")
 
-    def data_received(self, data: bytes) -> None:
+    def _received(self, data: bytes) -> None:
+        """Bytes arrived (a subclass's business)."""
         raise NotImplementedError
 
     def _writable(self) -> None:
@@ -157,14 +162,6 @@ class _Lifecycle(asyncio.BufferedProtocol):
 
     def _timed_out(self) -> None:
         """The request did not arrive within ``handshake_timeout`` (a subclass's business)."""
-
-    def finished(self) -> asyncio.Future[None]:
-        """A future done once this connection is over (TCP closed, ``on_close`` run)."""
-        if self._done is None:
-            self._done = asyncio.get_running_loop().create_future()
-            if self.phase is Phase.CLOSED:
-                self._done.set_result(None)
-        return self._done
 
     def _enter(self, phase: Phase) -> None:
         """The one place the phase changes (see the module's drawing)."""
@@ -180,7 +177,7 @@ class _Lifecycle(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         # Copied out at once: the buffer is the next connection's as soon as this returns.
-        self.data_received(self._read_view[:nbytes].tobytes())
+        self._received(self._read_view[:nbytes].tobytes())
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -240,7 +237,7 @@ class _Lifecycle(asyncio.BufferedProtocol):
 class HTTPConnection(_Lifecycle):
     """One TCP connection: HTTP requests until it closes or is upgraded to a WebSocket.
 
-    The transport's protocol until the upgrade: h11 parses what ``data_received`` brings,
+    The transport's protocol until the upgrade: h11 parses what ``_received`` brings,
     each complete request is answered from the callback (the WSGI app is synchronous), and
     a response body the peer is slow to take is resumed by ``resume_writing``. After the
     101 the ``WebSocketSession`` becomes the transport's protocol.
@@ -253,12 +250,10 @@ class HTTPConnection(_Lifecycle):
         "h11",
         "over_capacity",
         "received",
-        "session",
     )
 
     def __init__(self, server: Owner) -> None:
         super().__init__(server)
-        self.session: WebSocketSession | None = None
         self.over_capacity = False  # beyond max_connections: answer 503
         self.h11: h11.Connection | None = h11.Connection(
             h11.SERVER, max_incomplete_event_size=server.limits.max_head_size
@@ -269,22 +264,14 @@ class HTTPConnection(_Lifecycle):
         self._pending: _PendingBody | None = None  # the body being written while SENDING
 
     def shut_down(self) -> None:
-        """Begin this connection's part of a graceful server shutdown."""
-        if self.session is not None:
-            try:
-                # RFC 6455 §7.4.1: 1001 "indicates that an endpoint is "going away", such
-                # as a server going down".
-                self.session.close(1001, "server shutting down")
-            except Exception:
-                logger.exception("closing the WebSocket of %s failed", self.peer)
-        elif self._idle():
+        """Begin this connection's part of a graceful server shutdown: close it if idle; a
+        request in progress is answered first."""
+        if self._idle():
             self._close()
 
-    def abort(self, reason: str = "") -> None:
-        """Drop TCP now; a WebSocket logs ``reason`` as how it ended."""
-        if self.session is not None and reason:
-            self.session.abort(reason)
-        elif self.transport is not None:
+    def abort(self) -> None:
+        """Drop TCP now."""
+        if self.transport is not None:
             self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -299,7 +286,7 @@ class HTTPConnection(_Lifecycle):
             return
         self._start_request_timer()
 
-    def data_received(self, data: bytes) -> None:
+    def _received(self, data: bytes) -> None:
         phase = self.phase
         if phase is not Phase.READING and phase is not Phase.SENDING:
             if phase is not Phase.FIRST_READ:
@@ -336,8 +323,6 @@ class HTTPConnection(_Lifecycle):
         """The connection is over: the server forgets it."""
         self._enter(Phase.CLOSED)
         self.server._release(self)
-        if self._done is not None and not self._done.done():
-            self._done.set_result(None)
 
     def _writable(self) -> None:
         if self.phase is Phase.SENDING and self._write_body():
@@ -532,9 +517,8 @@ class HTTPConnection(_Lifecycle):
             trailing = bytes(h.trailing_data[0])
         self.h11 = None
         self._enter(Phase.UPGRADED)
-        self.session = session
         self.transport.write(head)
-        session.start(self.transport, trailing, limits=self.server.limits, on_finished=self._finish)
+        self.server._upgraded(self, session, trailing)
         return True
 
     def _send_response(

@@ -74,7 +74,7 @@ class WebSocketSession(Shell):
         )
         super().__init__(handler, environ, connection)
         self._limits = DEFAULT_LIMITS
-        self._on_finished: Callable[[], None] | None = None
+        self._on_finished: Callable[[WebSocketSession], None] | None = None
         # Keepalive (RFC 6455 §5.5.2: a Ping "may serve either as a keepalive or as a means
         # to verify that the remote endpoint is still responsive").
         self._ping_payload: bytes | None = None  # the keepalive Ping awaiting its Pong
@@ -106,15 +106,16 @@ class WebSocketSession(Shell):
         *,
         limits: Limits = DEFAULT_LIMITS,
         closing_timeout: float | None = None,
-        on_finished: Callable[[], None] | None = None,
+        on_finished: Callable[[WebSocketSession], None] | None = None,
     ) -> None:
         """Take over ``transport`` (the 101 is written) and run the connection on it.
 
         ``initial`` holds the bytes the client sent after its request that the HTTP parser
         had already read (h11's ``trailing_data``): they are the start of the WebSocket
         stream. ``limits`` gives the timeouts, buffer sizes and keepalive
-        (``closing_timeout``, if given, overrides its field). ``on_finished`` is called once
-        TCP is closed and ``on_close`` has run.
+        (``closing_timeout``, if given, overrides its field). ``on_finished`` is called with
+        the session once TCP is closed and ``on_close`` has run (taking the session, one
+        callback serves every session of a server).
         """
         if self._stage is not Stage.NEW:
             raise RuntimeError("this session is already running")
@@ -149,7 +150,7 @@ class WebSocketSession(Shell):
         if on_finished is not None:
             # Called once and dropped: the callback's owner refers to this session, and a
             # reference cycle would hold the connection's memory until the cyclic GC runs.
-            on_finished()
+            on_finished(self)
 
     def _name(self) -> str:
         environ = self.environ

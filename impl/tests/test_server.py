@@ -7,6 +7,7 @@ would not send, the websockets client for WebSocket behaviour.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -22,14 +23,21 @@ from rfc6455.errors import CloseCode
 from rfc6455.extensions import ServerPerMessageDeflate
 from rfc6455.frame import Frame, Opcode, parse_close_payload
 from rfc6455.handler import WS
+from rfc6455.http11 import HTTPConnection
 from rfc6455.middleware import WebSocket
-from rfc6455.server import SERVER_SOFTWARE, Server, WsgiHandler
+from rfc6455.server import SERVER_SOFTWARE, Server, WsgiHandler, loop_factory
 from rfc6455.session import WebSocketSession
 
 Environ = MutableMapping[str, Any]
 PeerFactory = Callable[[int], Awaitable[Any]]  # conftest.raw_peer
 RequestFactory = Callable[..., bytes]  # conftest.upgrade_request
 StartResponse = Callable[..., Any]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition``; pytest-timeout bounds the wait."""
+    while not condition():
+        await asyncio.sleep(0.01)
 
 
 class Echo(WS):
@@ -495,6 +503,47 @@ async def test_shutdown_sends_1001_to_open_websockets() -> None:
     # RFC 6455 §7.4.1: 1001, "a server going down".
     assert client.close_code == CloseCode.GOING_AWAY
     assert closed_codes == [CloseCode.GOING_AWAY]
+
+
+async def test_a_websocket_upgraded_during_shutdown_gets_1001_and_is_waited_for(
+    raw_peer: PeerFactory, upgrade_request: RequestFactory
+) -> None:
+    server = Server(chain())
+    await server.start()
+    peer = await raw_peer(server.port)
+    request = upgrade_request()
+    peer.writer.write(request[:10])  # a request in progress is not cut off by the shutdown
+    await until(lambda: any(conn.received for conn in server._connections))
+    closing = asyncio.create_task(server.close())
+    await until(lambda: server.closing)
+    status, _headers, _body = await peer.request(request[10:])
+    close = await peer.next_frame()
+    assert not closing.done()  # waiting for this very session to end
+    peer.send_frame(Frame.close(1001))
+    assert await peer.at_eof()
+    await asyncio.wait_for(closing, 30)
+    assert status == 101
+    assert close is not None and parse_close_payload(close.payload)[0] == CloseCode.GOING_AWAY
+    assert not server.sessions
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_an_upgraded_connection_keeps_nothing_of_its_http_side(loop: str) -> None:
+    # uvloop keeps the old protocol's data_received after set_protocol, unless the new one
+    # has its own: the HTTP connection has none, so nothing of it outlives the upgrade.
+    alive: list[int] = []
+
+    async def main() -> None:
+        async with Server(chain()) as server, connect(server.url) as client:
+            await client.send("up")
+            assert await client.recv() == "up"
+            gc.collect()
+            alive.append(sum(isinstance(o, HTTPConnection) for o in gc.get_objects()))
+            alive.append(len(server.sessions))
+
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        runner.run(main())
+    assert alive == [0, 1]
 
 
 async def test_shutdown_closes_idle_keep_alive_connections(raw_peer: PeerFactory) -> None:
