@@ -9,7 +9,9 @@ Invariants:
 - A ``Deadlines`` serves one event loop, one delay and one callback. A key added at loop
   time ``t`` is due at ``t + delay``; re-adding a key moves it to the back. As the delay is
   the same for all, keys fall due in the order they were (last) added, so the dict's order
-  is the order of their deadlines and its first key is the next one due.
+  is the order of their deadlines and its first key is the next one due. A key added
+  within a millisecond of the latest one takes its due time, the same float: a burst of
+  connections shares one, and they fall due together (as the timer's resolution has it).
 - While it holds a key, exactly one ``TimerHandle`` is armed, for a time no later than the
   first key's deadline; none once it is empty.
 - Each due key is removed, then the callback is called with it, once; it may re-add the
@@ -42,7 +44,7 @@ _shared: dict[_Shared, Deadlines[Any]] = {}
 class Deadlines(Generic[K]):
     """Keys that fall due ``delay`` seconds after they are added; see the module docstring."""
 
-    __slots__ = ("_callback", "_delay", "_due", "_loop", "_registered", "_timer")
+    __slots__ = ("_callback", "_delay", "_due", "_last", "_loop", "_registered", "_timer")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, delay: float, callback: Callable[[K], None]
@@ -52,6 +54,7 @@ class Deadlines(Generic[K]):
         self._callback = callback
         self._due: OrderedDict[K, float] = OrderedDict()  # key -> loop time it falls due
         self._timer: asyncio.TimerHandle | None = None
+        self._last: float | None = None  # the latest due time given
         self._registered = False  # whether ``shared`` hands this one out
 
     @classmethod
@@ -73,8 +76,13 @@ class Deadlines(Generic[K]):
 
     def add(self, key: K) -> None:
         """(Re)schedule ``key``: it falls due ``delay`` seconds from now."""
+        when = self._loop.time() + self._delay
+        last = self._last
+        if last is not None and when - last <= _EARLY:
+            when = last  # one float for a burst of keys: they fall due together anyway
+        self._last = when
         due = self._due
-        due[key] = self._loop.time() + self._delay
+        due[key] = when
         due.move_to_end(key)
         if self._timer is None:
             self._arm()

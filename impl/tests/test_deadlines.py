@@ -121,3 +121,42 @@ def test_one_timer_serves_every_key_and_none_is_left_once_empty(loop: str) -> No
             del running.call_at  # type: ignore[method-assign]
 
     run_on(loop, main)
+
+
+class FakeLoop:
+    """A loop whose clock the test sets: what ``Deadlines`` asks of a loop, and no more."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.armed: list[tuple[float, Callable[[], None]]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> FakeTimer:
+        self.armed.append((when, callback))
+        return FakeTimer()
+
+
+class FakeTimer:
+    def cancel(self) -> None:
+        """Nothing runs by itself on a ``FakeLoop``."""
+
+
+def test_keys_added_within_a_millisecond_share_one_due_time() -> None:
+    loop = FakeLoop()
+    called: list[str] = []
+    deadlines = Deadlines(loop, 10.0, called.append)  # type: ignore[arg-type]
+    deadlines.add("a")
+    loop.now = 0.0005
+    deadlines.add("b")  # within the timers' resolution of "a": one due time for both
+    loop.now = 0.002
+    deadlines.add("c")
+    due = deadlines._due
+    assert due["a"] is due["b"] and due["c"] == 10.002
+    [(when, fire)] = loop.armed
+    assert when == 10.0
+    loop.now = when
+    fire()
+    assert called == ["a", "b"]
+    assert loop.armed[-1][0] == 10.002  # re-armed for "c"
