@@ -59,7 +59,7 @@ from .handler import WEBSOCKET_KEY, WS
 from .handshake import client_request, validate_response
 from .limits import MAX_MESSAGE_SIZE, WRITE_BUFFER_SIZE
 from .readbuffer import read_buffer
-from .shell import Deferred, Shell, Stage
+from .shell import Deferred, OnClose, Shell, Stage
 from .version import __version__
 
 __all__ = [
@@ -135,14 +135,21 @@ class ClientConnection(Shell):
 
     __slots__ = (
         "_closed_waiters",
+        "_closing_timeout",
         "_max_queue",
+        "_max_read_buffer",
         "_messages",
         "_pong_waiters",
         "_recv_waiters",
+        "_send_timeout",
         "_wanted",
         "response_headers",
         "url",
     )
+
+    _closing_timeout: float  # (slots, where the server's settings are its Limits)
+    _send_timeout: float | None
+    _max_read_buffer: int
 
     _peer = "the server"
     # RFC 6455 §7.1.1: the server closes TCP first; the client waits for it.
@@ -171,6 +178,7 @@ class ClientConnection(Shell):
         self.url = url
         self.response_headers = response_headers
         self._closing_timeout = close_timeout
+        self._send_timeout = None  # a server that reads nothing is not dropped
         self._max_read_buffer = READ_SIZE
         self._max_queue = max_queue
         self._messages: deque[str | bytes] = deque()
@@ -204,7 +212,7 @@ class ClientConnection(Shell):
             raise InvalidState("this connection's messages go to its handler's on_message")
         if self._messages:
             return self._messages.popleft()
-        if self._closed_event is not None:
+        if self._on_close is not OnClose.PENDING:
             raise self._closed_error()
         waiter: asyncio.Future[str | bytes] = asyncio.get_running_loop().create_future()
         self._recv_waiters.append(waiter)

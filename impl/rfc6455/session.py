@@ -24,6 +24,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from .connection import Connection, State
@@ -119,12 +120,9 @@ class WebSocketSession(Shell):
         """
         if self._stage is not Stage.NEW:
             raise RuntimeError("this session is already running")
+        if closing_timeout is not None:
+            limits = replace(limits, closing_timeout=closing_timeout)
         self._limits = limits
-        self._closing_timeout = (
-            limits.closing_timeout if closing_timeout is None else closing_timeout
-        )
-        self._send_timeout = limits.send_timeout
-        self._max_read_buffer = limits.max_read_buffer
         self._on_finished = on_finished
         self._begin(transport, initial, limits.write_buffer_size, read_buffer())
         pings = self._pings()
@@ -132,6 +130,18 @@ class WebSocketSession(Shell):
             pings.add(self)
 
     # -- the shell's hooks for this role ---------------------------------------------------------
+
+    @property
+    def _closing_timeout(self) -> float:
+        return self._limits.closing_timeout
+
+    @property
+    def _send_timeout(self) -> float | None:
+        return self._limits.send_timeout
+
+    @property
+    def _max_read_buffer(self) -> int:
+        return self._limits.max_read_buffer
 
     def _pong_received(self, payload: bytes) -> None:
         if payload == self._ping_payload:

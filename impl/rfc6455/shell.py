@@ -56,9 +56,8 @@ from .errors import CloseCode
 from .events import Closed, Ping, Pong
 from .extensions import Extension
 from .handler import WS
-from .limits import CLOSING_TIMEOUT, MAX_READ_BUFFER
 
-__all__ = ["Deferred", "Shell", "Stage"]
+__all__ = ["Deferred", "OnClose", "Shell", "Stage"]
 
 T = TypeVar("T")
 
@@ -81,6 +80,14 @@ class Stage(Enum):
 
     # Members are singletons: hash them by identity, in C (Enum's own hash runs Python code).
     __hash__ = object.__hash__
+
+
+class OnClose(Enum):
+    """Where a connection is with ``on_close``."""
+
+    PENDING = "PENDING"  # no ``Closed`` event handled yet
+    RUNNING = "RUNNING"  # the ``Closed`` event was handled: ``on_close`` is running
+    DONE = "DONE"  # ``on_close`` has run (or there is no handler)
 
 
 _TRANSITIONS: dict[Stage, frozenset[Stage]] = {
@@ -112,9 +119,9 @@ class _TcpSide(asyncio.BufferedProtocol):
     closing and send timeouts, ending TCP without a reset, and the notes on how it ended."""
 
     # Slots: one per open connection, so no per-instance dict (memory, and attribute speed).
+    # The role gives the settings below, as slots or (the server's ``Limits``) properties.
     __slots__ = (
         "_abort_timer",
-        "_closing_timeout",
         "_closing_timer",
         "_done",
         "_drain_waiters",
@@ -122,10 +129,8 @@ class _TcpSide(asyncio.BufferedProtocol):
         "_ending",
         "_loop",
         "_lost_exc",
-        "_max_read_buffer",
         "_read_view",
         "_reading_paused",
-        "_send_timeout",
         "_send_timer",
         "_stage",
         "_task",
@@ -145,9 +150,6 @@ class _TcpSide(asyncio.BufferedProtocol):
         self._stage = Stage.NEW
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closing_timeout = CLOSING_TIMEOUT
-        self._send_timeout: float | None = None
-        self._max_read_buffer = MAX_READ_BUFFER
         self._read_view = _NOT_STARTED  # the thread's receive buffer, once started
         # The task awaiting a suspended hook (or a wanted event); events wait for it.
         self._task: asyncio.Task[None] | None = None
@@ -165,6 +167,21 @@ class _TcpSide(asyncio.BufferedProtocol):
         # Created by ``wait_closed`` only: an ``asyncio.Event`` holds a deque of 760 bytes,
         # for every idle connection.
         self._done: asyncio.Event | None = None
+
+    @property
+    def _closing_timeout(self) -> float:
+        """Seconds the peer has to finish the closing handshake, then to close TCP."""
+        raise NotImplementedError
+
+    @property
+    def _send_timeout(self) -> float | None:
+        """Seconds the peer may leave a full write buffer unread (``None``: no limit)."""
+        raise NotImplementedError
+
+    @property
+    def _max_read_buffer(self) -> int:
+        """Bytes read ahead while event handling is suspended, before reading pauses."""
+        raise NotImplementedError
 
     @property
     def transport(self) -> asyncio.Transport | None:
@@ -364,7 +381,7 @@ class Shell(_TcpSide):
     ``rfc6455.errors.InvalidState``.
     """
 
-    __slots__ = ("_closed_event", "_hooks_waiting", "_on_close_done", "environ", "handler")
+    __slots__ = ("_hooks_waiting", "_on_close", "environ", "handler")
 
     #: Whether events are parsed only while someone wants one (``_wants_events``).
     _pull = False
@@ -380,8 +397,7 @@ class Shell(_TcpSide):
         self.handler = handler
         self.environ = environ
         self._hooks_waiting = 0  # hooks suspended in an ``await`` (of which ``_draining``)
-        self._closed_event: Closed | None = None  # once handled (``on_close`` called)
-        self._on_close_done = False
+        self._on_close = OnClose.PENDING
 
     @property
     def subprotocol(self) -> str | None:
@@ -574,7 +590,7 @@ class Shell(_TcpSide):
 
     def _handle_closed(self, event: Closed) -> bool:
         """The connection is over: note how, run ``on_close``; ``True`` if it suspended."""
-        self._closed_event = event
+        self._on_close = OnClose.RUNNING
         failure = self.connection.failure
         if failure is not None:
             state = self.connection.failed_in or State.OPEN
@@ -583,7 +599,7 @@ class Shell(_TcpSide):
         handler = self.handler
         if handler is not None and self._run_hook("on_close", handler.on_close, self.environ):
             return True
-        self._on_close_done = True
+        self._on_close = OnClose.DONE
         self._maybe_finish()
         return False
 
@@ -604,8 +620,8 @@ class Shell(_TcpSide):
             self._hooks_waiting -= 1
             self._task = None
             self._unread = 0
-        if self._closed_event is not None and not self._on_close_done:
-            self._on_close_done = True  # the suspended hook was on_close
+        if self._on_close is OnClose.RUNNING:
+            self._on_close = OnClose.DONE  # the suspended hook was on_close
             self._maybe_finish()
         self._update_reading()
         self._process()
@@ -641,7 +657,7 @@ class Shell(_TcpSide):
         """TCP is closed: a role's own timers stop here."""
 
     def _maybe_finish(self) -> None:
-        if self._stage is not Stage.LOST or not self._on_close_done:
+        if self._stage is not Stage.LOST or self._on_close is not OnClose.DONE:
             return
         self._enter(Stage.FINISHED)
         if self._ending is not None:
