@@ -58,7 +58,7 @@ from .frame import MAX_CONTROL_PAYLOAD, Role
 from .handler import WEBSOCKET_KEY, WS
 from .handshake import client_request, validate_response
 from .limits import MAX_MESSAGE_SIZE, WRITE_BUFFER_SIZE
-from .readbuffer import read_buffer
+from .readbuffer import receive_buffer
 from .shell import Deferred, OnClose, Shell, Stage
 from .version import __version__
 
@@ -514,7 +514,7 @@ async def _open(
         max_queue=max_queue,
     )
     assert isinstance(transport, asyncio.Transport)
-    ws._begin(transport, bytes(opening.after), WRITE_BUFFER_SIZE, read_buffer())
+    ws._begin(transport, bytes(opening.after), WRITE_BUFFER_SIZE, receive_buffer())
     # What the transport said before the connection took it over, it now hears.
     if opening.lost:
         ws.connection_lost(opening.lost_exc)

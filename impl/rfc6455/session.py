@@ -34,7 +34,7 @@ from .extensions import Extension
 from .frame import Role
 from .handler import WS
 from .limits import DEFAULT_LIMITS, MAX_MESSAGE_SIZE, Limits
-from .readbuffer import read_buffer
+from .readbuffer import receive_buffer
 from .shell import Shell, Stage
 
 __all__ = ["WebSocketSession"]
@@ -124,7 +124,7 @@ class WebSocketSession(Shell):
             limits = replace(limits, closing_timeout=closing_timeout)
         self._limits = limits
         self._on_finished = on_finished
-        self._begin(transport, initial, limits.write_buffer_size, read_buffer())
+        self._begin(transport, initial, limits.write_buffer_size, receive_buffer())
         pings = self._pings()
         if pings is not None:
             pings.add(self)

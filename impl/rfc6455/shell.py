@@ -56,6 +56,7 @@ from .errors import CloseCode
 from .events import Closed, Ping, Pong
 from .extensions import Extension
 from .handler import WS
+from .readbuffer import ReceiveBuffer
 
 __all__ = ["Deferred", "OnClose", "Shell", "Stage"]
 
@@ -66,7 +67,7 @@ _PLAIN_REPLIES = (str, bytes)
 #: What ``Connection.next_event`` gives for a whole message: its data.
 _MESSAGE_DATA = (bytes, str)
 #: ``get_buffer`` before the start: an empty buffer, which asyncio refuses loudly.
-_NOT_STARTED = memoryview(b"")
+_NOT_STARTED = ReceiveBuffer(memoryview(b""))
 
 
 class Stage(Enum):
@@ -129,7 +130,6 @@ class _TcpSide(asyncio.BufferedProtocol):
         "_ending",
         "_loop",
         "_lost_exc",
-        "_read_view",
         "_reading_paused",
         "_send_timer",
         "_stage",
@@ -138,7 +138,12 @@ class _TcpSide(asyncio.BufferedProtocol):
         "_unread",
         "_writing_paused",
         "connection",
+        "get_buffer",
     )
+
+    #: ``asyncio.BufferedProtocol.get_buffer`` as a shared object, not a method (see
+    #: ``rfc6455.readbuffer``): the transport calls it; ``buffer_updated`` reads its view.
+    get_buffer: ReceiveBuffer
 
     #: How the log and the ending reasons name the other side.
     _peer = "the peer"
@@ -150,7 +155,8 @@ class _TcpSide(asyncio.BufferedProtocol):
         self._stage = Stage.NEW
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._read_view = _NOT_STARTED  # the thread's receive buffer, once started
+        # The thread's receive buffer, once started (the transport calls it, see readbuffer).
+        self.get_buffer = _NOT_STARTED
         # The task awaiting a suspended hook (or a wanted event); events wait for it.
         self._task: asyncio.Task[None] | None = None
         self._unread = 0  # bytes received while event handling is suspended
@@ -438,15 +444,15 @@ class Shell(_TcpSide):
         transport: asyncio.Transport,
         initial: bytes,
         write_buffer_size: int,
-        read_view: memoryview,
+        buffer: ReceiveBuffer,
     ) -> None:
-        """Become ``transport``'s protocol reading into ``read_view`` (the thread's receive
+        """Become ``transport``'s protocol reading into ``buffer`` (the thread's receive
         buffer, ``rfc6455.readbuffer``), take ``initial`` bytes, run ``on_open``."""
         if self._stage is not Stage.NEW:
             raise RuntimeError("this connection is already running")
         self._transport = transport
         self._loop = asyncio.get_running_loop()
-        self._read_view = read_view
+        self.get_buffer = buffer
         self._enter(Stage.OPEN)
         # Above the high-water mark the transport calls ``pause_writing``: the bound on what
         # a peer that does not read makes us buffer.
@@ -460,15 +466,12 @@ class Shell(_TcpSide):
         if handler is None or not self._run_hook("on_open", handler.on_open, self.environ):
             self._process()
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_view
-
     def buffer_updated(self, nbytes: int) -> None:
         # What arrived is parsed or copied out (``receive_data``) before this returns: the
         # shared buffer is free again for the next connection's read.
         if self._stage is not Stage.OPEN:
             return  # lingering until the peer's EOF: nothing is processed now
-        data = self._read_view[:nbytes]
+        data = self.get_buffer.view[:nbytes]
         if self._task is None:
             # Events are pulled at once, unless the role pulls on demand.
             self.connection.receive_data(data, parse=not self._pull)

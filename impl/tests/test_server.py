@@ -25,6 +25,7 @@ from rfc6455.frame import Frame, Opcode, parse_close_payload
 from rfc6455.handler import WS
 from rfc6455.http11 import HTTPConnection
 from rfc6455.middleware import WebSocket
+from rfc6455.readbuffer import receive_buffer
 from rfc6455.server import SERVER_SOFTWARE, Server, WsgiHandler, loop_factory
 from rfc6455.session import WebSocketSession
 
@@ -528,10 +529,13 @@ async def test_a_websocket_upgraded_during_shutdown_gets_1001_and_is_waited_for(
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_an_upgraded_connection_keeps_nothing_of_its_http_side(loop: str) -> None:
+def test_an_upgraded_connection_keeps_nothing_of_its_http_side_nor_a_buffer_method(
+    loop: str,
+) -> None:
     # uvloop keeps the old protocol's data_received after set_protocol, unless the new one
     # has its own: the HTTP connection has none, so nothing of it outlives the upgrade.
-    alive: list[int] = []
+    # It keeps the protocol's get_buffer too: every session's is the thread's one object.
+    alive: list[object] = []
 
     async def main() -> None:
         async with Server(chain()) as server, connect(server.url) as client:
@@ -540,10 +544,11 @@ def test_an_upgraded_connection_keeps_nothing_of_its_http_side(loop: str) -> Non
             gc.collect()
             alive.append(sum(isinstance(o, HTTPConnection) for o in gc.get_objects()))
             alive.append(len(server.sessions))
+            alive.append(server.sessions[0].get_buffer is receive_buffer())
 
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
         runner.run(main())
-    assert alive == [0, 1]
+    assert alive == [0, 1, True]
 
 
 async def test_shutdown_closes_idle_keep_alive_connections(raw_peer: PeerFactory) -> None:
