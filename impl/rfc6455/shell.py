@@ -83,6 +83,13 @@ class Stage(Enum):
     __hash__ = object.__hash__
 
 
+# The members the per-read paths test, as module globals: on Python 3.11 an Enum member read
+# off its class (``Stage.OPEN``) goes through the metaclass's ``__getattr__`` hook, about
+# ten times the cost of a global; a read tested seven of them.
+_OPEN, _PEER_EOF, _LOST = Stage.OPEN, Stage.PEER_EOF, Stage.LOST
+_STATE_OPEN, _STATE_CLOSING, _STATE_CLOSED = State.OPEN, State.CLOSING, State.CLOSED
+
+
 class OnClose(Enum):
     """Where a connection is with ``on_close``."""
 
@@ -261,10 +268,10 @@ class _TcpSide(asyncio.BufferedProtocol):
         connection = self.connection
         data = connection.data_to_send()
         stage = self._stage
-        open_ = stage is Stage.OPEN or stage is Stage.PEER_EOF
+        open_ = stage is _OPEN or stage is _PEER_EOF
         if data and open_ and not transport.is_closing():
             transport.write(data)
-        if connection.state is State.CLOSING and self._closing_timer is None and open_:
+        if connection.state is _STATE_CLOSING and self._closing_timer is None and open_:
             assert self._loop is not None
             self._closing_timer = self._loop.call_later(
                 self._closing_timeout, self._closing_timed_out
@@ -469,7 +476,7 @@ class Shell(_TcpSide):
     def buffer_updated(self, nbytes: int) -> None:
         # What arrived is parsed or copied out (``receive_data``) before this returns: the
         # shared buffer is free again for the next connection's read.
-        if self._stage is not Stage.OPEN:
+        if self._stage is not _OPEN:
             return  # lingering until the peer's EOF: nothing is processed now
         data = self.get_buffer.view[:nbytes]
         if self._task is None:
@@ -518,8 +525,8 @@ class Shell(_TcpSide):
             event = next_event()
             if event is None:
                 stage = self._stage  # (``is`` tests: hashing an Enum member runs Python code)
-                eof_seen = stage is Stage.PEER_EOF or stage is Stage.LOST
-                if eof_seen and connection.state is not State.CLOSED:
+                eof_seen = stage is _PEER_EOF or stage is _LOST
+                if eof_seen and connection.state is not _STATE_CLOSED:
                     # Every byte that came before the EOF was handled: now the connection ends.
                     if self._ending is None:  # (an abort we made already said why TCP ended)
                         self._note_ending(self._eof_reason(), connection.state)
@@ -540,7 +547,7 @@ class Shell(_TcpSide):
                         if not isinstance(reply, _PLAIN_REPLIES) and inspect.isawaitable(reply):
                             self._suspend(self._await_reply(reply))
                             return
-                        if connection.state is State.OPEN:  # (``_send_reply``, inline)
+                        if connection.state is _STATE_OPEN:  # (``_send_reply``, inline)
                             connection.send(reply)
             elif isinstance(event, Ping):
                 if handler is not None and self._run_hook(
@@ -559,7 +566,7 @@ class Shell(_TcpSide):
             if pull and self._wait_until_wanted():
                 return
         self._flush()
-        if connection.state is State.CLOSED:
+        if connection.state is _STATE_CLOSED:
             self._close_transport()
 
     def _send_reply(self, reply: str | bytes | bytearray | memoryview) -> None:
