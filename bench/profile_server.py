@@ -4,6 +4,8 @@
 messages), the top functions by own time; ``--load handshakes`` profiles opening and closing
 handshakes (8 concurrent clients) instead. ``python bench/profile_server.py memory``:
 tracemalloc over 1,000 idle connections, the allocation sites that grew, per connection.
+Both run the server on the loop ``rfc6455 serve`` picks (uvloop where installed; ``--loop
+asyncio`` for asyncio's own).
 These are the profiles behind the server findings in ``bench/RESULTS.md``.
 """
 
@@ -24,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from processes import BENCH, PYTHON, IdleClient
 
 from rfc6455.__main__ import echo_app
-from rfc6455.server import Server
+from rfc6455.server import LOOPS, Server, loop_factory
 
 
 async def _with_server(body: str, options: argparse.Namespace) -> str:
@@ -86,8 +88,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--frames", type=int, default=1, help="traceback depth (memory)")
+    parser.add_argument("--loop", choices=LOOPS, default="auto", help="as `rfc6455 serve`")
     options = parser.parse_args()
-    print(asyncio.run(_with_server(options.what, options)))
+    with asyncio.Runner(loop_factory=loop_factory(options.loop)) as runner:
+        print(runner.run(_with_server(options.what, options)))
 
 
 if __name__ == "__main__":

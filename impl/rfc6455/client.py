@@ -53,13 +53,13 @@ import h11
 
 from .connection import Connection, State
 from .errors import CloseCode, ConnectionClosed, HandshakeError, InvalidState
-from .extensions import ClientExtensionFactory, ClientPerMessageDeflate, Extension
+from .extensions import ClientExtensionFactory, ClientPerMessageDeflate
 from .frame import MAX_CONTROL_PAYLOAD, Role
 from .handler import WEBSOCKET_KEY, WS
 from .handshake import client_request, validate_response
 from .limits import MAX_MESSAGE_SIZE, WRITE_BUFFER_SIZE
-from .readbuffer import read_buffer
-from .shell import Deferred, Shell, Stage
+from .readbuffer import receive_buffer
+from .shell import Deferred, OnClose, Shell, Stage
 from .version import __version__
 
 __all__ = [
@@ -135,14 +135,21 @@ class ClientConnection(Shell):
 
     __slots__ = (
         "_closed_waiters",
+        "_closing_timeout",
         "_max_queue",
+        "_max_read_buffer",
         "_messages",
         "_pong_waiters",
         "_recv_waiters",
+        "_send_timeout",
         "_wanted",
         "response_headers",
         "url",
     )
+
+    _closing_timeout: float  # (slots, where the server's settings are its Limits)
+    _send_timeout: float | None
+    _max_read_buffer: int
 
     _peer = "the server"
     # RFC 6455 §7.1.1: the server closes TCP first; the client waits for it.
@@ -171,6 +178,7 @@ class ClientConnection(Shell):
         self.url = url
         self.response_headers = response_headers
         self._closing_timeout = close_timeout
+        self._send_timeout = None  # a server that reads nothing is not dropped
         self._max_read_buffer = READ_SIZE
         self._max_queue = max_queue
         self._messages: deque[str | bytes] = deque()
@@ -180,16 +188,6 @@ class ClientConnection(Shell):
         self._closed_waiters = 0  # wait_closed() calls in progress
 
     # -- public API --------------------------------------------------------------------------
-
-    @property
-    def subprotocol(self) -> str | None:
-        """The subprotocol the server selected (RFC 6455 §4.1), or ``None``."""
-        return self.connection.subprotocol
-
-    @property
-    def extensions(self) -> list[Extension]:
-        """The negotiated extensions, in order."""
-        return self.connection.extensions
 
     @property
     def closed(self) -> bool:
@@ -214,7 +212,7 @@ class ClientConnection(Shell):
             raise InvalidState("this connection's messages go to its handler's on_message")
         if self._messages:
             return self._messages.popleft()
-        if self._closed_event is not None:
+        if self._on_close is not OnClose.PENDING:
             raise self._closed_error()
         waiter: asyncio.Future[str | bytes] = asyncio.get_running_loop().create_future()
         self._recv_waiters.append(waiter)
@@ -516,7 +514,7 @@ async def _open(
         max_queue=max_queue,
     )
     assert isinstance(transport, asyncio.Transport)
-    ws._begin(transport, bytes(opening.after), WRITE_BUFFER_SIZE, read_buffer())
+    ws._begin(transport, bytes(opening.after), WRITE_BUFFER_SIZE, receive_buffer())
     # What the transport said before the connection took it over, it now hears.
     if opening.lost:
         ws.connection_lost(opening.lost_exc)

@@ -14,7 +14,12 @@ Invariants:
   written, pipelined requests are not read.
 - A response of status 101 is an upgrade only when the request proposed one and the app put
   a ``WebSocketSession`` at ``environ["rfc6455.websocket"]`` (the ``WebSocket`` middleware
-  does); any other 101 is answered with 500.
+  does); any other 101 is answered with 500. Once the 101 is written the connection hands
+  the transport to the session and the server forgets it (``Owner._upgraded``): nothing of
+  it stays with an open WebSocket.
+- It is a ``BufferedProtocol`` with no ``data_received``: uvloop keeps a protocol's
+  ``data_received`` after ``set_protocol`` unless the new one has its own, which kept
+  every upgraded connection alive.
 - Its lifecycle is one ``Phase``; ``_enter`` is the only place it changes, and refuses a
   transition that is not drawn here::
 
@@ -24,7 +29,7 @@ Invariants:
     SENDING    --the body is out (``resume_writing``)---------------------> READING
     READING    --101 written, the session started------------------------> UPGRADED
     FIRST_READ, READING, SENDING --last answer, timeout, shutdown--------> STOPPED
-    any but CLOSED --TCP lost, or the upgraded session finished----------> CLOSED
+    FIRST_READ, READING, SENDING, STOPPED --TCP lost---------------------> CLOSED
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ class Phase(Enum):
     SENDING = "SENDING"  # a response body waits for the peer; reading is paused
     UPGRADED = "UPGRADED"  # the WebSocket session owns the transport
     STOPPED = "STOPPED"  # answered for the last time: TCP closes, input is ignored
-    CLOSED = "CLOSED"  # TCP is closed (and an upgraded session finished)
+    CLOSED = "CLOSED"  # TCP is closed
 
     # Members are singletons: hash them by identity, in C (Enum's own hash runs Python code).
     __hash__ = object.__hash__
@@ -88,7 +93,7 @@ _TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.FIRST_READ: frozenset({Phase.READING, Phase.STOPPED, Phase.CLOSED}),
     Phase.READING: frozenset({Phase.SENDING, Phase.UPGRADED, Phase.STOPPED, Phase.CLOSED}),
     Phase.SENDING: frozenset({Phase.READING, Phase.STOPPED, Phase.CLOSED}),
-    Phase.UPGRADED: frozenset({Phase.CLOSED}),
+    Phase.UPGRADED: frozenset(),  # the session has the transport; the server forgot us
     Phase.STOPPED: frozenset({Phase.STOPPED, Phase.CLOSED}),
     Phase.CLOSED: frozenset(),
 }
@@ -103,6 +108,7 @@ class Owner(Protocol):
 
     def _admit(self, conn: HTTPConnection) -> bool: ...
     def _release(self, conn: HTTPConnection) -> None: ...
+    def _upgraded(self, conn: HTTPConnection, ws: WebSocketSession, initial: bytes) -> None: ...
 
 
 class _PendingBody:
@@ -122,12 +128,10 @@ class _Lifecycle(asyncio.BufferedProtocol):
 
     # Slots: one per open connection, so no per-instance dict (memory, and attribute speed).
     __slots__ = (
-        "_done",
         "_read_view",
         "_request_timer",
         "_send_timer",
         "_writing_paused",
-        "peer",
         "phase",
         "server",
         "transport",
@@ -136,15 +140,21 @@ class _Lifecycle(asyncio.BufferedProtocol):
     def __init__(self, server: Owner) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.peer: Any = None
         self.phase = Phase.FIRST_READ
         self._writing_paused = False
         self._request_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
-        self._done: asyncio.Future[None] | None = None
         self._read_view = read_buffer()  # made by the loop's thread: that thread's buffer
 
-    def data_received(self, data: bytes) -> None:
+    @property
+    def peer(self) -> Any:
+        """The peer's address, for the environ and the log; not held: on uvloop each look-up
+        makes a new tuple, which every open WebSocket would keep."""
+        transport = self.transport
+        return None if transport is None else transport.get_extra_info("peername")
+
+    def _received(self, data: bytes) -> None:
+        """Bytes arrived (a subclass's business)."""
         raise NotImplementedError
 
     def _writable(self) -> None:
@@ -152,14 +162,6 @@ class _Lifecycle(asyncio.BufferedProtocol):
 
     def _timed_out(self) -> None:
         """The request did not arrive within ``handshake_timeout`` (a subclass's business)."""
-
-    def finished(self) -> asyncio.Future[None]:
-        """A future done once this connection is over (TCP closed, ``on_close`` run)."""
-        if self._done is None:
-            self._done = asyncio.get_running_loop().create_future()
-            if self.phase is Phase.CLOSED:
-                self._done.set_result(None)
-        return self._done
 
     def _enter(self, phase: Phase) -> None:
         """The one place the phase changes (see the module's drawing)."""
@@ -175,7 +177,7 @@ class _Lifecycle(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         # Copied out at once: the buffer is the next connection's as soon as this returns.
-        self.data_received(self._read_view[:nbytes].tobytes())
+        self._received(self._read_view[:nbytes].tobytes())
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -235,7 +237,7 @@ class _Lifecycle(asyncio.BufferedProtocol):
 class HTTPConnection(_Lifecycle):
     """One TCP connection: HTTP requests until it closes or is upgraded to a WebSocket.
 
-    The transport's protocol until the upgrade: h11 parses what ``data_received`` brings,
+    The transport's protocol until the upgrade: h11 parses what ``_received`` brings,
     each complete request is answered from the callback (the WSGI app is synchronous), and
     a response body the peer is slow to take is resumed by ``resume_writing``. After the
     101 the ``WebSocketSession`` becomes the transport's protocol.
@@ -248,38 +250,28 @@ class HTTPConnection(_Lifecycle):
         "h11",
         "over_capacity",
         "received",
-        "session",
     )
 
     def __init__(self, server: Owner) -> None:
         super().__init__(server)
-        self.session: WebSocketSession | None = None
         self.over_capacity = False  # beyond max_connections: answer 503
         self.h11: h11.Connection | None = h11.Connection(
             h11.SERVER, max_incomplete_event_size=server.limits.max_head_size
         )
         self.received = 0  # bytes of the request being read, to tell idle from slow
         self._request: _Request | None = None
-        self._body = bytearray()
+        self._body: bytearray | None = None  # made by the first piece of a request body
         self._pending: _PendingBody | None = None  # the body being written while SENDING
 
     def shut_down(self) -> None:
-        """Begin this connection's part of a graceful server shutdown."""
-        if self.session is not None:
-            try:
-                # RFC 6455 §7.4.1: 1001 "indicates that an endpoint is "going away", such
-                # as a server going down".
-                self.session.close(1001, "server shutting down")
-            except Exception:
-                logger.exception("closing the WebSocket of %s failed", self.peer)
-        elif self._idle():
+        """Begin this connection's part of a graceful server shutdown: close it if idle; a
+        request in progress is answered first."""
+        if self._idle():
             self._close()
 
-    def abort(self, reason: str = "") -> None:
-        """Drop TCP now; a WebSocket logs ``reason`` as how it ended."""
-        if self.session is not None and reason:
-            self.session.abort(reason)
-        elif self.transport is not None:
+    def abort(self) -> None:
+        """Drop TCP now."""
+        if self.transport is not None:
             self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -289,13 +281,12 @@ class HTTPConnection(_Lifecycle):
         # Above the high-water mark ``pause_writing`` is called: the bound on what a peer
         # that does not read can make the server buffer.
         transport.set_write_buffer_limits(high=self.server.limits.write_buffer_size)
-        self.peer = transport.get_extra_info("peername")
         if self.server.closing:
             self._close()
             return
         self._start_request_timer()
 
-    def data_received(self, data: bytes) -> None:
+    def _received(self, data: bytes) -> None:
         phase = self.phase
         if phase is not Phase.READING and phase is not Phase.SENDING:
             if phase is not Phase.FIRST_READ:
@@ -332,8 +323,6 @@ class HTTPConnection(_Lifecycle):
         """The connection is over: the server forgets it."""
         self._enter(Phase.CLOSED)
         self.server._release(self)
-        if self._done is not None and not self._done.done():
-            self._done.set_result(None)
 
     def _writable(self) -> None:
         if self.phase is Phase.SENDING and self._write_body():
@@ -375,14 +364,16 @@ class HTTPConnection(_Lifecycle):
                     return
                 self._request = event
             elif isinstance(event, h11.Data):
+                if self._body is None:
+                    self._body = bytearray()
                 self._body += event.data
                 if len(self._body) > self.server.limits.max_body_size:
                     self._send_error(413, "request body too large")
                     return
             elif isinstance(event, h11.EndOfMessage):
                 self._cancel_request_timer()
-                request, body = self._request, bytes(self._body)
-                self._request, self._body = None, bytearray()
+                request, body = self._request, bytes(self._body or b"")
+                self._request, self._body = None, None
                 assert request is not None
                 if self._handle_request(request, body):
                     return  # upgraded: the session has the transport now
@@ -526,9 +517,8 @@ class HTTPConnection(_Lifecycle):
             trailing = bytes(h.trailing_data[0])
         self.h11 = None
         self._enter(Phase.UPGRADED)
-        self.session = session
         self.transport.write(head)
-        session.start(self.transport, trailing, limits=self.server.limits, on_finished=self._finish)
+        self.server._upgraded(self, session, trailing)
         return True
 
     def _send_response(

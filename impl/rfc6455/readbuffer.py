@@ -7,6 +7,11 @@ CPU in the handshake profile, and the same on every echo read. A ``BufferedProto
 the transport ``recv_into`` a buffer the protocol gives instead. The protocols here take
 what arrived out of it before their callback returns, and an event loop runs one callback
 at a time, so a single buffer serves every connection of a thread.
+
+A WebSocket connection holds the buffer as a ``ReceiveBuffer``, its ``get_buffer``: uvloop
+keeps a protocol's bound ``get_buffer`` method for as long as the protocol is the
+transport's, 64 bytes for every open connection, where one ``ReceiveBuffer`` per thread
+serves them all.
 """
 
 from __future__ import annotations
@@ -26,3 +31,24 @@ def read_buffer() -> memoryview:
     if view is None:
         view = _local.view = memoryview(bytearray(READ_BUFFER_SIZE))
     return view
+
+
+class ReceiveBuffer:
+    """A protocol's ``get_buffer`` as an object: called with any size hint, it gives
+    ``view``, the buffer the transport reads into."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+
+    def __call__(self, sizehint: int) -> memoryview:
+        return self.view
+
+
+def receive_buffer() -> ReceiveBuffer:
+    """This thread's receive buffer (``read_buffer``) as one shared ``ReceiveBuffer``."""
+    buffer: ReceiveBuffer | None = getattr(_local, "receiver", None)
+    if buffer is None:
+        buffer = _local.receiver = ReceiveBuffer(read_buffer())
+    return buffer

@@ -13,7 +13,8 @@ Invariants:
   put a ``WebSocketSession`` at ``environ["rfc6455.websocket"]`` (the ``WebSocket``
   middleware does); any other 101 is answered with 500. The 101's head is written by the
   connection (its fields checked as h11 would); then the session becomes the transport's
-  protocol, starting with the bytes h11 had already buffered (``trailing_data``).
+  protocol, starting with the bytes h11 had already buffered (``trailing_data``), and the
+  server tracks the session in place of the HTTP connection, which is let go.
 - Every response carries ``Server: rfc6455/<version>`` and a ``Date`` (RFC 7231 §7.1.1.2).
 - ``Limits`` bound what a peer costs (see ``rfc6455.limits``): a request head over
   ``max_head_size`` or with too many or too big header fields gets 431 (RFC 6585 §5); a
@@ -28,8 +29,9 @@ Invariants:
   are the app's own failures (500) and those h11 hints at (501 for a transfer coding it does
   not implement, RFC 7230 §3.3.1).
 - ``close()`` stops listening, closes idle keep-alive connections, lets requests in progress
-  finish, sends Close 1001 ("going away", RFC 6455 §7.4.1) to every open WebSocket, waits at
-  most ``shutdown_timeout`` seconds, then drops whatever is left.
+  finish, sends Close 1001 ("going away", RFC 6455 §7.4.1) to every open WebSocket (and to
+  one upgraded meanwhile), waits at most ``shutdown_timeout`` seconds for all of them to
+  end, then drops whatever is left.
 - ``run`` serves on uvloop where it is installed (``loop="auto"``), else on asyncio's own
   loop; the server's behaviour is the same on both (its tests and the conformance runs pass
   on either), only the CPU per event differs.
@@ -39,8 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -57,6 +60,8 @@ __all__ = [
     "run",
     "serve",
 ]
+
+logger = logging.getLogger("rfc6455.server")
 
 
 class Server:
@@ -92,8 +97,12 @@ class Server:
         self.shutdown_timeout = shutdown_timeout
         self.closing = False
         self._server: asyncio.Server | None = None
-        self._connections: set[HTTPConnection] = set()
-        self._admitted = 0  # connections within max_connections
+        self._connections: set[HTTPConnection] = set()  # before (or without) an upgrade
+        self._sessions: set[WebSocketSession] = set()  # upgraded, until they finish
+        self._admitted = 0  # connections within max_connections, upgraded or not
+        # Bound once: every session refers to this one object, not to a bound method each.
+        self._session_finished: Callable[[WebSocketSession], None] = self._forget_session
+        self._all_gone: asyncio.Event | None = None  # made by ``close`` if it must wait
 
     @property
     def url(self) -> str:
@@ -104,7 +113,7 @@ class Server:
     @property
     def sessions(self) -> list[WebSocketSession]:
         """The WebSocket connections currently running."""
-        return [conn.session for conn in self._connections if conn.session is not None]
+        return list(self._sessions)
 
     async def start(self) -> None:
         """Start listening; ``port`` is the bound port afterwards."""
@@ -133,13 +142,17 @@ class Server:
             self._server.close()
         for conn in list(self._connections):
             conn.shut_down()
-        waiters = [conn.finished() for conn in self._connections]
-        if waiters:
-            _done, pending = await asyncio.wait(waiters, timeout=self.shutdown_timeout)
-            for conn in list(self._connections):
-                conn.abort(f"the server shut down; still open after {self.shutdown_timeout:g} s")
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
+        for session in list(self._sessions):
+            _going_away(session)
+        if self._connections or self._sessions:
+            self._all_gone = asyncio.Event()
+            if not await _within(self._all_gone.wait(), self.shutdown_timeout):
+                reason = f"the server shut down; still open after {self.shutdown_timeout:g} s"
+                for conn in list(self._connections):
+                    conn.abort()
+                for session in list(self._sessions):
+                    session.abort(reason)
+                await _within(self._all_gone.wait(), 1.0)  # ``connection_lost`` callbacks
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -164,6 +177,47 @@ class Server:
             self._connections.discard(conn)
             if not conn.over_capacity:
                 self._admitted -= 1
+            self._check_all_gone()
+
+    def _upgraded(self, conn: HTTPConnection, session: WebSocketSession, initial: bytes) -> None:
+        """``conn`` wrote a 101: run ``session`` on its transport, tracked in its place (it
+        was admitted: a connection over capacity is refused before the app)."""
+        assert conn.transport is not None
+        self._connections.discard(conn)
+        self._sessions.add(session)
+        session.start(
+            conn.transport, initial, limits=self.limits, on_finished=self._session_finished
+        )
+        if self.closing:
+            _going_away(session)
+
+    def _forget_session(self, session: WebSocketSession) -> None:
+        if session in self._sessions:
+            self._sessions.discard(session)
+            self._admitted -= 1
+            self._check_all_gone()
+
+    def _check_all_gone(self) -> None:
+        if self._all_gone is not None and not self._connections and not self._sessions:
+            self._all_gone.set()
+
+
+def _going_away(session: WebSocketSession) -> None:
+    """Close ``session`` with 1001: RFC 6455 §7.4.1, an endpoint "going away, such as a
+    server going down"."""
+    try:
+        session.close(1001, "server shutting down")
+    except Exception:
+        logger.exception("closing the WebSocket of %s failed", session._name())
+
+
+async def _within(waiting: Awaitable[Any], timeout: float) -> bool:
+    """Await ``waiting`` for at most ``timeout`` seconds; whether it finished."""
+    try:
+        await asyncio.wait_for(waiting, timeout)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 0, **options: Any) -> Server:

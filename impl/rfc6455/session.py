@@ -11,7 +11,9 @@ Invariants:
   shell half-closes, then reads and discards until the peer's EOF.
 - With ``ping_interval`` set, a Ping goes out every ``ping_interval`` seconds; no Pong
   within ``ping_timeout`` closes with 1011, except while a hook is suspended (its Pong may
-  be waiting, unread, behind the message being handled).
+  be waiting, unread, behind the message being handled). Both deadlines are entries in the
+  loop's shared ``rfc6455.deadlines.Deadlines``, not a timer per connection; they are
+  dropped when TCP closes.
 - Every method is for the event loop's thread; from another thread use
   ``loop.call_soon_threadsafe(session.send, data)``.
 """
@@ -22,15 +24,17 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from .connection import Connection, State
+from .deadlines import Deadlines
 from .errors import CloseCode
 from .extensions import Extension
 from .frame import Role
 from .handler import WS
 from .limits import DEFAULT_LIMITS, MAX_MESSAGE_SIZE, Limits
-from .readbuffer import read_buffer
+from .readbuffer import receive_buffer
 from .shell import Shell, Stage
 
 __all__ = ["WebSocketSession"]
@@ -48,10 +52,6 @@ class WebSocketSession(Shell):
         "_limits",
         "_on_finished",
         "_ping_payload",
-        "_ping_timer",
-        "_pong_timer",
-        "extensions",
-        "subprotocol",
     )
 
     _logger = logging.getLogger("rfc6455.session")
@@ -66,22 +66,18 @@ class WebSocketSession(Shell):
         max_message_size: int | None = MAX_MESSAGE_SIZE,
         max_frame_size: int | None = None,
     ) -> None:
-        self.subprotocol = subprotocol
-        self.extensions = list(extensions)
         connection = Connection(
             Role.SERVER,
-            extensions=self.extensions,
+            extensions=extensions,
             max_message_size=max_message_size,
             subprotocol=subprotocol,
             max_frame_size=max_frame_size,
         )
         super().__init__(handler, environ, connection)
         self._limits = DEFAULT_LIMITS
-        self._on_finished: Callable[[], None] | None = None
+        self._on_finished: Callable[[WebSocketSession], None] | None = None
         # Keepalive (RFC 6455 §5.5.2: a Ping "may serve either as a keepalive or as a means
         # to verify that the remote endpoint is still responsive").
-        self._ping_timer: asyncio.TimerHandle | None = None
-        self._pong_timer: asyncio.TimerHandle | None = None
         self._ping_payload: bytes | None = None  # the keepalive Ping awaiting its Pong
 
     # -- public API --------------------------------------------------------------------------
@@ -111,51 +107,60 @@ class WebSocketSession(Shell):
         *,
         limits: Limits = DEFAULT_LIMITS,
         closing_timeout: float | None = None,
-        on_finished: Callable[[], None] | None = None,
+        on_finished: Callable[[WebSocketSession], None] | None = None,
     ) -> None:
         """Take over ``transport`` (the 101 is written) and run the connection on it.
 
         ``initial`` holds the bytes the client sent after its request that the HTTP parser
         had already read (h11's ``trailing_data``): they are the start of the WebSocket
         stream. ``limits`` gives the timeouts, buffer sizes and keepalive
-        (``closing_timeout``, if given, overrides its field). ``on_finished`` is called once
-        TCP is closed and ``on_close`` has run.
+        (``closing_timeout``, if given, overrides its field). ``on_finished`` is called with
+        the session once TCP is closed and ``on_close`` has run (taking the session, one
+        callback serves every session of a server).
         """
         if self._stage is not Stage.NEW:
             raise RuntimeError("this session is already running")
+        if closing_timeout is not None:
+            limits = replace(limits, closing_timeout=closing_timeout)
         self._limits = limits
-        self._closing_timeout = (
-            limits.closing_timeout if closing_timeout is None else closing_timeout
-        )
-        self._send_timeout = limits.send_timeout
-        self._max_read_buffer = limits.max_read_buffer
         self._on_finished = on_finished
-        interval = limits.ping_interval
-        if interval is not None:
-            loop = asyncio.get_running_loop()
-            self._ping_timer = loop.call_later(interval, self._send_keepalive_ping)
-        self._begin(transport, initial, limits.write_buffer_size, read_buffer())
+        self._begin(transport, initial, limits.write_buffer_size, receive_buffer())
+        pings = self._pings()
+        if pings is not None:
+            pings.add(self)
 
     # -- the shell's hooks for this role ---------------------------------------------------------
+
+    @property
+    def _closing_timeout(self) -> float:
+        return self._limits.closing_timeout
+
+    @property
+    def _send_timeout(self) -> float | None:
+        return self._limits.send_timeout
+
+    @property
+    def _max_read_buffer(self) -> int:
+        return self._limits.max_read_buffer
 
     def _pong_received(self, payload: bytes) -> None:
         if payload == self._ping_payload:
             self._ping_payload = None
-            if self._pong_timer is not None:
-                self._pong_timer.cancel()
-                self._pong_timer = None
+            pongs = self._pongs()
+            if pongs is not None:
+                pongs.discard(self)
 
     def _stop_timers(self) -> None:
-        for timer in (self._ping_timer, self._pong_timer):
-            if timer is not None:
-                timer.cancel()
+        for deadlines in (self._pings(), self._pongs()):
+            if deadlines is not None:
+                deadlines.discard(self)
 
     def _finished(self) -> None:
         on_finished, self._on_finished = self._on_finished, None
         if on_finished is not None:
             # Called once and dropped: the callback's owner refers to this session, and a
             # reference cycle would hold the connection's memory until the cyclic GC runs.
-            on_finished()
+            on_finished(self)
 
     def _name(self) -> str:
         environ = self.environ
@@ -164,37 +169,47 @@ class WebSocketSession(Shell):
 
     # -- keepalive -------------------------------------------------------------------------------
 
+    def _pings(self) -> Deadlines[WebSocketSession] | None:
+        """When keepalive Pings are due: shared by the loop's sessions (``None``: off)."""
+        interval = self._limits.ping_interval
+        if interval is None or self._loop is None:
+            return None
+        return Deadlines.shared(self._loop, interval, WebSocketSession._send_keepalive_ping)
+
+    def _pongs(self) -> Deadlines[WebSocketSession] | None:
+        """When unanswered keepalive Pings time out, likewise (``None``: never)."""
+        timeout = self._limits.ping_timeout
+        if timeout is None or self._loop is None:
+            return None
+        return Deadlines.shared(self._loop, timeout, WebSocketSession._keepalive_timed_out)
+
     def _send_keepalive_ping(self) -> None:
         """Ping the peer, unless an earlier keepalive Ping is still unanswered; re-arm."""
-        loop = self._loop
         if self.connection.state is not State.OPEN or self._stage is not Stage.OPEN:
             return
-        assert loop is not None
         if self._ping_payload is None:
             # RFC 6455 §5.5.3: the Pong echoes the Ping's "Application data"; a random
             # payload tells the answer apart from unsolicited Pongs.
             self._ping_payload = os.urandom(4)
             self.connection.send_ping(self._ping_payload)
             self._flush()
-            timeout = self._limits.ping_timeout
-            if timeout is not None:
-                self._pong_timer = loop.call_later(timeout, self._keepalive_timed_out)
-        interval = self._limits.ping_interval
-        assert interval is not None
-        self._ping_timer = loop.call_later(interval, self._send_keepalive_ping)
+            pongs = self._pongs()
+            if pongs is not None:
+                pongs.add(self)
+        pings = self._pings()
+        assert pings is not None
+        pings.add(self)
 
     def _keepalive_timed_out(self) -> None:
         """No Pong in time: close with 1011, unless a hook holds up reading the Pong."""
-        self._pong_timer = None
-        loop = self._loop
         if self.connection.state is not State.OPEN or self._stage is not Stage.OPEN:
             return
-        assert loop is not None
         if self._hooks_waiting > self._draining:
             # A hook is awaiting something other than the peer: the Pong may be sitting
             # unread behind the message it is handling. Judge again later.
-            timeout = self._limits.ping_timeout or self._limits.closing_timeout
-            self._pong_timer = loop.call_later(timeout, self._keepalive_timed_out)
+            pongs = self._pongs()
+            assert pongs is not None
+            pongs.add(self)
             return
         self._note_ending(
             f"no Pong within {self._limits.ping_timeout:g} s of the keepalive Ping; "

@@ -54,10 +54,11 @@ from .connection import Connection, State
 from .endings import Ending, failure_level, note, protocol_failure
 from .errors import CloseCode
 from .events import Closed, Ping, Pong
+from .extensions import Extension
 from .handler import WS
-from .limits import CLOSING_TIMEOUT, MAX_READ_BUFFER
+from .readbuffer import ReceiveBuffer
 
-__all__ = ["Deferred", "Shell", "Stage"]
+__all__ = ["Deferred", "OnClose", "Shell", "Stage"]
 
 T = TypeVar("T")
 
@@ -66,7 +67,7 @@ _PLAIN_REPLIES = (str, bytes)
 #: What ``Connection.next_event`` gives for a whole message: its data.
 _MESSAGE_DATA = (bytes, str)
 #: ``get_buffer`` before the start: an empty buffer, which asyncio refuses loudly.
-_NOT_STARTED = memoryview(b"")
+_NOT_STARTED = ReceiveBuffer(memoryview(b""))
 
 
 class Stage(Enum):
@@ -80,6 +81,21 @@ class Stage(Enum):
 
     # Members are singletons: hash them by identity, in C (Enum's own hash runs Python code).
     __hash__ = object.__hash__
+
+
+# The members the per-read paths test, as module globals: on Python 3.11 an Enum member read
+# off its class (``Stage.OPEN``) goes through the metaclass's ``__getattr__`` hook, about
+# ten times the cost of a global; a read tested seven of them.
+_OPEN, _PEER_EOF, _LOST = Stage.OPEN, Stage.PEER_EOF, Stage.LOST
+_STATE_OPEN, _STATE_CLOSING, _STATE_CLOSED = State.OPEN, State.CLOSING, State.CLOSED
+
+
+class OnClose(Enum):
+    """Where a connection is with ``on_close``."""
+
+    PENDING = "PENDING"  # no ``Closed`` event handled yet
+    RUNNING = "RUNNING"  # the ``Closed`` event was handled: ``on_close`` is running
+    DONE = "DONE"  # ``on_close`` has run (or there is no handler)
 
 
 _TRANSITIONS: dict[Stage, frozenset[Stage]] = {
@@ -111,9 +127,9 @@ class _TcpSide(asyncio.BufferedProtocol):
     closing and send timeouts, ending TCP without a reset, and the notes on how it ended."""
 
     # Slots: one per open connection, so no per-instance dict (memory, and attribute speed).
+    # The role gives the settings below, as slots or (the server's ``Limits``) properties.
     __slots__ = (
         "_abort_timer",
-        "_closing_timeout",
         "_closing_timer",
         "_done",
         "_drain_waiters",
@@ -121,10 +137,7 @@ class _TcpSide(asyncio.BufferedProtocol):
         "_ending",
         "_loop",
         "_lost_exc",
-        "_max_read_buffer",
-        "_read_view",
         "_reading_paused",
-        "_send_timeout",
         "_send_timer",
         "_stage",
         "_task",
@@ -132,7 +145,12 @@ class _TcpSide(asyncio.BufferedProtocol):
         "_unread",
         "_writing_paused",
         "connection",
+        "get_buffer",
     )
+
+    #: ``asyncio.BufferedProtocol.get_buffer`` as a shared object, not a method (see
+    #: ``rfc6455.readbuffer``): the transport calls it; ``buffer_updated`` reads its view.
+    get_buffer: ReceiveBuffer
 
     #: How the log and the ending reasons name the other side.
     _peer = "the peer"
@@ -144,16 +162,14 @@ class _TcpSide(asyncio.BufferedProtocol):
         self._stage = Stage.NEW
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closing_timeout = CLOSING_TIMEOUT
-        self._send_timeout: float | None = None
-        self._max_read_buffer = MAX_READ_BUFFER
-        self._read_view = _NOT_STARTED  # the thread's receive buffer, once started
+        # The thread's receive buffer, once started (the transport calls it, see readbuffer).
+        self.get_buffer = _NOT_STARTED
         # The task awaiting a suspended hook (or a wanted event); events wait for it.
         self._task: asyncio.Task[None] | None = None
         self._unread = 0  # bytes received while event handling is suspended
         self._writing_paused = False
         self._reading_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters: list[asyncio.Future[None]] | None = None  # made by ``drain``
         self._draining = 0  # ``drain()`` calls waiting
         self._lost_exc: Exception | None = None  # why ``connection_lost`` came, if it says
         # Why the connection ended abnormally, if it did: logged once, when it is over.
@@ -164,6 +180,21 @@ class _TcpSide(asyncio.BufferedProtocol):
         # Created by ``wait_closed`` only: an ``asyncio.Event`` holds a deque of 760 bytes,
         # for every idle connection.
         self._done: asyncio.Event | None = None
+
+    @property
+    def _closing_timeout(self) -> float:
+        """Seconds the peer has to finish the closing handshake, then to close TCP."""
+        raise NotImplementedError
+
+    @property
+    def _send_timeout(self) -> float | None:
+        """Seconds the peer may leave a full write buffer unread (``None``: no limit)."""
+        raise NotImplementedError
+
+    @property
+    def _max_read_buffer(self) -> int:
+        """Bytes read ahead while event handling is suspended, before reading pauses."""
+        raise NotImplementedError
 
     @property
     def transport(self) -> asyncio.Transport | None:
@@ -179,14 +210,17 @@ class _TcpSide(asyncio.BufferedProtocol):
         if not self._writing_paused or self._stage is Stage.LOST or self._loop is None:
             return
         waiter = self._loop.create_future()
-        self._drain_waiters.append(waiter)
+        if self._drain_waiters is None:
+            self._drain_waiters = []
+        waiters = self._drain_waiters
+        waiters.append(waiter)
         self._draining += 1
         try:
             await waiter
         finally:
             self._draining -= 1
-            if waiter in self._drain_waiters:
-                self._drain_waiters.remove(waiter)
+            if waiter in waiters:
+                waiters.remove(waiter)
 
     def abort(self, reason: str) -> None:
         """Drop TCP now, without a closing handshake; ``reason`` goes into the log line."""
@@ -234,10 +268,10 @@ class _TcpSide(asyncio.BufferedProtocol):
         connection = self.connection
         data = connection.data_to_send()
         stage = self._stage
-        open_ = stage is Stage.OPEN or stage is Stage.PEER_EOF
+        open_ = stage is _OPEN or stage is _PEER_EOF
         if data and open_ and not transport.is_closing():
             transport.write(data)
-        if connection.state is State.CLOSING and self._closing_timer is None and open_:
+        if connection.state is _STATE_CLOSING and self._closing_timer is None and open_:
             assert self._loop is not None
             self._closing_timer = self._loop.call_later(
                 self._closing_timeout, self._closing_timed_out
@@ -309,8 +343,8 @@ class _TcpSide(asyncio.BufferedProtocol):
                 transport.resume_reading()
 
     def _wake_drain_waiters(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -360,7 +394,7 @@ class Shell(_TcpSide):
     ``rfc6455.errors.InvalidState``.
     """
 
-    __slots__ = ("_closed_event", "_hooks_waiting", "_on_close_done", "environ", "handler")
+    __slots__ = ("_hooks_waiting", "_on_close", "environ", "handler")
 
     #: Whether events are parsed only while someone wants one (``_wants_events``).
     _pull = False
@@ -376,8 +410,17 @@ class Shell(_TcpSide):
         self.handler = handler
         self.environ = environ
         self._hooks_waiting = 0  # hooks suspended in an ``await`` (of which ``_draining``)
-        self._closed_event: Closed | None = None  # once handled (``on_close`` called)
-        self._on_close_done = False
+        self._on_close = OnClose.PENDING
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the 101 selected (RFC 6455 §4.1, §4.2.2), or ``None``."""
+        return self.connection.subprotocol
+
+    @property
+    def extensions(self) -> list[Extension]:
+        """The extensions in use, in the order the 101 listed them (RFC 6455 §9.1)."""
+        return self.connection.extensions
 
     @property
     def state(self) -> State:
@@ -408,15 +451,15 @@ class Shell(_TcpSide):
         transport: asyncio.Transport,
         initial: bytes,
         write_buffer_size: int,
-        read_view: memoryview,
+        buffer: ReceiveBuffer,
     ) -> None:
-        """Become ``transport``'s protocol reading into ``read_view`` (the thread's receive
+        """Become ``transport``'s protocol reading into ``buffer`` (the thread's receive
         buffer, ``rfc6455.readbuffer``), take ``initial`` bytes, run ``on_open``."""
         if self._stage is not Stage.NEW:
             raise RuntimeError("this connection is already running")
         self._transport = transport
         self._loop = asyncio.get_running_loop()
-        self._read_view = read_view
+        self.get_buffer = buffer
         self._enter(Stage.OPEN)
         # Above the high-water mark the transport calls ``pause_writing``: the bound on what
         # a peer that does not read makes us buffer.
@@ -430,15 +473,12 @@ class Shell(_TcpSide):
         if handler is None or not self._run_hook("on_open", handler.on_open, self.environ):
             self._process()
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._read_view
-
     def buffer_updated(self, nbytes: int) -> None:
         # What arrived is parsed or copied out (``receive_data``) before this returns: the
         # shared buffer is free again for the next connection's read.
-        if self._stage is not Stage.OPEN:
+        if self._stage is not _OPEN:
             return  # lingering until the peer's EOF: nothing is processed now
-        data = self._read_view[:nbytes]
+        data = self.get_buffer.view[:nbytes]
         if self._task is None:
             # Events are pulled at once, unless the role pulls on demand.
             self.connection.receive_data(data, parse=not self._pull)
@@ -485,8 +525,8 @@ class Shell(_TcpSide):
             event = next_event()
             if event is None:
                 stage = self._stage  # (``is`` tests: hashing an Enum member runs Python code)
-                eof_seen = stage is Stage.PEER_EOF or stage is Stage.LOST
-                if eof_seen and connection.state is not State.CLOSED:
+                eof_seen = stage is _PEER_EOF or stage is _LOST
+                if eof_seen and connection.state is not _STATE_CLOSED:
                     # Every byte that came before the EOF was handled: now the connection ends.
                     if self._ending is None:  # (an abort we made already said why TCP ended)
                         self._note_ending(self._eof_reason(), connection.state)
@@ -507,7 +547,7 @@ class Shell(_TcpSide):
                         if not isinstance(reply, _PLAIN_REPLIES) and inspect.isawaitable(reply):
                             self._suspend(self._await_reply(reply))
                             return
-                        if connection.state is State.OPEN:  # (``_send_reply``, inline)
+                        if connection.state is _STATE_OPEN:  # (``_send_reply``, inline)
                             connection.send(reply)
             elif isinstance(event, Ping):
                 if handler is not None and self._run_hook(
@@ -526,7 +566,7 @@ class Shell(_TcpSide):
             if pull and self._wait_until_wanted():
                 return
         self._flush()
-        if connection.state is State.CLOSED:
+        if connection.state is _STATE_CLOSED:
             self._close_transport()
 
     def _send_reply(self, reply: str | bytes | bytearray | memoryview) -> None:
@@ -560,7 +600,7 @@ class Shell(_TcpSide):
 
     def _handle_closed(self, event: Closed) -> bool:
         """The connection is over: note how, run ``on_close``; ``True`` if it suspended."""
-        self._closed_event = event
+        self._on_close = OnClose.RUNNING
         failure = self.connection.failure
         if failure is not None:
             state = self.connection.failed_in or State.OPEN
@@ -569,7 +609,7 @@ class Shell(_TcpSide):
         handler = self.handler
         if handler is not None and self._run_hook("on_close", handler.on_close, self.environ):
             return True
-        self._on_close_done = True
+        self._on_close = OnClose.DONE
         self._maybe_finish()
         return False
 
@@ -590,8 +630,8 @@ class Shell(_TcpSide):
             self._hooks_waiting -= 1
             self._task = None
             self._unread = 0
-        if self._closed_event is not None and not self._on_close_done:
-            self._on_close_done = True  # the suspended hook was on_close
+        if self._on_close is OnClose.RUNNING:
+            self._on_close = OnClose.DONE  # the suspended hook was on_close
             self._maybe_finish()
         self._update_reading()
         self._process()
@@ -627,7 +667,7 @@ class Shell(_TcpSide):
         """TCP is closed: a role's own timers stop here."""
 
     def _maybe_finish(self) -> None:
-        if self._stage is not Stage.LOST or not self._on_close_done:
+        if self._stage is not Stage.LOST or self._on_close is not OnClose.DONE:
             return
         self._enter(Stage.FINISHED)
         if self._ending is not None:

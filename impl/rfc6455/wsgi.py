@@ -8,7 +8,8 @@ Invariants:
 - An environ holds one connection's strings only where they differ between connections
   (the target, ``Sec-WebSocket-Key``, cookies): every open WebSocket keeps its environ, so
   names and common values come from two bounded caches that outlive connections and never
-  hold anything secret.
+  hold anything secret; a request without a body (every upgrade) shares one empty,
+  stateless ``wsgi.input``.
 - Every response carries ``Server: rfc6455/<version>`` and a ``Date`` (RFC 7231 §7.1.1.2,
   §7.4.2) unless the app set them.
 """
@@ -176,6 +177,25 @@ def close_iterable(result: Iterable[bytes]) -> None:
 # -- the environ -------------------------------------------------------------------------------
 
 
+class _NoBody(io.RawIOBase):
+    """``wsgi.input`` of a request without a body (every upgrade request): PEP 3333's
+    ``read``, ``readline``, ``readlines`` and iteration, all empty. Being stateless, one
+    serves every request, where a ``BytesIO`` each would be kept by every open WebSocket."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return 0
+
+    def close(self) -> None:
+        """Stays open: every request without a body shares it."""
+
+
+#: The one ``_NoBody``.
+NO_BODY = _NoBody()
+
+
 def environ_of(
     request: RequestHead,
     body: bytes,
@@ -204,7 +224,7 @@ def environ_of(
         "REMOTE_PORT": str(peer[1]),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
+        "wsgi.input": io.BytesIO(body) if body else NO_BODY,
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": False,
         "wsgi.multiprocess": False,

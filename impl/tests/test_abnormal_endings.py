@@ -28,6 +28,7 @@ from rfc6455.frame import Frame, Opcode, parse_close_payload
 from rfc6455.handler import WS
 from rfc6455.limits import Limits
 from rfc6455.middleware import WebSocket
+from rfc6455.readbuffer import ReceiveBuffer
 from rfc6455.server import Server, WsgiHandler
 from rfc6455.session import WebSocketSession
 
@@ -191,7 +192,8 @@ async def test_4_1_5_in_one_byte_reads_echoes_then_fails_with_1002(
 ) -> None:
     # Fault injection: the session's receive buffer holds one byte, so every byte of the
     # message, of the bad frame and of the Ping is its own read.
-    monkeypatch.setattr(rfc6455.session, "read_buffer", lambda: memoryview(bytearray(1)))
+    one_byte = ReceiveBuffer(memoryview(bytearray(1)))
+    monkeypatch.setattr(rfc6455.session, "receive_buffer", lambda: one_byte)
     caplog.set_level(logging.INFO, "rfc6455.session")
     async with echo_server() as server:
         data = case_4_1_5()

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from rfc6455.deadlines import Deadlines
 from rfc6455.errors import CloseCode, InvalidState
 from rfc6455.frame import Frame, Opcode, parse_close_payload
 from rfc6455.handler import WS
@@ -339,6 +340,25 @@ async def test_busy_handler_does_not_make_an_answered_ping_time_out() -> None:
         await client.send("again")
         assert await client.recv() == "again"
         await client.close()
+
+
+async def test_open_sessions_share_one_keepalive_schedule_that_goes_with_the_last() -> None:
+    # Idle connections cost an entry each in one shared schedule, not a timer each.
+    keepalive = limits(ping_interval=3600.0, ping_timeout=3600.0)
+    async with Server(echo_app(), limits=keepalive) as server:
+        clients = [await connect(server.url, ping_interval=None) for _ in range(3)]
+        for client in clients:  # each session has started once its echo comes back
+            await client.send("up")
+            assert await client.recv() == "up"
+        loop = asyncio.get_running_loop()
+        pings = Deadlines.shared(loop, 3600.0, WebSocketSession._send_keepalive_ping)
+        assert len(pings) == 3 and all(session in pings for session in server.sessions)
+        for client in clients:
+            await client.close()
+        await until(lambda: not server.sessions)
+        assert not pings  # every session left it when its TCP closed
+        again = Deadlines.shared(loop, 3600.0, WebSocketSession._send_keepalive_ping)
+        assert again is not pings
 
 
 # -- backpressure ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ would not send, the websockets client for WebSocket behaviour.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -15,19 +16,29 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 import rfc6455
 from rfc6455.errors import CloseCode
+from rfc6455.extensions import ServerPerMessageDeflate
 from rfc6455.frame import Frame, Opcode, parse_close_payload
 from rfc6455.handler import WS
+from rfc6455.http11 import HTTPConnection
 from rfc6455.middleware import WebSocket
-from rfc6455.server import SERVER_SOFTWARE, Server, WsgiHandler
+from rfc6455.readbuffer import receive_buffer
+from rfc6455.server import SERVER_SOFTWARE, Server, WsgiHandler, loop_factory
 from rfc6455.session import WebSocketSession
 
 Environ = MutableMapping[str, Any]
 PeerFactory = Callable[[int], Awaitable[Any]]  # conftest.raw_peer
 RequestFactory = Callable[..., bytes]  # conftest.upgrade_request
 StartResponse = Callable[..., Any]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition``; pytest-timeout bounds the wait."""
+    while not condition():
+        await asyncio.sleep(0.01)
 
 
 class Echo(WS):
@@ -156,6 +167,31 @@ async def test_request_body_reaches_wsgi_input(raw_peer: PeerFactory) -> None:
         peer.close()
     assert (status, body) == (200, b"abcde")
     assert chunked[2] == b"foobar"
+
+
+async def test_bodiless_requests_read_nothing_even_after_an_app_closed_its_input(
+    raw_peer: PeerFactory,
+) -> None:
+    def read_then_close(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        body = stream.read() + stream.readline() + b"".join(stream.readlines()) + b"".join(stream)
+        stream.close()  # PEP 3333 does not forbid it; the next request must not notice
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    async with Server(read_then_close) as server:
+        peer = await raw_peer(server.port)
+        first = await peer.request(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        second = await peer.request(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        posted = await peer.request(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok")
+        third = await peer.request(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        peer.close()
+    assert [(status, body) for status, _, body in (first, second, posted, third)] == [
+        (200, b""),
+        (200, b""),
+        (200, b"ok"),  # a body is the request's own, whatever came before
+        (200, b""),
+    ]
 
 
 async def test_expect_100_continue_gets_100_before_the_body(raw_peer: PeerFactory) -> None:
@@ -349,6 +385,30 @@ async def test_hooks_run_in_protocol_order() -> None:
     ]
 
 
+async def test_hooks_see_the_peer_address_and_the_negotiated_protocol_and_extensions() -> None:
+    seen: list[Any] = []
+
+    class Chat(WS):
+        subprotocols = ("chat",)
+
+        def on_open(self, environ: Environ) -> None:
+            session = self.websocket(environ)
+            assert isinstance(session, WebSocketSession)
+            names = [extension.name for extension in session.extensions]
+            seen.append((session.subprotocol, names, environ["REMOTE_ADDR"]))
+            seen.append(environ["REMOTE_PORT"])
+
+    app = WsgiHandler([WebSocket(Chat(), extensions=[ServerPerMessageDeflate()])])
+    async with (
+        Server(app) as server,
+        connect(server.url, subprotocols=[Subprotocol("chat")]) as client,
+    ):
+        local_port = client.local_address[1]
+        await client.send("ping")  # on_open has run once the server reads this
+        await client.ping()
+    assert seen == [("chat", ["permessage-deflate"], "127.0.0.1"), str(local_port)]
+
+
 async def test_session_sends_outside_hooks_and_on_pong_sees_the_answer() -> None:
     pongs: list[bytes] = []
 
@@ -444,6 +504,51 @@ async def test_shutdown_sends_1001_to_open_websockets() -> None:
     # RFC 6455 §7.4.1: 1001, "a server going down".
     assert client.close_code == CloseCode.GOING_AWAY
     assert closed_codes == [CloseCode.GOING_AWAY]
+
+
+async def test_a_websocket_upgraded_during_shutdown_gets_1001_and_is_waited_for(
+    raw_peer: PeerFactory, upgrade_request: RequestFactory
+) -> None:
+    server = Server(chain())
+    await server.start()
+    peer = await raw_peer(server.port)
+    request = upgrade_request()
+    peer.writer.write(request[:10])  # a request in progress is not cut off by the shutdown
+    await until(lambda: any(conn.received for conn in server._connections))
+    closing = asyncio.create_task(server.close())
+    await until(lambda: server.closing)
+    status, _headers, _body = await peer.request(request[10:])
+    close = await peer.next_frame()
+    assert not closing.done()  # waiting for this very session to end
+    peer.send_frame(Frame.close(1001))
+    assert await peer.at_eof()
+    await asyncio.wait_for(closing, 30)
+    assert status == 101
+    assert close is not None and parse_close_payload(close.payload)[0] == CloseCode.GOING_AWAY
+    assert not server.sessions
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_an_upgraded_connection_keeps_nothing_of_its_http_side_nor_a_buffer_method(
+    loop: str,
+) -> None:
+    # uvloop keeps the old protocol's data_received after set_protocol, unless the new one
+    # has its own: the HTTP connection has none, so nothing of it outlives the upgrade.
+    # It keeps the protocol's get_buffer too: every session's is the thread's one object.
+    alive: list[object] = []
+
+    async def main() -> None:
+        async with Server(chain()) as server, connect(server.url) as client:
+            await client.send("up")
+            assert await client.recv() == "up"
+            gc.collect()
+            alive.append(sum(isinstance(o, HTTPConnection) for o in gc.get_objects()))
+            alive.append(len(server.sessions))
+            alive.append(server.sessions[0].get_buffer is receive_buffer())
+
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        runner.run(main())
+    assert alive == [0, 1, True]
 
 
 async def test_shutdown_closes_idle_keep_alive_connections(raw_peer: PeerFactory) -> None:
