@@ -5,9 +5,10 @@ Invariants:
 - A case whose script paces its writes (chopped or ``sync`` frames leave one TCP write per
   loop turn, ``outbox``) and whose verdict hangs on events plays on asyncio's own loop: one
   of its turns keeps the writes about as far apart as the fuzzer's reactor does, and the
-  agreement suite measured racing testees at that pace. uvloop's turns take a few µs: websockets (4.2.5) and broken_echo's
-  ``no-echo-before-fail`` (3.4) then read chops together that Autobahn delivers apart, and
-  get NON-STRICT where Autobahn gives OK (reports/agreement.md, 2026-11-28).
+  agreement suite measured racing testees at that pace. uvloop's turns take a few µs:
+  websockets (4.2.5) and broken_echo's ``no-echo-before-fail`` (3.4) then read chops
+  together that Autobahn delivers apart, and get NON-STRICT where Autobahn gives OK
+  (reports/agreement.md, 2026-11-28).
 - Every other case plays on uvloop where it is installed: a round trip costs the engine
   less CPU there (9.7/9.8 are 12,000 of them), and the testee shares the
   machine's CPUs with the engine. So do 9.5/9.6, chopped as they are: their verdict is the
