@@ -8,12 +8,14 @@ Invariants:
   A case present in one run only is a difference (its missing side is ``None``).
 - Each engine runs through the one pipeline (`runner.execute`) against a fresh testee of its
   own (a command's), or the same running server (a URL, a spec's server).
-- Every differing case is run once more in both engines (together; a 9.x case decided near its
-  limit alone). Then, in this order: Autobahn's side changed between its own two runs →
-  ``unstable`` (the oracle disagrees with itself: no evidence either way); the first run was a
-  9.x pass and a time-out both within ``NEAR_LIMIT`` of the case's limit → ``timing`` when the
-  rerun agrees; anything else → ``differs``. Only ``differs`` fails the suite; the other two
-  are listed with both runs' sides, never counted as agreeing.
+- Every differing case is run again in both engines: a 9.x case decided near its limit once,
+  alone; the others together, up to ``RERUNS`` times, until Autobahn has judged each of them
+  two ways (a testee racing against the pace of the writes, such as websockets in 3.4, can
+  go either way under either engine). Then, in this order: Autobahn's side changed between
+  its own runs → ``unstable`` (the oracle disagrees with itself: no evidence either way); the
+  first run was a 9.x pass and a time-out both within ``NEAR_LIMIT`` of the case's limit →
+  ``timing`` when the rerun agrees; anything else → ``differs``. Only ``differs`` fails the
+  suite; the other two are listed with every run's sides, never counted as agreeing.
 - `compare` and `judge` are pure: tests feed them run directories written by hand.
 """
 
@@ -24,7 +26,7 @@ import json
 import shlex
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +52,8 @@ __all__ = [
 #: A 9.x verdict reached after this share of the case's time limit is a coin toss on a
 #: shared machine: such a difference is "timing" and gets a run of its own.
 NEAR_LIMIT = 0.9
+#: How many more times a differing case (not a timing one) is run in both engines, at most.
+RERUNS = 4
 BROKEN_ECHO = agents.TESTEES / "broken_echo.py"
 BROKEN = "broken:"
 
@@ -87,11 +91,11 @@ class Comparison:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """A case that differed in the first runs: what the rerun made of it."""
+    """A case that differed in the first runs: what its reruns made of it."""
 
     status: Status
     first: Comparison
-    rerun: Comparison | None
+    reruns: tuple[Comparison, ...] = ()
 
 
 @dataclass
@@ -180,13 +184,13 @@ def _judged(side: CaseSide | None) -> tuple[Any, ...] | None:
     return None if side is None else tuple(getattr(side, n) for n in _JUDGED)
 
 
-def judge(first: Comparison, rerun: Comparison | None) -> Status | None:
-    """What a case is, from its first runs and its rerun (None: it agreed the first time)."""
+def judge(first: Comparison, reruns: Sequence[Comparison] = ()) -> Status | None:
+    """What a case is, from its first runs and its reruns (None: it agreed the first time)."""
     if not first.fields:
         return None
-    if rerun is not None and _judged(rerun.autobahn) != _judged(first.autobahn):
+    if any(_judged(again.autobahn) != _judged(first.autobahn) for again in reruns):
         return "unstable"
-    if near_limit(first) and (rerun is None or not rerun.fields):
+    if near_limit(first) and all(not again.fields for again in reruns):
         return "timing"
     return "differs"
 
@@ -205,18 +209,18 @@ def compare(
     *,
     label: str,
     agent: str | None = None,
-    reruns: dict[str, Comparison] | None = None,
+    reruns: Mapping[str, Sequence[Comparison]] | None = None,
 ) -> Agreement:
-    """The member's agreement from its two runs' raw directories and the reruns' comparisons
-    (none: each difference judged on the first runs alone)."""
+    """The member's agreement from its two runs' raw directories and each case's reruns'
+    comparisons (none: each difference judged on the first runs alone)."""
     ours, theirs = read_sides(autobahn, agent), read_sides(native, agent)
     first = comparisons(ours, theirs)
     findings = []
     for comparison in first:
-        rerun = (reruns or {}).get(comparison.case_id)
-        status = judge(comparison, rerun)
+        again = tuple((reruns or {}).get(comparison.case_id, ()))
+        status = judge(comparison, again)
         if status is not None:
-            findings.append(Finding(status, comparison, rerun))
+            findings.append(Finding(status, comparison, again))
     ids = [c.case_id for c in first]
     return Agreement(label, ids, findings, _kinds(ours.values()), _kinds(theirs.values()))
 
@@ -226,7 +230,7 @@ def compare(
 _STATUS_TEXT = {
     "differs": "differs",
     "timing": "timing (decided near its time limit; the rerun agreed)",
-    "unstable": "unstable in Autobahn (its own two runs differ)",
+    "unstable": "unstable in Autobahn (its own runs differ)",
 }
 
 
@@ -258,12 +262,12 @@ def finding_lines(label: str, finding: Finding) -> list[str]:
         f"- Autobahn: {side_text(first.autobahn)}",
         f"- native: {side_text(first.native)}",
     ]
-    if finding.rerun is not None:
-        again = finding.rerun
+    for number, again in enumerate(finding.reruns, 1):
         verdict = "agree" if not again.fields else f"differ in {', '.join(again.fields)}"
+        rerun = "rerun" if len(finding.reruns) == 1 else f"rerun {number}"
         lines += [
-            f"- rerun ({verdict}): Autobahn: {side_text(again.autobahn)}",
-            f"- rerun: native: {side_text(again.native)}",
+            f"- {rerun} ({verdict}): Autobahn: {side_text(again.autobahn)}",
+            f"- {rerun}: native: {side_text(again.native)}",
         ]
     return lines
 
@@ -420,16 +424,21 @@ def run_member(member: Member, ids: Sequence[str], workdir: Path, with_: Engines
     happen."""
     first = _both(member, ids, workdir, with_)
     differing = [c for c in first if c.fields]
+    reruns: dict[str, list[Comparison]] = {c.case_id: [] for c in differing}
+    oracle = {c.case_id: _judged(c.autobahn) for c in first}
     together = [c.case_id for c in differing if not near_limit(c)]
-    reruns: dict[str, Comparison] = {}
-    if together:
-        with_.say(f"{member.label}: {len(together)} differing case(s) run once more")
-        reruns.update((c.case_id, c) for c in _both(member, together, workdir / "rerun", with_))
+    for number in range(1, RERUNS + 1):
+        if not together:
+            break
+        with_.say(f"{member.label}: {len(together)} differing case(s) run again ({number})")
+        name = "rerun" if number == 1 else f"rerun{number}"
+        for again in _both(member, together, workdir / name, with_):
+            reruns[again.case_id].append(again)
+        # Run on until Autobahn has judged a case two ways: it is unstable then.
+        together = [i for i in together if all(_judged(r.autobahn) == oracle[i] for r in reruns[i])]
     for alone in (c.case_id for c in differing if near_limit(c)):
         with_.say(f"{member.label}: {alone} was decided near its time limit: run alone again")
-        reruns.update(
-            (c.case_id, c) for c in _both(member, [alone], workdir / f"rerun-{alone}", with_)
-        )
+        reruns[alone] += _both(member, [alone], workdir / f"rerun-{alone}", with_)
     return compare(
         workdir / "autobahn" / results.RAW_DIR,
         workdir / "native" / results.RAW_DIR,

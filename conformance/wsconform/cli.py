@@ -64,7 +64,7 @@ Exit codes:
 
 \b
   0  the engines agree on every case (cases decided near a 9.x time limit, and cases whose
-     Autobahn verdict changed between its own two runs, are listed but do not fail)
+     Autobahn verdict changed between its own runs, are listed but do not fail)
   1  a case differs
   2  usage error
   3  a member could not be run

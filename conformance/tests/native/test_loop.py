@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import itertools
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from wsconform.native import cases, connection, engine, lifecycle, loop
+from wsconform.native import cases, connection, engine, handshake, lifecycle, loop
 
 
 def _loop_module(lanes: loop.Lanes, case_id: str) -> str:
@@ -97,6 +98,38 @@ def test_a_run_plays_each_case_on_its_loop(
         ("3.4", "asyncio"),
         ("2.1", "uvloop"),
     ]
+
+
+def test_queued_writes_leave_one_reactor_turn_apart_where_their_pace_can_change_the_verdict() -> (
+    None
+):
+    """3.4 sends three frames octet by octet: after the first TCP write (the fuzzer's first two
+    queued writes share one) each octet leaves at least ``CHOP_GAP`` after the one before,
+    the pace a testee's reads race against. 9.5's chops (a time limit decides) do not wait."""
+    from test_engine import answer_handshake
+
+    assert loop.chop_gap(cases.get("3.4")) == loop.CHOP_GAP > 0
+    assert loop.chop_gap(cases.get("9.5.1")) == loop.chop_gap(cases.get("1.1.1")) == 0
+
+    async def reads_only(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answer_handshake(reader, writer)
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    async def play() -> dict[str, Any]:
+        server = await asyncio.start_server(reads_only, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            target = handshake.target(f"ws://127.0.0.1:{port}")
+            return (await engine.play(cases.get("3.4"), target, 7, "t"))[1]
+
+    report = asyncio.run(play())
+    sent = [e for e in report["wirelog"] if e["kind"] == "tx-octets"][1:]  # after the request
+    assert len(sent) > 20 and sum(e["length"] for e in sent) > len(sent)
+    times = [e["t"] for e in sent if e["length"] == 1]
+    # The wire log keeps microseconds: a gap one short of CHOP_GAP is rounding, not haste.
+    assert min(b - a for a, b in itertools.pairwise(times)) >= loop.CHOP_GAP - 2e-6
 
 
 def test_a_large_read_is_handled_as_twisted_reads_once_deflate_is_agreed() -> None:

@@ -30,7 +30,8 @@ reproduced here rule for rule, including the ones that look accidental:
   during the 12.x/13.x exchanges); frames are still counted.
 - Writes made while handling a read are held until the read is handled and then leave as
   one TCP write (the fuzzer's reactor buffers them and sends them together at its next turn);
-  chopped and ``sync`` writes go one per loop turn (the fuzzer pauses 10 µs). The reactor
+  chopped and ``sync`` writes go one per loop turn, at least ``chop_gap`` apart (one turn of
+  the fuzzer's reactor; ``outbox``). The reactor
   runs its due timers before it flushes, so when queued writes are under way, what was held
   leaves together with the next queued one: a case's first two queued writes always share
   one TCP write (3.3's text frame and its bad frame arrive together).
@@ -89,6 +90,7 @@ class Connection(asyncio.Protocol):
         listener: Listener,
         timeouts: Timeouts = _TIMEOUTS,
         offers: Sequence[deflate.Offer] = (),
+        chop_gap: float = 0.0,
     ) -> None:
         self.state = State.CONNECTING
         self.deflate: deflate.MessageDeflate | None = None
@@ -106,7 +108,7 @@ class Connection(asyncio.Protocol):
         self._timeouts = timeouts
         self._key = ""
         self._reader = FrameReader(self, log, listener.message)
-        self._out = Outbox(loop, self._wrote, lambda: self.state is State.CLOSED)
+        self._out = Outbox(loop, self._wrote, lambda: self.state is State.CLOSED, chop_gap)
         self._timers = Timers(loop, log)
         self._writer = FrameWriter(self, keys, log, self._out)
         self._offers = tuple(offers)

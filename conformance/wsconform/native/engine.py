@@ -200,7 +200,9 @@ async def play(
     connect_time = time.monotonic()
 
     def connect() -> Connection:
-        connection = Connection(where, keys, log, session, offers=spec.offers)
+        connection = Connection(
+            where, keys, log, session, offers=spec.offers, chop_gap=engine_loop.chop_gap(spec)
+        )
         session.attach(connection)
         return connection
 

@@ -3,12 +3,11 @@ for the rest.
 
 Invariants:
 - A case whose script paces its writes (chopped or ``sync`` frames leave one TCP write per
-  loop turn, ``outbox``) and whose verdict hangs on events plays on asyncio's own loop: one
-  of its turns keeps the writes about as far apart as the fuzzer's reactor does, and the
-  agreement suite measured racing testees at that pace. uvloop's turns take a few µs:
-  websockets (4.2.5) and broken_echo's ``no-echo-before-fail`` (3.4) then read chops
-  together that Autobahn delivers apart, and get NON-STRICT where Autobahn gives OK
-  (reports/agreement.md, 2026-11-28).
+  loop turn, ``outbox``) and whose verdict hangs on events plays on asyncio's own loop, its
+  queued writes at least ``CHOP_GAP`` apart: one turn of the fuzzer's reactor. Testees
+  that race against that pace (websockets and broken_echo's ``no-echo-before-fail`` in 3.4,
+  4.1.5, 4.2.5: is the echo out before the bad frame is read?) read chops that leave faster
+  together, and then get NON-STRICT where Autobahn mostly gives OK (reports/agreement.md).
 - Every other case plays on uvloop where it is installed: a round trip costs the engine
   less CPU there (9.7/9.8 are 12,000 of them), and the testee shares the
   machine's CPUs with the engine. So do 9.5/9.6, chopped as they are: their verdict is the
@@ -31,9 +30,17 @@ from collections.abc import Callable
 from wsconform.native import casedef
 from wsconform.native.verdict import EchoCheck
 
-__all__ = ["ENV", "Lanes", "name", "paced"]
+__all__ = ["CHOP_GAP", "ENV", "Lanes", "chop_gap", "name", "paced"]
 
 ENV = "WSCONFORM_EVENT_LOOP"
+
+#: Seconds between two queued writes of a case whose verdict their pace can change: one
+#: turn of the fuzzer's reactor. Measured at the receiving end on this machine (3.4, 4.1.5
+#: and 4.2.5 against a testee that only reads, load 1-3, 2026-11-28): Autobahn's octet-wise
+#: chops arrived 68-129 µs apart (medians of six runs; 10th-90th percentile 44-173 µs). One
+#: asyncio turn each had ours arrive 25-77 µs apart, and a testee's reads race differently
+#: then; with this gap they arrive 105 µs apart (85-174 µs).
+CHOP_GAP = 100e-6
 
 
 def _wanted() -> str:
@@ -78,6 +85,11 @@ def paced(steps: tuple[casedef.Step, ...]) -> bool:
 def _pace_matters(spec: casedef.CaseSpec) -> bool:
     """Can the pace of the case's writes change its verdict (not so for a 9.x echo check)?"""
     return paced(spec.script) and not isinstance(spec.rule, EchoCheck)
+
+
+def chop_gap(spec: casedef.CaseSpec) -> float:
+    """The least time between ``spec``'s queued writes (0: one loop turn, as fast as it goes)."""
+    return CHOP_GAP if _pace_matters(spec) else 0.0
 
 
 class Lanes:

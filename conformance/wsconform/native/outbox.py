@@ -4,8 +4,11 @@ Invariants:
 - While a read is handled (between ``hold`` and ``release``), writes are held and then leave
   as one TCP write; ``discard`` drops them unsent (the fuzzer's reader raised).
 - Chopped and ``sync`` writes, and any write made while some are queued, go one per loop
-  turn (the fuzzer pauses 10 µs; asyncio's ``call_later`` would round that up to the
-  selector's 1 ms, so one ``call_soon`` turn is the closest match). What a read held while
+  turn, and no sooner than ``gap`` seconds after the queued write before them. The fuzzer
+  asks its reactor for a 10 µs pause, but one turn of its Python 2 reactor takes 80-170 µs
+  here, and that is the pace a testee's reads race against (``loop.chop_gap``). The gap is
+  kept by waiting in the turn itself, as the reactor is busy in its own: what the testee
+  sends meanwhile is read at the next turn, once per queued write. What a read held while
   the queue is under way leaves together with the next queued write (the reactor runs its
   due timers before it flushes), or alone once the queue is empty.
 - Nothing is written before the transport is attached or once it is closing; a queued write
@@ -16,10 +19,15 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 
 __all__ = ["Outbox"]
+
+# Linux lets a sleeping thread's timer fire up to 50 µs late (its default timer slack): the
+# last 50 µs of a gap are waited out awake.
+_SLACK = 50e-6
 
 
 class Outbox:
@@ -30,8 +38,11 @@ class Outbox:
         loop: asyncio.AbstractEventLoop,
         wrote: Callable[[bytes], None],
         closed: Callable[[], bool],
+        gap: float = 0.0,
     ) -> None:
         self.transport: asyncio.Transport | None = None
+        self._gap = gap
+        self._next_at = 0.0  # perf_counter time before which no queued write leaves
         self._loop = loop
         self._wrote = wrote
         self._closed = closed
@@ -100,5 +111,18 @@ class Outbox:
             return
         chunk = self._queue.popleft()
         if not self._closed():
+            if self._gap:
+                self._wait_for_turn()
             self.write(carried + chunk)
+            # Counted from the end of this write, as the reactor arms its timer after it.
+            self._next_at = time.perf_counter() + self._gap
         self._loop.call_soon(self._send_next)
+
+    def _wait_for_turn(self) -> None:
+        """Wait out what is left of ``gap`` since the last queued write (the reactor's turn
+        is busy too: neither reads nor timers run meanwhile)."""
+        left = self._next_at - time.perf_counter()
+        if left > _SLACK:
+            time.sleep(left - _SLACK)  # the CPU is the testee's meanwhile
+        while time.perf_counter() < self._next_at:  # the rest, which a sleep would overshoot
+            pass
