@@ -21,10 +21,11 @@ while IFS= read -r mode; do members+=("broken:$mode"); done < <(
 )
 agree_member() {  # one member's agreement on cases 1-7 and 10; its log kept for the failure
   local member=$1 dir="$out/agree/${1//:/-}" racy=()
-  # Chopped-write cases whose Autobahn verdict against this member changes from run to run
-  # (reports/agreement.md: websockets 3.4 OK 4 of 6 runs, 4.1.5/4.2.5 split too, as websockets
-  # itself races there; no-echo-before-fail 4.1.5/4.2.5 NON-STRICT 4 of 5, and 3.4, whose
-  # native verdict split NON-STRICT 3, OK 1 on 2026-11-28): two Autobahn runs that happen to agree with each other would fail CI
+  # Chopped-write cases whose verdict against this member changes from run to run under
+  # either engine, as the member itself races its echo against the next frame's octets
+  # (reports/agreement.md: websockets 3.4, 4.1.5, 4.2.5; no-echo-before-fail 3.4, 4.1.5,
+  # 4.2.5). A case that differs is run up to four more times, until Autobahn judges it
+  # another way, but an oracle that happens to answer one way five times would still fail CI
   # by chance. `wsconform agree` without --exclude still compares them, and lists the race.
   case $member in
     websockets) racy=(--exclude 3.4,4.1.5,4.2.5) ;;
