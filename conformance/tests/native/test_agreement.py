@@ -41,6 +41,8 @@ def test_the_first_two_queued_frames_share_one_write_so_a_hold_back_testee_is_no
     # Autobahn 25.10.1 against broken_echo no-echo-before-fail: NON-STRICT / OK, 4 runs of 4.
     report = run_broken("no-echo-before-fail", "3.3", tmp_path)
     writes = [e["length"] for e in report["wirelog"] if e["kind"] == "tx-octets"]
-    assert writes[1:3] == [19 + 19, 6]  # after the upgrade request: text + bad frame, ping
+    # After the upgrade request: text + bad frame together. (The Ping follows a reactor turn
+    # later, unless the testee's Close and EOF are in by then, as in Autobahn's runs too.)
+    assert writes[1] == 19 + 19
     assert (report["behavior"], report["behaviorClose"]) == ("NON-STRICT", "OK")
     assert report["received"] == []

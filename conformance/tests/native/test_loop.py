@@ -8,6 +8,9 @@ import asyncio
 import contextlib
 import importlib.util
 import itertools
+import socket
+import struct
+import threading
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from wsconform.native import cases, connection, engine, handshake, lifecycle, loop
+from wsconform.native import cases, connection, engine, handshake, lifecycle, loop, outbox
 
 
 def _loop_module(lanes: loop.Lanes, case_id: str) -> str:
@@ -130,6 +133,51 @@ def test_queued_writes_leave_one_reactor_turn_apart_where_their_pace_can_change_
     times = [e["t"] for e in sent if e["length"] == 1]
     # The wire log keeps microseconds: a gap one short of CHOP_GAP is rounding, not haste.
     assert min(b - a for a, b in itertools.pairwise(times)) >= loop.CHOP_GAP - 2e-6
+
+
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_what_arrives_during_a_gap_is_read_before_the_next_queued_write(event_loop: str) -> None:
+    """A testee that fails the connection mid-way through chopped octets sends its Close and
+    closes TCP with ours unread: our next octet is answered by a reset, and asyncio then
+    drops what it had received but not read. The fuzzer's reactor reads before it writes in
+    a turn, so it has the Close by then; so must we. (A long gap makes the timing certain.)"""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def testee() -> None:
+        conn, _ = listener.accept()
+        conn.recv(1)  # the first octet
+        conn.sendall(b"close")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # a reset: our next octet finds the connection gone
+
+    class Reads(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.lost = asyncio.get_running_loop().create_future()
+
+        def data_received(self, data: bytes) -> None:
+            received.append(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.lost.set_result(None)
+
+    async def play() -> None:
+        running = asyncio.get_running_loop()
+        peer = threading.Thread(target=testee)
+        peer.start()
+        transport, protocol = await running.create_connection(Reads, *listener.getsockname()[:2])
+        out = outbox.Outbox(running, lambda data: None, lambda: False, gap=0.2)
+        out.transport = transport
+        out.send(b"abc", False, 1)  # "a" now, "b" 0.2 s later, while the reset is in
+        await asyncio.wait_for(protocol.lost, 5)
+        peer.join()
+
+    with asyncio.Runner(
+        loop_factory=uvloop.new_event_loop if event_loop == "uvloop" else None
+    ) as runner:
+        runner.run(play())
+    listener.close()
+    assert b"".join(received) == b"close"
 
 
 def test_a_large_read_is_handled_as_twisted_reads_once_deflate_is_agreed() -> None:
