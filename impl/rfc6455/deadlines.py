@@ -66,7 +66,7 @@ class Deadlines(Generic[K]):
         if found is None:
             found = _shared[(loop, delay, callback)] = cls(loop, delay, callback)
             found._registered = True
-        return cast(Deadlines[K], found)
+        return cast("Deadlines[K]", found)  # (a string: no subscription at run time)
 
     def __len__(self) -> int:
         return len(self._due)

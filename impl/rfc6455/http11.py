@@ -60,8 +60,7 @@ from .wsgi import (
     encode_headers,
     environ_of,
     error_response,
-    response_head,
-    with_server_headers,
+    upgrade_head,
 )
 
 __all__ = ["RETRY_AFTER", "HTTPConnection", "Owner", "Phase"]
@@ -459,21 +458,24 @@ class HTTPConnection(_Lifecycle):
         ``received`` is given for a request the fast path parsed (h11 has not seen it):
         the bytes h11 reads before any answer other than a 101.
         """
-        assert self.transport is not None
-        sockname = self.transport.get_extra_info("sockname") or ("", 0)
-        environ = environ_of(request, body, sockname, self.peer or ("", 0), self.server.limits)
+        transport = self.transport
+        assert transport is not None
+        sockname = transport.get_extra_info("sockname") or ("", 0)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        environ = environ_of(request, body, sockname, peer, self.server.limits)
         response = Response()
         try:
             result = self.server.app(environ, response.start_response)
             if result is None:  # a bare middleware passed the request on
                 result = error_response(response.start_response, 404, "nothing here")
-            chunks = body_chunks(result, response)
+            # A 101 is known at once (the middleware's); another answer may start late.
+            chunks = None if _switching(response) else body_chunks(result, response)
         except Exception:
             logger.exception("the WSGI app failed on %s %s", request.method, request.target)
             if self._h11_reads(received):
                 self._send_error(500, "internal server error", close=False)
             return False
-        if response.status is not None and response.status.startswith("101"):
+        if chunks is None or _switching(response):
             close_iterable(result)
             return self._upgrade(environ, response, request, received)
         if self._h11_reads(received):
@@ -519,7 +521,7 @@ class HTTPConnection(_Lifecycle):
                 self._send_error(500, "internal server error", close=False)
             return False
         try:
-            head = response_head(with_server_headers(response.headers))
+            head = upgrade_head(response.headers)
         except HandshakeError as exc:
             logger.error("the 101 response cannot be sent: %s", exc.reason)
             if self._h11_reads(received):
@@ -608,6 +610,12 @@ class HTTPConnection(_Lifecycle):
             close = True
         if close:
             self._close()
+
+
+def _switching(response: Response) -> bool:
+    """Whether the app answered ``101 Switching Protocols``."""
+    status = response.status
+    return status is not None and status.startswith("101")
 
 
 def _response_head(h: h11.Connection, response: Response, closing: bool) -> bytes:
