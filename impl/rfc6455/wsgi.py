@@ -423,26 +423,28 @@ def upgrade_head(headers: Sequence[tuple[str, str]]) -> bytes:
 
 
 def _head_lines(headers: Sequence[tuple[str, str]]) -> str:
-    """The 101's status line and header lines, each ending in CRLF; every name checked to
-    be a token and every value to hold no CR, LF or NUL (``HandshakeError`` otherwise)."""
+    """The 101's status line and header lines, each ending in CRLF; ``HandshakeError`` for
+    the first header whose name is not a token or whose value holds a CR, LF or NUL."""
     lines = ["HTTP/1.1 101 Switching Protocols"]
     for name, value in headers:
         if name not in _KNOWN_NAMES and not _TOKEN_RE.fullmatch(name):
-            raise _invalid_header(name)
+            _check_headers(headers)  # raises, naming this header or an earlier one
         lines.append(name + ": " + value)
     lines.append("")
     text = "\r\n".join(lines)
-    # One pass over the whole head for the values: a CR or LF in one adds a line end.
+    # One pass over the whole head for the values (the names are tokens): a CR or LF in
+    # one adds a line end.
     ends = len(lines) - 1
     if text.count("\n") != ends or text.count("\r") != ends or "\x00" in text:
-        for name, value in headers:
-            if _BAD_VALUE_RE.search(value):
-                raise _invalid_header(name)
+        _check_headers(headers)  # raises, naming the header
     return text
 
 
-def _invalid_header(name: str) -> HandshakeError:
-    return HandshakeError(f"the 101 response has an invalid header {name!r}", status=500)
+def _check_headers(headers: Sequence[tuple[str, str]]) -> None:
+    """Raise ``HandshakeError`` for the first header that cannot go on the wire as given."""
+    for name, value in headers:
+        if not _TOKEN_RE.fullmatch(name) or _BAD_VALUE_RE.search(value):
+            raise HandshakeError(f"the 101 response has an invalid header {name!r}", status=500)
 
 
 def _latin1(text: str) -> bytes:
