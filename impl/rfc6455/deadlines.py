@@ -13,7 +13,10 @@ Invariants:
   within a millisecond of the latest one takes its due time, the same float: a burst of
   connections shares one, and they fall due together (as the timer's resolution has it).
 - While it holds a key, exactly one ``TimerHandle`` is armed, for a time no later than the
-  first key's deadline; none once it is empty.
+  first key's deadline; none once it is empty, unless made with ``lapse=True``: then the
+  last key's going leaves the timer armed (for keys that come and go many times a second,
+  which would otherwise arm and cancel one each), and it lapses when it fires with
+  nothing due.
 - Each due key is removed, then the callback is called with it, once; it may re-add the
   key (which then falls due ``delay`` later). A callback that raises is reported to the
   loop's exception handler, as a timer callback would be, and the others still run.
@@ -44,14 +47,29 @@ _shared: dict[_Shared, Deadlines[Any]] = {}
 class Deadlines(Generic[K]):
     """Keys that fall due ``delay`` seconds after they are added; see the module docstring."""
 
-    __slots__ = ("_callback", "_delay", "_due", "_last", "_loop", "_registered", "_timer")
+    __slots__ = (
+        "_callback",
+        "_delay",
+        "_due",
+        "_lapse",
+        "_last",
+        "_loop",
+        "_registered",
+        "_timer",
+    )
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, delay: float, callback: Callable[[K], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        delay: float,
+        callback: Callable[[K], None],
+        *,
+        lapse: bool = False,
     ) -> None:
         self._loop = loop
         self._delay = delay
         self._callback = callback
+        self._lapse = lapse  # the timer outlives the last key, until it fires
         self._due: OrderedDict[K, float] = OrderedDict()  # key -> loop time it falls due
         self._timer: asyncio.TimerHandle | None = None
         self._last: float | None = None  # the latest due time given
@@ -66,7 +84,7 @@ class Deadlines(Generic[K]):
         if found is None:
             found = _shared[(loop, delay, callback)] = cls(loop, delay, callback)
             found._registered = True
-        return cast(Deadlines[K], found)
+        return cast("Deadlines[K]", found)  # (a string: no subscription at run time)
 
     def __len__(self) -> int:
         return len(self._due)
@@ -90,7 +108,7 @@ class Deadlines(Generic[K]):
     def discard(self, key: K) -> None:
         """Forget ``key`` (nothing if it is not scheduled)."""
         self._due.pop(key, None)
-        if not self._due:
+        if not self._due and not self._lapse:
             self._idle()
 
     def _arm(self) -> None:

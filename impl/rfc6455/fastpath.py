@@ -37,15 +37,20 @@ __all__ = ["AVAILABLE", "UpgradeRequest", "parse_upgrade_request"]
 #: Whether httptools is installed and the fast path is in use.
 AVAILABLE = httptools is not None
 
-#: Header fields that announce a body: such a request is left to h11.
-_BODY_FIELDS = (b"content-length", b"transfer-encoding")
-
-# llhttp is more lenient than h11 in places (it takes "GET  / HTTP/1.1", two spaces), so
-# the grammar h11 holds a request to is checked here too (RFC 7230 §3.1.1, §3.2); a
-# request that fails it goes to h11, which answers it as it always does.
-_REQUEST_LINE = re.compile(rb"GET [^\x00-\x20\x7f]+ HTTP/[0-9]\.[0-9]\r\n")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FIELD_VALUE = re.compile(rb"([\x21-\x7e\x80-\xff]([\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
+# llhttp is more lenient than h11 in places (it takes "GET  / HTTP/1.1", two spaces, and
+# keeps a value's trailing whitespace, which h11 strips), so the grammar h11 holds a request
+# to is checked here too (RFC 7230 §3.1.1, §3.2): the request line, then every header field
+# line in one pass, ``field-name ":" OWS field-value`` with the value as llhttp gives it (no
+# whitespace at either end). A request that fails it goes to h11, which answers it as it
+# always does. Each line matches in one way only: the check takes linear time.
+_REQUEST_LINE = re.compile(rb"GET ([^\x00-\x20\x7f]+) HTTP/([0-9]\.[0-9])\r\n")
+_FIELD_LINES = re.compile(
+    rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[ \t]*"
+    rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?\r\n)*\r\n"
+)
+# Once the lines are valid, a field named N starts each "\nN:" of the lowered head.
+_BODY_FIELDS = (b"\ncontent-length:", b"\ntransfer-encoding:")  # such a request goes to h11
+_HOST_FIELD = b"\nhost:"
 
 
 class UpgradeRequest:
@@ -77,54 +82,49 @@ class UpgradeRequest:
         return self._items
 
 
-class _Collector:
-    """httptools' callbacks: what the server needs from the head, nothing more."""
+class _Fields:
+    """httptools' callback: the header fields, nothing more (the request line's parts come
+    from ``_REQUEST_LINE``; llhttp signals the end of the head by its upgrade)."""
 
-    __slots__ = ("complete", "items", "target")
+    __slots__ = ("items",)
 
     def __init__(self) -> None:
         self.items: list[tuple[bytes, bytes]] = []
-        self.target = b""
-        self.complete = False
-
-    def on_url(self, url: bytes) -> None:
-        self.target += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.items.append((name, value))
 
-    def on_headers_complete(self) -> None:
-        self.complete = True
-
 
 def parse_upgrade_request(data: bytes) -> UpgradeRequest | None:
     """The upgrade request at the start of ``data``, or ``None`` for h11 to handle it."""
-    if httptools is None or _REQUEST_LINE.match(data) is None:
+    if httptools is None:
+        return None
+    line = _REQUEST_LINE.match(data)
+    if line is None:
         return None
     end = data.find(b"\r\n\r\n")
     if end < 0:
         return None
     head_end = end + 4
-    collector = _Collector()
-    parser: Any = httptools.HttpRequestParser(collector)
+    fields_start = line.end()
+    if _FIELD_LINES.fullmatch(data, fields_start, head_end) is None:
+        return None
+    lowered = data[fields_start - 1 : head_end].lower()  # from the request line's "\n"
+    if _BODY_FIELDS[0] in lowered or _BODY_FIELDS[1] in lowered:
+        return None
+    if lowered.count(_HOST_FIELD) != 1:
+        return None
+    fields = _Fields()
+    parser: Any = httptools.HttpRequestParser(fields)
     try:
         parser.feed_data(data[:head_end])
     except httptools.HttpParserUpgrade:
         pass  # the expected end: llhttp stops where the upgraded protocol begins
     except httptools.HttpParserError:
         return None
-    if not collector.complete or not parser.should_upgrade():
+    else:
+        return None  # not an upgrade as llhttp reads it
+    if not parser.should_upgrade():
         return None
-    hosts = 0
-    for name, value in collector.items:
-        if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
-            return None
-        lowered = name.lower()
-        if lowered in _BODY_FIELDS:
-            return None
-        if lowered == b"host":
-            hosts += 1
-    if hosts != 1:
-        return None
-    version = parser.get_http_version().encode("ascii")
-    return UpgradeRequest(b"GET", collector.target, version, collector.items, head_end)
+    target, version = line.group(1, 2)
+    return UpgradeRequest(b"GET", target, version, fields.items, head_end)

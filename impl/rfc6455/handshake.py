@@ -42,6 +42,7 @@ __all__ = [
     "VERSION",
     "ServerHandshake",
     "accept_key",
+    "accept_upgrade",
     "client_request",
     "is_websocket_request",
     "server_handshake",
@@ -54,6 +55,10 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 VERSION = "13"
 # RFC 6455 §4.1 step 7: the key is a base64-encoded 16-byte nonce.
 _KEY_BYTES = 16
+# The canonical base64 form of 16 bytes: 21 characters, a 22nd that carries the last 2 bits
+# (its 4 low bits zero: A, Q, g or w), then "==". Any other key is diagnosed by
+# ``_key_problem``'s slower steps.
+_CANONICAL_KEY_RE = re.compile(r"[A-Za-z0-9+/]{21}[AQgw]==")
 
 # RFC 7230 §3.2.6 tchar: what RFC 6455 §4.1 calls a token (subprotocols, header names).
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -85,7 +90,7 @@ def accept_key(key: str) -> str:
     concatenated with the GUID.
     """
     digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return binascii.b2a_base64(digest, newline=False).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,8 @@ def _key_problem(key: str) -> str | None:
     Decoding is strict: only the base64 alphabet, correct padding, and the canonical
     encoding (no stray bits in the last character).
     """
+    if _CANONICAL_KEY_RE.fullmatch(key):
+        return None
     if "," in key:
         return "Sec-WebSocket-Key appears more than once"
     try:
@@ -141,10 +148,10 @@ def _key_problem(key: str) -> str | None:
 def _environ_header(environ: Mapping[str, Any], cgi_name: str) -> str | None:
     """A request header from the environ, without surrounding whitespace; None if absent."""
     value = environ.get(cgi_name)
-    if value is None:
-        return None
     if type(value) is str:
         return value.strip(" \t")
+    if value is None:
+        return None
     if isinstance(value, bytes | bytearray):
         value = bytes(value).decode("latin-1")  # PEP 3333: header values are latin-1
     return str(value).strip(" \t")
@@ -173,6 +180,16 @@ def server_handshake(
     ``extensions`` are offered the client's ``Sec-WebSocket-Extensions`` in this order.
     Raises ``HandshakeError`` (or ``VersionMismatch``) carrying the HTTP answer.
     """
+    return ServerHandshake(*accept_upgrade(environ, subprotocols, extensions))
+
+
+def accept_upgrade(
+    environ: Mapping[str, Any],
+    subprotocols: Sequence[str] = (),
+    extensions: Sequence[ServerExtensionFactory] = (),
+) -> tuple[str, list[tuple[str, str]], str | None, list[Extension]]:
+    """``server_handshake``'s fields as a tuple: the key, the 101's headers, the
+    subprotocol and the extensions (for the middleware, once per connection)."""
     if isinstance(subprotocols, str):
         raise TypeError("subprotocols is a sequence of names, not one string")
     # RFC 6455 §4.2.1 item 1: "An HTTP/1.1 or higher GET request".
@@ -184,11 +201,12 @@ def server_handshake(
             headers=[("Allow", "GET")],
         )
     protocol = _environ_header(environ, "SERVER_PROTOCOL") or ""
-    match = _HTTP_VERSION_RE.fullmatch(protocol)
-    if match is None:
-        raise HandshakeError(f"unrecognised HTTP version {protocol!r}; HTTP/1.1 is required")
-    if (int(match.group(1)), int(match.group(2) or 0)) < (1, 1):
-        raise HandshakeError(f"a WebSocket upgrade needs HTTP/1.1 or later, got {protocol}")
+    if protocol != "HTTP/1.1":
+        match = _HTTP_VERSION_RE.fullmatch(protocol)
+        if match is None:
+            raise HandshakeError(f"unrecognised HTTP version {protocol!r}; HTTP/1.1 is required")
+        if (int(match.group(1)), int(match.group(2) or 0)) < (1, 1):
+            raise HandshakeError(f"a WebSocket upgrade needs HTTP/1.1 or later, got {protocol}")
 
     # RFC 6455 §4.2.1 item 2, and RFC 7230 §5.4: exactly one valid Host header.
     host = _environ_header(environ, "HTTP_HOST")
@@ -242,11 +260,12 @@ def server_handshake(
         ("Connection", "Upgrade"),
         ("Sec-WebSocket-Accept", accept_key(key)),
     ]
-    subprotocol = _choose_subprotocol(
-        _environ_header(environ, "HTTP_SEC_WEBSOCKET_PROTOCOL"), subprotocols
-    )
-    if subprotocol is not None:
-        headers.append(("Sec-WebSocket-Protocol", subprotocol))
+    subprotocol = None
+    offered_subprotocols = _environ_header(environ, "HTTP_SEC_WEBSOCKET_PROTOCOL")
+    if offered_subprotocols is not None:
+        subprotocol = _choose_subprotocol(offered_subprotocols, subprotocols)
+        if subprotocol is not None:
+            headers.append(("Sec-WebSocket-Protocol", subprotocol))
 
     # RFC 6455 §4.2.1 item 9, §9.1: the server answers the offers it accepts, in one header.
     offered = _environ_header(environ, "HTTP_SEC_WEBSOCKET_EXTENSIONS")
@@ -257,16 +276,14 @@ def server_handshake(
         if response is not None:
             headers.append(("Sec-WebSocket-Extensions", response))
 
-    return ServerHandshake(key=key, headers=headers, subprotocol=subprotocol, extensions=negotiated)
+    return key, headers, subprotocol, negotiated
 
 
-def _choose_subprotocol(offered: str | None, supported: Sequence[str]) -> str | None:
+def _choose_subprotocol(offered: str, supported: Sequence[str]) -> str | None:
     """The first of the client's offered subprotocols that this server speaks, if any.
 
     RFC 6455 §4.1: ``Sec-WebSocket-Protocol = 1#token``; §11.3.4: the elements are unique.
     """
-    if offered is None:
-        return None
     offers = _list_elements(offered)
     if not offers:
         raise HandshakeError("Sec-WebSocket-Protocol is empty; it must list at least one token")

@@ -7,11 +7,13 @@ Invariants:
   answer other than a 101); the environ and response heads come from ``rfc6455.wsgi``, the
   refusal rules from ``rfc6455.limits.refusal``; after a 101 the ``WebSocketSession`` is the
   transport's protocol.
-- No task, stream or future per connection or per read: it is the transport's
+- No task, stream, future or timer per connection or per read: it is the transport's
   ``asyncio.BufferedProtocol`` (reading into the thread's one receive buffer,
   ``rfc6455.readbuffer``); a request is answered from the read that completes it, and a body
   the peer is slow to take resumes from ``resume_writing``. While a response is being
-  written, pipelined requests are not read.
+  written, pipelined requests are not read. The request timeout is an entry in the
+  server's one ``rfc6455.deadlines.Deadlines``; h11's state is made only once a request
+  goes to h11 (an upgrade the fast path answers never needs it).
 - A response of status 101 is an upgrade only when the request proposed one and the app put
   a ``WebSocketSession`` at ``environ["rfc6455.websocket"]`` (the ``WebSocket`` middleware
   does); any other 101 is answered with 500. Once the 101 is written the connection hands
@@ -42,6 +44,7 @@ from typing import Any, Protocol, cast
 
 import h11
 
+from .deadlines import Deadlines
 from .errors import HandshakeError
 from .fastpath import UpgradeRequest, parse_upgrade_request
 from .handler import WEBSOCKET_KEY
@@ -57,8 +60,7 @@ from .wsgi import (
     encode_headers,
     environ_of,
     error_response,
-    response_head,
-    with_server_headers,
+    upgrade_head,
 )
 
 __all__ = ["RETRY_AFTER", "HTTPConnection", "Owner", "Phase"]
@@ -89,6 +91,11 @@ class Phase(Enum):
     __hash__ = object.__hash__
 
 
+# The members the per-connection paths test, as module globals: on Python 3.11 an Enum member
+# read off its class (``Phase.READING``) costs about ten times a global's read.
+_FIRST_READ, _READING, _SENDING = Phase.FIRST_READ, Phase.READING, Phase.SENDING
+_UPGRADED, _STOPPED, _CLOSED = Phase.UPGRADED, Phase.STOPPED, Phase.CLOSED
+
 _TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.FIRST_READ: frozenset({Phase.READING, Phase.STOPPED, Phase.CLOSED}),
     Phase.READING: frozenset({Phase.SENDING, Phase.UPGRADED, Phase.STOPPED, Phase.CLOSED}),
@@ -105,6 +112,10 @@ class Owner(Protocol):
     app: WSGIApp
     limits: Limits
     closing: bool
+    #: When each connection's request is due (``handshake_timeout``; ``None``: never): one
+    #: timer for all of them, not one per connection. Its callback is
+    #: ``HTTPConnection._timed_out``.
+    request_deadlines: Deadlines[Any] | None
 
     def _admit(self, conn: HTTPConnection) -> bool: ...
     def _release(self, conn: HTTPConnection) -> None: ...
@@ -129,7 +140,6 @@ class _Lifecycle(asyncio.BufferedProtocol):
     # Slots: one per open connection, so no per-instance dict (memory, and attribute speed).
     __slots__ = (
         "_read_view",
-        "_request_timer",
         "_send_timer",
         "_writing_paused",
         "phase",
@@ -140,9 +150,8 @@ class _Lifecycle(asyncio.BufferedProtocol):
     def __init__(self, server: Owner) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.phase = Phase.FIRST_READ
+        self.phase = _FIRST_READ
         self._writing_paused = False
-        self._request_timer: asyncio.TimerHandle | None = None
         self._send_timer: asyncio.TimerHandle | None = None
         self._read_view = read_buffer()  # made by the loop's thread: that thread's buffer
 
@@ -194,15 +203,14 @@ class _Lifecycle(asyncio.BufferedProtocol):
         self._writable()
 
     def _start_request_timer(self) -> None:
-        timeout = self.server.limits.handshake_timeout
-        if timeout is not None:
-            loop = asyncio.get_running_loop()
-            self._request_timer = loop.call_later(timeout, self._timed_out)
+        deadlines = self.server.request_deadlines
+        if deadlines is not None:
+            deadlines.add(self)
 
     def _cancel_request_timer(self) -> None:
-        if self._request_timer is not None:
-            self._request_timer.cancel()
-            self._request_timer = None
+        deadlines = self.server.request_deadlines
+        if deadlines is not None:
+            deadlines.discard(self)
 
     def _cancel_timers(self) -> None:
         self._cancel_request_timer()
@@ -218,16 +226,16 @@ class _Lifecycle(asyncio.BufferedProtocol):
             self.transport.abort()
 
     def _write(self, data: bytes) -> None:
-        if self.transport is not None and self.phase is not Phase.CLOSED:
+        if self.transport is not None and self.phase is not _CLOSED:
             self.transport.write(data)
 
     def _close(self) -> None:
         """Close TCP once what is buffered is written; drop it if the peer stops reading."""
-        if self.phase is not Phase.CLOSED:
-            self._enter(Phase.STOPPED)
+        if self.phase is not _CLOSED:
+            self._enter(_STOPPED)
         self._cancel_request_timer()
         transport = self.transport
-        if transport is None or self.phase is Phase.CLOSED or transport.is_closing():
+        if transport is None or self.phase is _CLOSED or transport.is_closing():
             return
         transport.close()
         if self._writing_paused and self._send_timer is None:
@@ -255,13 +263,21 @@ class HTTPConnection(_Lifecycle):
     def __init__(self, server: Owner) -> None:
         super().__init__(server)
         self.over_capacity = False  # beyond max_connections: answer 503
-        self.h11: h11.Connection | None = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=server.limits.max_head_size
-        )
+        # h11's side of the connection, made by ``_parser`` once needed (an upgrade the
+        # fast path answers never needs it), let go once upgraded.
+        self.h11: h11.Connection | None = None
         self.received = 0  # bytes of the request being read, to tell idle from slow
         self._request: _Request | None = None
         self._body: bytearray | None = None  # made by the first piece of a request body
         self._pending: _PendingBody | None = None  # the body being written while SENDING
+
+    def _parser(self) -> h11.Connection:
+        """h11's side of the connection, made on first use."""
+        h = self.h11
+        if h is None:
+            limit = self.server.limits.max_head_size
+            h = self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limit)
+        return h
 
     def shut_down(self) -> None:
         """Begin this connection's part of a graceful server shutdown: close it if idle; a
@@ -288,17 +304,16 @@ class HTTPConnection(_Lifecycle):
 
     def _received(self, data: bytes) -> None:
         phase = self.phase
-        if phase is not Phase.READING and phase is not Phase.SENDING:
-            if phase is not Phase.FIRST_READ:
+        if phase is not _READING and phase is not _SENDING:
+            if phase is not _FIRST_READ:
                 return  # stopped, or closed: nothing more is read
-            self._enter(Phase.READING)
+            self._enter(_READING)
             self.received += len(data)
             if self._fast_upgrade(data):
                 return
         else:
             self.received += len(data)
-        assert self.h11 is not None
-        self.h11.receive_data(data)
+        self._parser().receive_data(data)
         self._process()
 
     def _fast_upgrade(self, data: bytes) -> bool:
@@ -308,24 +323,23 @@ class HTTPConnection(_Lifecycle):
         if request is None or self._refusal(request) is not None:
             return False
         self._cancel_request_timer()
-        if not self._handle_request(request, b"", received=data) and self.phase is Phase.READING:
+        if not self._handle_request(request, b"", received=data) and self.phase is _READING:
             self._after_response()
         return True
 
     def eof_received(self) -> bool:
-        if self.phase is Phase.READING or self.phase is Phase.SENDING:
-            assert self.h11 is not None
-            self.h11.receive_data(b"")
+        if self.phase is _READING or self.phase is _SENDING:
+            self._parser().receive_data(b"")
             self._process()
         return True  # close once the answer is written, not before
 
     def _finish(self) -> None:
         """The connection is over: the server forgets it."""
-        self._enter(Phase.CLOSED)
+        self._enter(_CLOSED)
         self.server._release(self)
 
     def _writable(self) -> None:
-        if self.phase is Phase.SENDING and self._write_body():
+        if self.phase is _SENDING and self._write_body():
             self._after_response()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -339,9 +353,8 @@ class HTTPConnection(_Lifecycle):
 
     def _process(self) -> None:
         """Handle the events h11 has, answering each request as soon as it is complete."""
-        h = self.h11
-        while self.phase is Phase.READING:
-            assert h is not None
+        h = self._parser()
+        while self.phase is _READING:
             try:
                 event = h.next_event()
             except h11.RemoteProtocolError as exc:
@@ -377,7 +390,7 @@ class HTTPConnection(_Lifecycle):
                 assert request is not None
                 if self._handle_request(request, body):
                     return  # upgraded: the session has the transport now
-                if self.phase is Phase.READING:
+                if self.phase is _READING:
                     self._after_response()
             elif event is h11.PAUSED:
                 return  # a pipelined request: it is read once the response is out
@@ -387,10 +400,9 @@ class HTTPConnection(_Lifecycle):
 
     def _after_response(self) -> None:
         """Start on the next request of a keep-alive connection, or close."""
-        h = self.h11
-        if self.phase is not Phase.READING:
+        if self.phase is not _READING:
             return
-        assert h is not None
+        h = self._parser()
         if self.server.closing or h.our_state is not h11.DONE or h.their_state is not h11.DONE:
             self._close()
             return
@@ -403,9 +415,11 @@ class HTTPConnection(_Lifecycle):
 
     def _idle(self) -> bool:
         """Whether the connection waits for a request of which nothing has arrived."""
+        if self.phase is _FIRST_READ:
+            return True
         h = self.h11
         return (
-            (self.phase is Phase.READING or self.phase is Phase.FIRST_READ)
+            self.phase is _READING
             and h is not None
             and h.their_state is h11.IDLE
             and not h.trailing_data[0]
@@ -413,8 +427,7 @@ class HTTPConnection(_Lifecycle):
 
     def _timed_out(self) -> None:
         """The request did not arrive within ``handshake_timeout``."""
-        self._request_timer = None
-        if self.phase is not Phase.READING and self.phase is not Phase.FIRST_READ:
+        if self.phase is not _READING and self.phase is not _FIRST_READ:
             return
         if self._idle():
             self._close()  # an idle keep-alive connection, or one that never spoke
@@ -445,21 +458,24 @@ class HTTPConnection(_Lifecycle):
         ``received`` is given for a request the fast path parsed (h11 has not seen it):
         the bytes h11 reads before any answer other than a 101.
         """
-        assert self.transport is not None
-        sockname = self.transport.get_extra_info("sockname") or ("", 0)
-        environ = environ_of(request, body, sockname, self.peer or ("", 0), self.server.limits)
+        transport = self.transport
+        assert transport is not None
+        sockname = transport.get_extra_info("sockname") or ("", 0)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        environ = environ_of(request, body, sockname, peer, self.server.limits)
         response = Response()
         try:
             result = self.server.app(environ, response.start_response)
             if result is None:  # a bare middleware passed the request on
                 result = error_response(response.start_response, 404, "nothing here")
-            chunks = body_chunks(result, response)
+            # A 101 is known at once (the middleware's); another answer may start late.
+            chunks = None if _switching(response) else body_chunks(result, response)
         except Exception:
             logger.exception("the WSGI app failed on %s %s", request.method, request.target)
             if self._h11_reads(received):
                 self._send_error(500, "internal server error", close=False)
             return False
-        if response.status is not None and response.status.startswith("101"):
+        if chunks is None or _switching(response):
             close_iterable(result)
             return self._upgrade(environ, response, request, received)
         if self._h11_reads(received):
@@ -471,9 +487,9 @@ class HTTPConnection(_Lifecycle):
     def _h11_reads(self, received: bytes | None) -> bool:
         """Hand h11 a request the fast path parsed, so that it frames the answer (and reads
         what follows); ``False`` if h11 refused it (it has been answered then)."""
-        h = self.h11
-        if received is None or h is None:
-            return h is not None
+        if received is None:
+            return self.h11 is not None  # h11 read it (unless upgraded meanwhile)
+        h = self._parser()
         h.receive_data(received)
         try:
             request, end = h.next_event(), h.next_event()
@@ -495,15 +511,17 @@ class HTTPConnection(_Lifecycle):
         """Write the 101 and hand the transport to the session the middleware created."""
         session = environ.get(WEBSOCKET_KEY)
         h = self.h11
-        assert h is not None and self.transport is not None
-        proposed = isinstance(request, UpgradeRequest) or h.their_state is _MIGHT_SWITCH
+        assert self.transport is not None
+        proposed = isinstance(request, UpgradeRequest) or (
+            h is not None and h.their_state is _MIGHT_SWITCH
+        )
         if not isinstance(session, WebSocketSession) or not proposed:
             logger.error("a 101 response without a WebSocket upgrade from rfc6455's middleware")
             if self._h11_reads(received):
                 self._send_error(500, "internal server error", close=False)
             return False
         try:
-            head = response_head(with_server_headers(response.headers))
+            head = upgrade_head(response.headers)
         except HandshakeError as exc:
             logger.error("the 101 response cannot be sent: %s", exc.reason)
             if self._h11_reads(received):
@@ -514,9 +532,10 @@ class HTTPConnection(_Lifecycle):
         if received is not None and isinstance(request, UpgradeRequest):
             trailing = received[request.head_end :]
         else:
+            assert h is not None
             trailing = bytes(h.trailing_data[0])
         self.h11 = None
-        self._enter(Phase.UPGRADED)
+        self._enter(_UPGRADED)
         self.transport.write(head)
         self.server._upgraded(self, session, trailing)
         return True
@@ -542,7 +561,7 @@ class HTTPConnection(_Lifecycle):
         if request.method == b"HEAD":
             chunks = iter(())
         self._pending = _PendingBody(request, result, chunks)
-        self._enter(Phase.SENDING)
+        self._enter(_SENDING)
         if self.transport is not None:
             self.transport.pause_reading()  # pipelined requests wait for this response
         self._write_body()
@@ -563,12 +582,12 @@ class HTTPConnection(_Lifecycle):
             logger.exception("the WSGI app's response to %s failed", pending.request.target)
             self._pending = None
             close_iterable(pending.result)
-            self._enter(Phase.STOPPED)
+            self._enter(_STOPPED)
             self.abort()  # the head is out: the peer can only learn of it this way
             return False
         self._pending = None
         close_iterable(pending.result)
-        self._enter(Phase.READING)
+        self._enter(_READING)
         return True
 
     def _send_error(
@@ -580,7 +599,8 @@ class HTTPConnection(_Lifecycle):
         extra_headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Answer with an error if a response can still be started; close if asked to."""
-        h = self.h11
+        phase = self.phase
+        h = self._parser() if phase is _READING or phase is _FIRST_READ else self.h11
         if h is not None and h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             try:
                 self._write(_error_message(h, status, reason, close, extra_headers))
@@ -590,6 +610,12 @@ class HTTPConnection(_Lifecycle):
             close = True
         if close:
             self._close()
+
+
+def _switching(response: Response) -> bool:
+    """Whether the app answered ``101 Switching Protocols``."""
+    status = response.status
+    return status is not None and status.startswith("101")
 
 
 def _response_head(h: h11.Connection, response: Response, closing: bool) -> bytes:

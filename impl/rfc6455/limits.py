@@ -182,6 +182,8 @@ _ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://")
 
 def _target_problem(method: bytes, target: bytes) -> str | None:
     """Why ``target`` is not a request-target for ``method`` (RFC 7230 §5.3), or ``None``."""
+    if b"#" not in target and target.startswith(b"/"):
+        return None  # origin-form, the usual one
     shown = target.decode("latin-1")[:200]
     if b"#" in target:
         # RFC 7230 §5.1: the request-target carries no fragment (RFC 6455 §3: nor does a
@@ -201,7 +203,8 @@ def _target_problem(method: bytes, target: bytes) -> str | None:
 
 def _header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
     """The value of the first field called ``name`` (lower case), in any case on the wire."""
+    size = len(name)
     for key, value in headers:
-        if key.lower() == name:
+        if len(key) == size and key.lower() == name:
             return value.decode("latin-1")
     return None

@@ -23,7 +23,7 @@ from typing import Any
 from .errors import HandshakeError
 from .extensions import ServerExtensionFactory
 from .handler import WEBSOCKET_KEY, WS
-from .handshake import is_websocket_request, server_handshake
+from .handshake import accept_upgrade, is_websocket_request
 from .limits import DEFAULT_LIMITS, LIMITS_KEY, MAX_MESSAGE_SIZE, Limits
 from .session import WebSocketSession
 from .takeover import server_socket, take_over
@@ -77,10 +77,13 @@ class WebSocket:
         try:
             # Under gunicorn or Werkzeug the client socket, taken over below; None under ours.
             sock = server_socket(environ)
-            handshake = server_handshake(environ, self.handle.subprotocols, self.extensions)
-            headers = list(handshake.headers)
-            edited = self.handle.on_handshake(environ, headers)
-            if edited is not None:
+            handle = self.handle
+            # (``server_handshake``'s fields, without building its object once per connection.)
+            _, headers, _, extensions = accept_upgrade(
+                environ, handle.subprotocols, self.extensions
+            )
+            edited = handle.on_handshake(environ, headers)  # may edit ``headers`` in place
+            if edited is not None and edited is not headers:
                 headers = list(edited)
             head = response_head(headers) if sock is not None else b""
         except HandshakeError as exc:
@@ -91,7 +94,7 @@ class WebSocket:
         session = WebSocketSession(
             self.handle,
             environ,
-            extensions=handshake.extensions,
+            extensions=extensions,
             # The handler may have rewritten Sec-WebSocket-Protocol: what the 101 says wins.
             subprotocol=_header(headers, "sec-websocket-protocol"),
             max_message_size=(

@@ -47,6 +47,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from .deadlines import Deadlines
 from .http11 import HTTPConnection
 from .limits import DEFAULT_LIMITS, Limits
 from .session import WebSocketSession
@@ -103,6 +104,9 @@ class Server:
         # Bound once: every session refers to this one object, not to a bound method each.
         self._session_finished: Callable[[WebSocketSession], None] = self._forget_session
         self._all_gone: asyncio.Event | None = None  # made by ``close`` if it must wait
+        # The requests awaited (``handshake_timeout``), one timer for all, which outlives the
+        # last of them (connections come many times a second): made by ``start``.
+        self.request_deadlines: Deadlines[HTTPConnection] | None = None
 
     @property
     def url(self) -> str:
@@ -120,6 +124,9 @@ class Server:
         if self._server is not None:
             raise RuntimeError("the server is already started")
         loop = asyncio.get_running_loop()
+        timeout = self.limits.handshake_timeout
+        if timeout is not None:
+            self.request_deadlines = Deadlines(loop, timeout, HTTPConnection._timed_out, lapse=True)
         self._server = await loop.create_server(lambda: HTTPConnection(self), self.host, self.port)
         sockets = self._server.sockets
         if sockets:

@@ -43,6 +43,7 @@ __all__ = [
     "environ_of",
     "error_response",
     "response_head",
+    "upgrade_head",
 ]
 
 logger = logging.getLogger("rfc6455.server")
@@ -119,6 +120,8 @@ class WsgiHandler:
 class Response:
     """What a WSGI app answered: status, headers, and the body still to iterate."""
 
+    __slots__ = ("headers", "headers_sent", "status", "written")
+
     def __init__(self) -> None:
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
@@ -166,6 +169,8 @@ def _chain(head: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
 
 def close_iterable(result: Iterable[bytes]) -> None:
     """PEP 3333: call the response's ``close()`` if it has one, whatever happened."""
+    if type(result) is list:
+        return  # (the usual answer, the middleware's; a list has no ``close``)
     close = getattr(result, "close", None)
     if close is not None:
         try:
@@ -210,11 +215,13 @@ def environ_of(
         path, query = parts.path or "/", parts.query
     else:
         path, _, query = target.partition("?")
+    if "%" in path:
+        # PEP 3333: the path is url-decoded and carried as latin-1 "bytes in a str".
+        path = urllib.parse.unquote(path, encoding="latin-1")
     environ: dict[str, Any] = {
         "REQUEST_METHOD": _shared(request.method.decode("ascii")),
         "SCRIPT_NAME": "",
-        # PEP 3333: the path is url-decoded and carried as latin-1 "bytes in a str".
-        "PATH_INFO": urllib.parse.unquote(path, encoding="latin-1"),
+        "PATH_INFO": path,
         "QUERY_STRING": query,
         "SERVER_NAME": _shared(str(sockname[0])),
         "SERVER_PORT": _shared(str(sockname[1])),
@@ -234,17 +241,15 @@ def environ_of(
     # ``raw_items()`` is a plain list: iterating h11's ``Headers`` itself goes through
     # ``Sequence.__iter__``, item by item, which showed in the handshake profile.
     for raw_name, raw_value in request.headers.raw_items():
-        field = _fields.get(raw_name)
-        if field is None:
-            field = _field(raw_name)
-        key, share = field
+        key, share = _fields.get(raw_name) or _field(raw_name)
         if key is None:
             # "Sec_WebSocket_Key" would land on the same key as "Sec-WebSocket-Key":
             # such names are dropped rather than let them smuggle a header in.
             continue
-        value = raw_value.decode("latin-1")
         if share:
-            value = _shared(value)
+            value = _shared_raw.get(raw_value) or _share_raw(raw_value)
+        else:
+            value = raw_value.decode("latin-1")
         if key in environ:
             # RFC 7230 §3.2.2: repeated fields combine as a comma-separated list;
             # RFC 6265 §5.4: cookies with "; ".
@@ -279,6 +284,8 @@ _SHARED_VALUE_HEADERS = frozenset(
 _CACHE_SIZE = 1024
 
 _shared_values: dict[str, str] = {}
+#: The same strings by the bytes they were received as (header values of shared fields).
+_shared_raw: dict[bytes, str] = {}
 #: Header field name as received -> (environ key or ``None`` to drop it, share its value).
 _fields: dict[bytes, tuple[str | None, bool]] = {}
 
@@ -306,6 +313,15 @@ def _field(raw_name: bytes) -> tuple[str | None, bool]:
     return field
 
 
+def _share_raw(raw_value: bytes) -> str:
+    """The header value ``raw_value`` as a shared string (see ``_shared``), remembered by its
+    bytes: the next connection that sends them gets the string without decoding them."""
+    value = _shared(raw_value.decode("latin-1"))
+    if len(_shared_raw) < _CACHE_SIZE and len(raw_value) <= 256:
+        _shared_raw[raw_value] = value
+    return value
+
+
 def _shared(value: str) -> str:
     """``value``, or an equal string already held, for environ values many connections share.
 
@@ -330,14 +346,27 @@ def base_headers() -> list[tuple[bytes, bytes]]:
 
 def _http_date() -> bytes:
     """The ``Date`` header's value, formatted once per second rather than per response."""
-    now = int(time.time())
-    if now != _date_cache[0]:
-        _date_cache[:] = [now, formatdate(now, usegmt=True).encode("ascii")]
+    if int(time.time()) != _date_cache[0]:
+        _update_date()
     date: bytes = _date_cache[1]
     return date
 
 
-_date_cache: list[Any] = [0, b""]
+def _http_date_text() -> str:
+    """``_http_date()`` as text."""
+    if int(time.time()) != _date_cache[0]:
+        _update_date()
+    date: str = _date_cache[2]
+    return date
+
+
+def _update_date() -> None:
+    now = int(time.time())
+    text = formatdate(now, usegmt=True)
+    _date_cache[:] = [now, text.encode("ascii"), text]
+
+
+_date_cache: list[Any] = [0, b"", ""]
 
 
 def encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -351,36 +380,75 @@ def encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, byte
     return encoded
 
 
-def with_server_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The app's headers plus ``Server`` and ``Date`` unless it set them (for the 101)."""
-    present = {name.lower() for name, _ in headers}
-    extra = []
-    if "server" not in present:
-        extra.append(("Server", SERVER_SOFTWARE))
-    if "date" not in present:
-        extra.append(("Date", _http_date().decode("ascii")))
-    return [*headers, *extra]
-
-
 # RFC 7230 §3.2: field-name = token; field-value excludes CR, LF (and NUL, which no
 # server accepts).
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE_RE = re.compile(r"[\r\n\x00]")
+#: Header names the handshake and the server write: tokens, not matched again each time.
+_KNOWN_NAMES = frozenset(
+    (
+        "Upgrade",
+        "Connection",
+        "Sec-WebSocket-Accept",
+        "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Extensions",
+        "Server",
+        "Date",
+    )
+)
+_SERVER_LINE = f"Server: {SERVER_SOFTWARE}\r\n"
 
 
 def response_head(headers: Sequence[tuple[str, str]]) -> bytes:
-    """The 101 response's head, as the server would have written it (RFC 6455 §4.2.2).
+    """The 101 response's head with ``headers`` as given (RFC 6455 §4.2.2).
 
     Raises ``HandshakeError`` (500) when a header (perhaps added by ``on_handshake``) could
     not go on the wire as given: a name that is not a token, a CR, LF or NUL in a value, or
     text outside latin-1.
     """
+    return _latin1(_head_lines(headers) + "\r\n")
+
+
+def upgrade_head(headers: Sequence[tuple[str, str]]) -> bytes:
+    """The 101 response's head as the server writes it: ``headers``, then ``Server`` and
+    ``Date`` unless they are among them. Raises as ``response_head`` does."""
+    text = _head_lines(headers)
+    # Names are tokens and values hold no line break: a field starts each "\n...:".
+    lowered = text.lower()
+    if "\nserver:" not in lowered:
+        text += _SERVER_LINE
+    if "\ndate:" not in lowered:
+        text += f"Date: {_http_date_text()}\r\n"
+    return _latin1(text + "\r\n")
+
+
+def _head_lines(headers: Sequence[tuple[str, str]]) -> str:
+    """The 101's status line and header lines, each ending in CRLF; ``HandshakeError`` for
+    the first header whose name is not a token or whose value holds a CR, LF or NUL."""
     lines = ["HTTP/1.1 101 Switching Protocols"]
+    for name, value in headers:
+        if name not in _KNOWN_NAMES and not _TOKEN_RE.fullmatch(name):
+            _check_headers(headers)  # raises, naming this header or an earlier one
+        lines.append(name + ": " + value)
+    lines.append("")
+    text = "\r\n".join(lines)
+    # One pass over the whole head for the values (the names are tokens): a CR or LF in
+    # one adds a line end.
+    ends = len(lines) - 1
+    if text.count("\n") != ends or text.count("\r") != ends or "\x00" in text:
+        _check_headers(headers)  # raises, naming the header
+    return text
+
+
+def _check_headers(headers: Sequence[tuple[str, str]]) -> None:
+    """Raise ``HandshakeError`` for the first header that cannot go on the wire as given."""
     for name, value in headers:
         if not _TOKEN_RE.fullmatch(name) or _BAD_VALUE_RE.search(value):
             raise HandshakeError(f"the 101 response has an invalid header {name!r}", status=500)
-        lines.append(f"{name}: {value}")
+
+
+def _latin1(text: str) -> bytes:
     try:
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return text.encode("latin-1")
     except UnicodeEncodeError as exc:
         raise HandshakeError("a header of the 101 response is not latin-1", status=500) from exc

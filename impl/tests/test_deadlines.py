@@ -123,6 +123,43 @@ def test_one_timer_serves_every_key_and_none_is_left_once_empty(loop: str) -> No
     run_on(loop, main)
 
 
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_lapsing_timer_outlives_the_last_key_and_fires_once_for_nothing(loop: str) -> None:
+    made: list[asyncio.TimerHandle] = []
+    called: list[int] = []
+
+    async def main() -> None:
+        running = asyncio.get_running_loop()
+        call_at = running.call_at
+
+        def counting_call_at(
+            when: float, callback: Any, *args: Any, **options: Any
+        ) -> asyncio.TimerHandle:
+            handle = call_at(when, callback, *args, **options)
+            if getattr(callback, "__self__", None) is deadlines:  # (not asyncio.sleep's)
+                made.append(handle)
+            return handle
+
+        deadlines = Deadlines(running, DELAY, called.append, lapse=True)
+        running.call_at = counting_call_at  # type: ignore[method-assign]
+        try:
+            for key in range(100):
+                deadlines.add(key)
+                deadlines.discard(key)
+            assert len(made) == 1 and not made[0].cancelled()  # armed once, for all
+            await until(lambda: deadlines._timer is None)  # it fired for nothing, and lapsed
+            assert len(made) == 1 and called == []
+            deadlines.add(100)
+            await until(lambda: called == [100])
+            assert len(made) == 2
+            await asyncio.sleep(3 * DELAY)
+            assert len(deadlines) == 0 and len(made) == 2  # nothing armed again
+        finally:
+            del running.call_at  # type: ignore[method-assign]
+
+    run_on(loop, main)
+
+
 class FakeLoop:
     """A loop whose clock the test sets: what ``Deadlines`` asks of a loop, and no more."""
 
