@@ -25,9 +25,9 @@
  *   text. It decides no error: the caller handles that frame the pure-Python way.
  * - answer_messages is the server's read in one pass: each such message goes to the
  *   handler's on_message as it is made, and an exact str or bytes reply is appended to the
- *   connection's output list as its frame, while the connection stays open. It stops where
- *   parse_messages would, or after a hook that left the connection other than open, and
- *   hands back a reply of any other kind, or what the hook raised, for the shell to handle;
+ *   connection's output list as its frame while the connection is open. It stops where
+ *   parse_messages would, and hands back a reply of any other kind, or what the hook
+ *   raised, for the shell to handle;
  *   it calls no Python code but the hook and the state attribute's read.
  *
  * RFC 6455 §5.3: octet i of the transformed data is octet i of the original data XOR octet
@@ -985,7 +985,7 @@ done:
 
 /* What answer_messages stopped on, its result's second item (frame.py names them). */
 enum {
-    ANSWER_STOPPED = 0, /* at a frame it does not answer, the end, or a state other than OPEN */
+    ANSWER_STOPPED = 0, /* at a frame it does not answer, or the end */
     ANSWER_REPLY = 1,   /* on_message returned a reply it does not send itself */
     ANSWER_RAISED = 2,  /* on_message raised */
     ANSWER_FAULT = 3,   /* our own fault after a hook ran (no memory): the caller fails 1011 */
@@ -1049,10 +1049,10 @@ PyDoc_STRVAR(answer_messages_doc,
 "call handler.on_message(environ, message), and append the server's unmasked frame for an\n"
 "exact str (text) or bytes (binary) reply to the list out while connection.state is\n"
 "open_state. Returns (end, outcome, value): end is where the first frame not handled\n"
-"starts; outcome 0 when it stopped at a frame that is not such a message (or the end, or\n"
-"after a hook that left the state other than open_state), 1 when the hook returned value,\n"
-"a reply of another kind, for the caller to send, 2 when the hook raised value, 3 when\n"
-"value is an error of ours met after a hook ran. An error before any hook ran raises.");
+"starts; outcome 0 when it stopped at a frame that is not such a message (or the end),\n"
+"1 when the hook returned value, a reply of another kind, for the caller to send, 2 when\n"
+"the hook raised value, 3 when value is an error of ours met after a hook ran. An error\n"
+"before any hook ran raises.");
 
 static PyObject *
 speedups_answer_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -1117,7 +1117,9 @@ speedups_answer_messages(PyObject *module, PyObject *const *args, Py_ssize_t nar
             outcome = ANSWER_REPLY;
             break;
         }
-        /* The hook may have closed the connection: nothing follows our Close (§5.5.1). */
+        /* The hook may have closed the connection: nothing follows our Close (§5.5.1), but
+         * the messages that arrived with this one are still handed out, as the connection
+         * hands out the whole messages it parsed from one read. */
         state = PyObject_GetAttr(args[7], state_name);
         if (state == NULL) {
             Py_DECREF(reply);
@@ -1137,9 +1139,6 @@ speedups_answer_messages(PyObject *module, PyObject *const *args, Py_ssize_t nar
         Py_DECREF(reply);
         if (sent < 0) {
             goto fault;
-        }
-        if (!open) {
-            break; /* the caller handles the rest of the input in this state */
         }
     }
     PyBuffer_Release(&view);

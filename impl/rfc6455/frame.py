@@ -381,7 +381,7 @@ wire_frame = speedups.choose("wire_frame", _wire_frame_python)
 
 
 #: What ``answer_messages`` stopped on, the second item of its result: a frame it does not
-#: answer (or the end of the input, or a hook that left the connection other than open);
+#: answer (or the end of the input);
 #: a reply it does not send itself (the caller does); the hook's exception; an error of
 #: ours met after a hook ran (the connection fails with 1011).
 ANSWER_STOPPED, ANSWER_REPLY, ANSWER_RAISED, ANSWER_FAULT = 0, 1, 2, 3
@@ -413,7 +413,9 @@ def _answer_messages_python(
 
     Returns (end, outcome, value): ``end`` is where the first frame not handled starts; the
     outcome is one of the ``ANSWER_*`` codes, with the reply or the exception as ``value``.
-    It stops after a hook that leaves the state other than ``open_state``. The reference for
+    A hook that closes or fails the connection stops its replies, not the messages that
+    came with its own (as ``Connection.next_event`` hands out what one read held). The
+    reference for
     the compiled ``answer_messages``; neither decides an error: a frame that is not a whole
     valid message is left at ``end`` for the connection."""
     if type(out) is not list:
@@ -427,7 +429,7 @@ def _answer_messages_python(
         if reply is not None and type(reply) is not str and type(reply) is not bytes:
             return pos, ANSWER_REPLY, reply
         if connection.state is not open_state:
-            break
+            continue  # (the messages that came with it are still handed out)
         if type(reply) is str:
             try:
                 encoded = reply.encode("utf-8")
