@@ -77,8 +77,6 @@ _NO_FRAMES = ()
 _WHOLE_TEXT = 0x80 | _TEXT
 _WHOLE_BINARY = 0x80 | _BINARY
 _WHOLE_MESSAGE = (_WHOLE_BINARY, _WHOLE_TEXT)
-#: ``receive_answering``'s result for a read answered to its end: nothing else to handle.
-ANSWERED_ALL: tuple[int, Any] = (-1, None)
 
 
 class State(Enum):
@@ -203,7 +201,7 @@ class Connection:
 
     def receive_answering(
         self, data: bytes | bytearray | memoryview, handler: Any, environ: Any
-    ) -> tuple[int, Any] | None:
+    ) -> bytes | tuple[int, Any] | None:
         """The server's fast read: ``receive_data(data, parse=True)`` with the whole messages
         in one frame at its start handed to ``handler.on_message(environ, message)`` as they
         are parsed and an exact ``str`` / ``bytes`` reply queued as its frame (what the shell
@@ -212,10 +210,11 @@ class Connection:
 
         ``None`` when this does not apply (not the server, an extension, a message or
         anything else pending), and nothing was taken: the caller receives ``data`` the
-        usual way. Else (outcome, value): ``ANSWERED_ALL`` when every byte was answered and
-        the connection is still open with nothing pending; else one of ``frame``'s
-        ``ANSWER_*`` codes, with the reply the caller sends (``ANSWER_REPLY``) or the hook's
-        exception (``ANSWER_RAISED``), and ``next_event`` has what is left.
+        usual way. When every byte was answered and the connection is still open with
+        nothing pending, what ``data_to_send`` gives: all there is left to do is write it.
+        Else (outcome, value): one of ``frame``'s ``ANSWER_*`` codes, with the reply the
+        caller sends (``ANSWER_REPLY``) or the hook's exception (``ANSWER_RAISED``), and
+        ``next_event`` has what is left.
         """
         if (
             self.state is not _OPEN
@@ -233,7 +232,12 @@ class Connection:
         if end < len(data):
             self.receive_data(data[end:], parse=True)
         elif outcome == ANSWER_STOPPED and self.state is _OPEN:
-            return ANSWERED_ALL
+            out = self._out  # (``data_to_send``, inline: once per read)
+            if not out:
+                return b""
+            sent = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            return sent
         if outcome == ANSWER_FAULT:
             # RFC 6455 §7.4.1: 1011, as for any fault of ours in ``next_event``.
             logger.error(

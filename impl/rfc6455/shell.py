@@ -50,7 +50,7 @@ from collections.abc import Awaitable, Callable, Generator, MutableMapping
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from .connection import ANSWERED_ALL, Connection, State
+from .connection import Connection, State
 from .endings import Ending, failure_level, note, protocol_failure
 from .errors import CloseCode
 from .events import Closed, Ping, Pong
@@ -490,8 +490,16 @@ class Shell(_TcpSide):
             if self._answer_reads and handler is not None:
                 # The common read, whole messages answered in one pass (``_answered``).
                 answered = connection.receive_answering(data, handler, self.environ)
-                if answered is ANSWERED_ALL:
-                    self._flush()
+                if type(answered) is bytes:
+                    # All answered, the connection still open: ``_flush``, inline.
+                    transport = self._transport
+                    if (
+                        answered
+                        and transport is not None
+                        and self._stage is _OPEN
+                        and not transport.is_closing()
+                    ):
+                        transport.write(answered)
                     return
                 if answered is not None:
                     self._answered(*answered)
