@@ -12,7 +12,10 @@ Invariants:
   callback; a hook that returns an awaitable suspends event handling: a task awaits it,
   then handles the events that arrived meanwhile. No task or future exists per read. A
   role that pulls on demand (the client's ``recv()``) suspends the same way until an event
-  is wanted.
+  is wanted. The server's read of whole messages in one frame skips the events: they go to
+  ``on_message`` as they are parsed and the plain replies are framed as they come
+  (``Connection.receive_answering``, compiled), the same hooks in the same order; whatever
+  else the read holds goes through the events from where that pass stopped.
 - Writes happen once per batch of events read together. While the transport's write buffer
   is above its high-water mark reading pauses (backpressure: a peer that does not read
   stops being read) until it falls to the low-water mark; a peer that leaves it there for
