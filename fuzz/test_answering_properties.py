@@ -239,3 +239,14 @@ def test_server_answers_reads_as_the_reference_path_does(
     chunks = [chunk for chunk in chunks if chunk]
     answered = run_session(True, chunks, actions, limit)
     assert answered == run_session(False, chunks, actions, limit)
+
+
+def test_a_read_whose_hook_fails_the_connection_still_hands_out_its_messages_first() -> None:
+    # The reference parsed the whole read before any hook ran: the messages after the one
+    # whose hook failed the connection (and the one whose ``send`` then raised) are still
+    # handed out, before ``on_close``; the answering pass must keep them, in that order.
+    empty = b"\x80\x00\x00\x00\x00"  # masked with a zero key, no payload
+    stream = b"\x82" + empty + b"\x82" + empty + b"\x81" + empty + b"\x82" + empty
+    answered = run_session(True, [stream], ["send", "fail"], None)
+    assert answered == run_session(False, [stream], ["send", "fail"], None)
+    assert [call for call, _ in answered[0]] == ["message"] * 4 + ["close"]

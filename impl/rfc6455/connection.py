@@ -185,19 +185,23 @@ class Connection:
         if not self._reading or not data:
             return
         if parse and self._frame_index == len(self._frames):
-            plain = self._plain_data and self._messages.passthrough
-            try:
-                frames = self._parser.parse_from(data, self._events if plain else None)
-            except Exception:
-                # Our own fault in the codec (nothing was consumed): buffered instead, the
-                # same parse fails again in ``next_event``, which fails the connection.
-                self._parser.feed(data)
-                return
-            if frames:
-                self._frames = frames
-                self._frame_index = 0
+            self._parse_now(data)
         else:
             self._parser.feed(data)
+
+    def _parse_now(self, data: bytes | bytearray | memoryview) -> None:
+        """``receive_data(data, parse=True)`` with no parsed frame waiting."""
+        plain = self._plain_data and self._messages.passthrough
+        try:
+            frames = self._parser.parse_from(data, self._events if plain else None)
+        except Exception:
+            # Our own fault in the codec (nothing was consumed): buffered instead, the
+            # same parse fails again in ``next_event``, which fails the connection.
+            self._parser.feed(data)
+            return
+        if frames:
+            self._frames = frames
+            self._frame_index = 0
 
     def receive_answering(
         self, data: bytes | bytearray | memoryview, handler: Any, environ: Any
@@ -230,7 +234,14 @@ class Connection:
             return None
         end, outcome, value = answered
         if end < len(data):
-            self.receive_data(data[end:], parse=True)
+            # The rest as ``receive_data`` parses it, even after a hook closed or failed the
+            # connection, and queued before what the hooks queued (``Closed``): as if the
+            # whole read had been parsed before any hook ran, so its whole messages are
+            # still handed out, and first.
+            queued = self._events
+            self._events = []
+            self._parse_now(data[end:])
+            self._events += queued
         elif outcome == ANSWER_STOPPED and self.state is _OPEN:
             out = self._out  # (``data_to_send``, inline: once per read)
             if not out:
