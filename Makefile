@@ -63,7 +63,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := frame handshake inflate connection
 FUZZ_RUNS ?= 1000000
 NATIVE_TARGETS := native-mask native-read-header native-parse-frames native-parse-messages \
-  native-utf8 native-wire-frame
+  native-answer-messages native-utf8 native-wire-frame
 FUZZ_BUILD := build/fuzz-asan
 FUZZ_CC ?= $(firstword $(shell for cc in clang clang-19 clang-18 clang-17 clang-16 clang-15 clang-14; do command -v $$cc; done))
 

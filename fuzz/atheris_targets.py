@@ -22,10 +22,11 @@ Targets (each input is one byte string; its first bytes choose the configuration
   in chunks: no exception escapes, nothing follows ``Closed``, a failure closes with its
   code.
 - ``native-mask``, ``native-read-header``, ``native-parse-frames``,
-  ``native-parse-messages``, ``native-utf8``, ``native-wire-frame``: each function of the
-  compiled accelerator against its pure-Python twin (``native_targets``), meant to run on a
-  build with AddressSanitizer: ``make fuzz`` builds one into ``build/fuzz-asan`` and runs
-  each for ``FUZZ_RUNS`` executions with the ASan runtime preloaded.
+  ``native-parse-messages``, ``native-answer-messages``, ``native-utf8``,
+  ``native-wire-frame``: each function of the compiled accelerator against its pure-Python
+  twin (``native_targets``), meant to run on a build with AddressSanitizer: ``make fuzz``
+  builds one into ``build/fuzz-asan`` and runs each for ``FUZZ_RUNS`` executions with the
+  ASan runtime preloaded.
 
 Without a corpus directory on the command line each target keeps its corpus in
 ``reports/fuzz/TARGET/corpus`` (seeded with a few valid inputs, grown by every run); crashes
@@ -343,6 +344,7 @@ def seeds(target: str) -> list[bytes]:
 #: The native targets' names; the accelerator they fuzz is loaded only when one is chosen
 #: (an ASan build cannot load unless the ASan runtime was preloaded).
 NATIVE_TARGETS = (
+    "native-answer-messages",
     "native-mask",
     "native-read-header",
     "native-parse-frames",

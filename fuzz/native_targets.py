@@ -67,6 +67,62 @@ def _limit(byte: int) -> int | None:
     return (None, 0, 125, 126, 65535, 65536, 2**63 - 1, 2**64)[byte % 8]
 
 
+#: What the fuzzed ``on_message`` does with a message: its reply, or "raise" / "close".
+_ANSWERS: tuple[object, ...] = (
+    None,
+    "echo",
+    "κόσμε",  # text that is not ASCII
+    b"m" * 300,  # a 16-bit length
+    "a\ud800",  # a str UTF-8 cannot encode: handed back
+    bytearray(b"ba"),  # bytes-like, not bytes: handed back
+    "raise",
+    "close",  # the connection leaves the open state: no reply from here on
+)
+
+
+class _Connection:
+    """The stand-in connection ``answer_messages`` reads ``state`` from."""
+
+    def __init__(self) -> None:
+        self.state = "open"
+
+
+class _Hook:
+    """An ``on_message`` following a script of ``_ANSWERS``, three bits per message."""
+
+    def __init__(self, script: int, connection: _Connection) -> None:
+        self.script = script
+        self.connection = connection
+        self.seen: list[str | bytes] = []
+
+    def on_message(self, environ: object, message: str | bytes) -> object:
+        answer = _ANSWERS[(self.script >> (3 * (len(self.seen) % 5))) & 7]
+        self.seen.append(message)
+        if answer == "raise":
+            raise ValueError("the hook failed")
+        if answer == "close":
+            self.connection.state = "closing"
+            return message
+        return message if answer == "echo" else answer
+
+
+def _answering(
+    answer: Callable[..., object], buffer: bytearray, rules: tuple[object, ...], script: int
+) -> object:
+    """All ``answer`` does: its outcome (an exception as its type and message), the
+    messages the hook saw, the frames it queued after what the list held."""
+    connection = _Connection()
+    hook = _Hook(script, connection)
+    out: list[object] = [b"held"]
+    result = _outcome(answer, buffer, *rules, hook, {}, connection, "open", out)
+    if isinstance(result, tuple):
+        end, code, value = result
+        if isinstance(value, BaseException):
+            value = (type(value), str(value))
+        result = (end, code, value)
+    return result, hook.seen, out
+
+
 def targets(native: ModuleType) -> dict[str, Callable[[bytes], None]]:
     """One target per function the accelerator exports."""
 
@@ -177,7 +233,23 @@ def targets(native: ModuleType) -> dict[str, Callable[[bytes], None]]:
             "wire_frame",
         )
 
+    def fuzz_answer_messages(data: bytes) -> None:
+        """Byte 0 as for ``read_header``; bytes 1-2: what the hook does with each message
+        (3 bits per message, five in turn: ``_ANSWERS``); the rest: the buffer. The same
+        hook calls, reply frames, stopping point and outcome as the twin's."""
+        if len(data) < 3:
+            return
+        config = data[0]
+        rules = (0, bool(config & 1), _limit(config >> 4), (config >> 1) & 7)
+        script = data[1] | data[2] << 8
+        _same(
+            _answering(native.answer_messages, bytearray(data[3:]), rules, script),
+            _answering(frame._answer_messages_python, bytearray(data[3:]), rules, script),
+            "answer_messages",
+        )
+
     return {
+        "native-answer-messages": fuzz_answer_messages,
         "native-mask": fuzz_mask,
         "native-read-header": fuzz_read_header,
         "native-parse-frames": fuzz_parse_frames,
@@ -194,6 +266,7 @@ def seeds() -> list[bytes]:
     binary = frame.Frame(b"\x00" * 130, frame.Opcode.BINARY, masking_key=key, final=True).msg
     ping = frame.Frame.ping(b"p", masking_key=key).msg
     return [
+        b"\x01\x88\xc6" + text + binary + text + binary + text + ping + text,
         b"\x81\x00" + text + binary + ping,
         b"\x81\x00" + text + text + binary + text,
         b"\x01\x00" + binary + text,

@@ -20,7 +20,7 @@ from wsproto.frame_protocol import FrameProtocol, ParseFailed
 from wsproto.frame_protocol import Opcode as WsprotoOpcode
 
 from rfc6455.errors import SENDABLE_CLOSE_CODES, is_valid_close_code
-from rfc6455.frame import Frame, Opcode, Role
+from rfc6455.frame import Frame, Opcode, Role, wire_frame
 
 DATA_OPCODES = (Opcode.CONTINUATION, Opcode.TEXT, Opcode.BINARY)
 CONTROL_OPCODES = (Opcode.CLOSE, Opcode.PING, Opcode.PONG)
@@ -374,6 +374,23 @@ def hostile_streams(masked: bool) -> st.SearchStrategy[bytes]:
 
 
 _RUN_OPCODES = (Opcode.TEXT, Opcode.BINARY) * 4 + (Opcode.CONTINUATION, Opcode.PING)
+
+
+@st.composite
+def whole_messages(draw: st.DrawFn, max_size: int = 6) -> bytes:
+    """A server's common read: whole masked messages in one frame each, binary or text
+    (valid UTF-8, or UTF-8-ish that may not be), several to a read."""
+    messages = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.just(0x82), payloads(120)),
+                st.tuples(st.just(0x81), valid_utf8_bytes(40)),
+                st.tuples(st.just(0x81), utf8ish_bytes()),
+            ),
+            max_size=max_size,
+        )
+    )
+    return b"".join(wire_frame(first, data, draw(masking_keys)) for first, data in messages)
 
 
 @st.composite

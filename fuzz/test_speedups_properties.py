@@ -27,6 +27,7 @@ from strategies import (
     masking_keys,
     utf8ish_bytes,
     whole_message_runs,
+    whole_messages,
 )
 
 from rfc6455 import frame, utf8
@@ -459,3 +460,132 @@ def test_compiled_wire_frame_refuses_what_python_refuses(
     else:
         assert compiled in (TypeError, ValueError)
         assert python in (TypeError, ValueError)
+
+
+compiled_answer_messages = _speedups.answer_messages
+python_answer_messages = frame._answer_messages_python
+
+
+class Stopped(BaseException):
+    """Not an ``Exception``: a hook raising it is handed back, for the shell to re-raise."""
+
+
+#: What a scripted ``on_message`` does, one action per message in turn.
+HOOK_ACTIONS = (
+    "none",  # no reply
+    "echo",  # the message back (str: text, bytes: binary)
+    "ascii",
+    "text",  # non-ASCII text, encoded on the way out
+    "medium",  # a 16-bit length
+    "large",  # a 64-bit length
+    "bytearray",  # bytes-like but not bytes: handed back
+    "surrogate",  # a str UTF-8 cannot encode: handed back
+    "raise",
+    "stop",  # a BaseException
+    "close",  # the connection leaves the open state, no reply
+    "close-echo",  # ... and a reply, which is not sent
+    "awaitable",  # handed back
+)
+#: A reply the pass hands back as it is (a stand-in for a coroutine).
+AWAITABLE = object()
+
+
+class OpenFlag:
+    """A stand-in connection: its ``state`` is all the pass reads."""
+
+    def __init__(self) -> None:
+        self.state = "open"
+
+
+class ScriptedHandler:
+    def __init__(self, actions: list[str], connection: OpenFlag) -> None:
+        self.actions = actions
+        self.connection = connection
+        self.seen: list[tuple[object, str | bytes]] = []
+
+    def on_message(self, environ: object, message: str | bytes) -> object:
+        self.seen.append((environ, message))
+        action = self.actions[(len(self.seen) - 1) % len(self.actions)]
+        replies: dict[str, object] = {
+            "none": None,
+            "echo": message,
+            "ascii": "pong",
+            "text": "κόσμε",
+            "medium": b"m" * 300,
+            "large": b"L" * 70000,
+            "bytearray": bytearray(b"ba"),
+            "surrogate": "a\ud800",
+            "awaitable": AWAITABLE,
+        }
+        if action == "raise":
+            raise ValueError("the hook failed")
+        if action == "stop":
+            raise Stopped()
+        if action.startswith("close"):
+            self.connection.state = "closing"
+            return message if action == "close-echo" else None
+        return replies[action]
+
+
+def answered(answer: object, inputs: BatchInput, actions: list[str]) -> tuple[object, ...]:
+    """Everything ``answer`` does with ``inputs`` and a handler following ``actions``: its
+    result (an exception as its type and arguments), the hook calls, the frames queued."""
+    connection = OpenFlag()
+    handler = ScriptedHandler(actions, connection)
+    out: list[object] = [b"held"]
+    environ = {"PATH_INFO": "/"}
+    result = outcome(answer, *inputs, handler, environ, connection, "open", out)
+    if isinstance(result, tuple):
+        end, code, value = result
+        if isinstance(value, BaseException):
+            value = (type(value), value.args, value.__traceback__ is not None)
+        result = (end, code, value)
+    return result, handler.seen, out, connection.state
+
+
+@st.composite
+def server_reads(draw: st.DrawFn) -> BatchInput:
+    """What the server's pass reads: mostly whole masked messages (binary, or text valid or
+    not) under the server's rules, so hooks run, several per read, then any stream, cut
+    anywhere in it; now and then any batch input."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(batch_inputs())
+    stream = draw(whole_messages())
+    stream += draw(st.one_of(st.just(b""), whole_message_runs(masked=True)))
+    cut = draw(st.one_of(st.just(len(stream)), st.integers(0, len(stream))), label="cut")
+    limit = draw(st.one_of(st.none(), st.none(), frame_limits))
+    return (bytearray(stream[:cut]), 0, True, limit, 0)
+
+
+@settings(max_examples=500)
+@given(
+    inputs=server_reads(),
+    actions=st.lists(st.sampled_from(HOOK_ACTIONS), min_size=1, max_size=6),
+)
+def test_compiled_answer_messages_equals_python(inputs: BatchInput, actions: list[str]) -> None:
+    # The same hook calls with the same messages, the same reply frames queued after what
+    # the list held, the same stopping point, and the same thing handed back there (a
+    # reply it does not send, the hook's exception with its traceback).
+    compiled = answered(compiled_answer_messages, inputs, actions)
+    assert compiled == answered(python_answer_messages, inputs, actions)
+    # Each message answered is the one the whole-message parser gives for its frame.
+    messages: list[object] = []
+    python_parse_messages(*inputs, None, None, messages)
+    seen = [message for _, message in compiled[1]]
+    assert seen == messages[: len(seen)]
+
+
+@given(
+    buffer=st.one_of(st.binary(max_size=8), st.none()),
+    pos=st.one_of(st.integers(-3, 12), st.none()),
+    out=st.one_of(st.just([]), st.just(()), st.none()),
+)
+def test_compiled_answer_messages_fails_like_python(
+    buffer: object, pos: object, out: object
+) -> None:
+    # Refused before any hook runs, with the same exception type: nothing is consumed.
+    connection = OpenFlag()
+    handler = ScriptedHandler(["echo"], connection)
+    args = (buffer, pos, True, None, 0, handler, {}, connection, "open", out)
+    assert outcome(compiled_answer_messages, *args) == outcome(python_answer_messages, *args)
+    assert handler.seen == []

@@ -23,6 +23,12 @@
  *   UTF-8 decoding, or its bytes), or the event object holding it, and stops without
  *   consuming at the first frame that is anything else, incomplete, refused or invalid
  *   text. It decides no error: the caller handles that frame the pure-Python way.
+ * - answer_messages is the server's read in one pass: each such message goes to the
+ *   handler's on_message as it is made, and an exact str or bytes reply is appended to the
+ *   connection's output list as its frame while the connection is open. It stops where
+ *   parse_messages would, and hands back a reply of any other kind, or what the hook
+ *   raised, for the shell to handle;
+ *   it calls no Python code but the hook and the state attribute's read.
  *
  * RFC 6455 §5.3: octet i of the transformed data is octet i of the original data XOR octet
  * (i MOD 4) of the masking key. Eight octets at a time is the same thing with the key
@@ -771,6 +777,52 @@ make_message(const message_maker *maker, PyObject *data)
     return message;
 }
 
+/* The count and the out list (the last argument) of parse_messages and answer_messages. */
+static PyObject *
+out_list(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected)
+{
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, expected,
+                     nargs);
+        return NULL;
+    }
+    if (!PyList_Check(args[expected - 1])) {
+        PyErr_Format(PyExc_TypeError, "%s() appends to a list", name);
+        return NULL;
+    }
+    return args[expected - 1];
+}
+
+/* The data of the whole message in one frame whose header is at p (the frame has arrived):
+ * its str (strict UTF-8, RFC 6455 §8.1) or bytes, unmasked (§5.3). NULL with *not_text set
+ * and no exception for text that is not UTF-8, NULL with an exception on a fault. */
+static PyObject *
+whole_message_data(const unsigned char *p, const header_info *header, int *not_text)
+{
+    const unsigned char *src = p + header->header_size;
+    Py_ssize_t length = (Py_ssize_t)header->length;
+    PyObject *data;
+
+    *not_text = 0;
+    if (header->first == 0x81) {
+        data = text_payload(src, length, header->key);
+        if (data != NULL && !PyUnicode_Check(data)) {
+            Py_DECREF(data); /* not UTF-8: the caller says why */
+            *not_text = 1;
+            return NULL;
+        }
+        return data;
+    }
+    data = PyBytes_FromStringAndSize(NULL, length);
+    if (data != NULL && header->key != NULL) {
+        mask_bytes((unsigned char *)PyBytes_AS_STRING(data), src, length, header->key);
+    }
+    else if (data != NULL && length) {
+        memcpy(PyBytes_AS_STRING(data), src, (size_t)length);
+    }
+    return data;
+}
+
 PyDoc_STRVAR(parse_messages_doc,
 "parse_messages(buffer, pos, expect_masked, max_frame_size, rsv_mask, text_type,\n"
 "               binary_type, out, /) -> int\n"
@@ -795,13 +847,8 @@ speedups_parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t narg
     const unsigned char *base;
 
     (void)module;
-    if (nargs != 8) {
-        PyErr_Format(PyExc_TypeError, "parse_messages() takes 8 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    out = args[7];
-    if (!PyList_Check(out)) {
-        PyErr_SetString(PyExc_TypeError, "parse_messages() appends to a list");
+    out = out_list("parse_messages", args, nargs, 8);
+    if (out == NULL) {
         return NULL;
     }
     if (message_maker_init(args[5], &text_maker) < 0 ||
@@ -813,33 +860,18 @@ speedups_parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t narg
     }
     base = (const unsigned char *)view.buf;
     while (parse_header(base + pos, view.len - pos, &rules, &header) == HEADER_OK) {
-        const unsigned char *src = base + pos + header.header_size;
-        Py_ssize_t length = (Py_ssize_t)header.length;
         PyObject *data, *message;
-        int appended;
+        int appended, not_text;
 
         if ((header.first != 0x81 && header.first != 0x82) ||
             header.length > (unsigned long long)(view.len - pos - header.header_size)) {
             break; /* not a whole message in one frame, or not all here yet */
         }
-        if (header.first == 0x81) {
-            data = text_payload(src, length, header.key);
-            if (data != NULL && !PyUnicode_Check(data)) {
-                Py_DECREF(data); /* not UTF-8: the caller says why */
-                break;
-            }
-            message = make_message(&text_maker, data);
+        data = whole_message_data(base + pos, &header, &not_text);
+        if (not_text) {
+            break;
         }
-        else {
-            data = PyBytes_FromStringAndSize(NULL, length);
-            if (data != NULL && header.key != NULL) {
-                mask_bytes((unsigned char *)PyBytes_AS_STRING(data), src, length, header.key);
-            }
-            else if (data != NULL && length) {
-                memcpy(PyBytes_AS_STRING(data), src, (size_t)length);
-            }
-            message = make_message(&binary_maker, data);
-        }
+        message = make_message(header.first == 0x81 ? &text_maker : &binary_maker, data);
         if (message == NULL) {
             PyBuffer_Release(&view);
             return NULL;
@@ -850,7 +882,7 @@ speedups_parse_messages(PyObject *module, PyObject *const *args, Py_ssize_t narg
             PyBuffer_Release(&view);
             return NULL;
         }
-        pos += header.header_size + length;
+        pos += header.header_size + (Py_ssize_t)header.length;
     }
     PyBuffer_Release(&view);
     return PyLong_FromSsize_t(pos);
@@ -864,13 +896,57 @@ PyDoc_STRVAR(wire_frame_doc,
 "as given, the payload length in the fewest bytes, then the masking key and the masked\n"
 "payload (\xc2\xa7" "5.3), or the payload as it is when masking_key is None.");
 
+/* One frame's wire bytes as a new bytes object (RFC 6455 §5.2): first, the payload length
+ * in the fewest bytes, then the masking key and the masked payload (§5.3), or the payload
+ * as it is when key is NULL. */
+static PyObject *
+build_frame(unsigned char first, const unsigned char *payload, Py_ssize_t length,
+            const unsigned char *key)
+{
+    PyObject *result;
+    unsigned char *out;
+    /* §5.2: "the minimal number of bytes MUST be used to encode the length". */
+    Py_ssize_t header_size = length < 126 ? 2 : length < 0x10000 ? 4 : 10;
+
+    result = PyBytes_FromStringAndSize(NULL, header_size + (key != NULL ? 4 : 0) + length);
+    if (result == NULL) {
+        return NULL;
+    }
+    out = (unsigned char *)PyBytes_AS_STRING(result);
+    out[0] = first;
+    if (header_size == 2) {
+        out[1] = (unsigned char)length;
+    }
+    else if (header_size == 4) {
+        out[1] = 126;
+        out[2] = (unsigned char)(length >> 8);
+        out[3] = (unsigned char)length;
+    }
+    else {
+        unsigned long long wide = (unsigned long long)length;
+        out[1] = 127;
+        for (int i = 9; i >= 2; i--) {
+            out[i] = (unsigned char)wide;
+            wide >>= 8;
+        }
+    }
+    if (key != NULL) {
+        out[1] |= 0x80;
+        memcpy(out + header_size, key, 4);
+        mask_bytes(out + header_size + 4, payload, length, key);
+    }
+    else if (length) {
+        memcpy(out + header_size, payload, (size_t)length);
+    }
+    return result;
+}
+
 static PyObject *
 speedups_wire_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer payload_view;
-    PyObject *payload_holder, *result;
-    unsigned char key[4], *out;
-    Py_ssize_t length, header_size;
+    PyObject *payload_holder, *result = NULL;
+    unsigned char key[4];
     long first;
     int masked;
 
@@ -886,60 +962,201 @@ speedups_wire_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     first = PyLong_AsLong(args[0]);
     if (first == -1 && PyErr_Occurred()) {
         if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
-            goto fail;
+            goto done;
         }
         PyErr_Clear();
         first = -1; /* out of range, as below */
     }
     if (first < 0 || first > 0xFF) {
         PyErr_SetString(PyExc_ValueError, "a first header byte is 0-255");
-        goto fail;
+        goto done;
     }
     masked = args[2] != Py_None;
     if (masked && read_key(args[2], key) != 0) {
-        goto fail;
+        goto done;
     }
-    length = payload_view.len;
-    /* §5.2: "the minimal number of bytes MUST be used to encode the length". */
-    header_size = length < 126 ? 2 : length < 0x10000 ? 4 : 10;
-    result = PyBytes_FromStringAndSize(NULL, header_size + (masked ? 4 : 0) + length);
-    if (result != NULL) {
-        out = (unsigned char *)PyBytes_AS_STRING(result);
-        out[0] = (unsigned char)first;
-        if (header_size == 2) {
-            out[1] = (unsigned char)length;
-        }
-        else if (header_size == 4) {
-            out[1] = 126;
-            out[2] = (unsigned char)(length >> 8);
-            out[3] = (unsigned char)length;
-        }
-        else {
-            unsigned long long wide = (unsigned long long)length;
-            out[1] = 127;
-            for (int i = 9; i >= 2; i--) {
-                out[i] = (unsigned char)wide;
-                wide >>= 8;
-            }
-        }
-        if (masked) {
-            out[1] |= 0x80;
-            memcpy(out + header_size, key, 4);
-            mask_bytes(out + header_size + 4, (const unsigned char *)payload_view.buf, length,
-                       key);
-        }
-        else if (length) {
-            memcpy(out + header_size, payload_view.buf, (size_t)length);
-        }
-    }
+    result = build_frame((unsigned char)first, (const unsigned char *)payload_view.buf,
+                         payload_view.len, masked ? key : NULL);
+done:
     PyBuffer_Release(&payload_view);
     Py_XDECREF(payload_holder);
     return result;
+}
 
-fail:
-    PyBuffer_Release(&payload_view);
-    Py_XDECREF(payload_holder);
-    return NULL;
+/* What answer_messages stopped on, its result's second item (frame.py names them). */
+enum {
+    ANSWER_STOPPED = 0, /* at a frame it does not answer, or the end */
+    ANSWER_REPLY = 1,   /* on_message returned a reply it does not send itself */
+    ANSWER_RAISED = 2,  /* on_message raised */
+    ANSWER_FAULT = 3,   /* our own fault after a hook ran (no memory): the caller fails 1011 */
+};
+
+/* Interned once: the hook's and the state attribute's names. */
+static PyObject *on_message_name, *state_name;
+
+/* The server's frame for reply, an exact str or bytes, appended to out: 0 when appended,
+ * 1 when a str cannot be encoded (the caller sends it, and meets the error, the Python
+ * way), -1 with an exception set otherwise. */
+static int
+append_reply(PyObject *out, PyObject *reply)
+{
+    PyObject *encoded = NULL, *frame;
+    const char *payload;
+    Py_ssize_t length;
+    unsigned char first = 0x82;
+    int appended;
+
+    if (PyUnicode_Check(reply)) {
+        first = 0x81;
+        if (PyUnicode_IS_COMPACT_ASCII(reply)) {
+            payload = (const char *)PyUnicode_DATA(reply); /* ASCII is its own UTF-8 */
+            length = PyUnicode_GET_LENGTH(reply);
+        }
+        else {
+            encoded = PyUnicode_AsUTF8String(reply);
+            if (encoded == NULL) {
+                if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+                    PyErr_Clear(); /* a lone surrogate: str.encode raises it for the caller */
+                    return 1;
+                }
+                return -1;
+            }
+            payload = PyBytes_AS_STRING(encoded);
+            length = PyBytes_GET_SIZE(encoded);
+        }
+    }
+    else {
+        payload = PyBytes_AS_STRING(reply);
+        length = PyBytes_GET_SIZE(reply);
+    }
+    /* RFC 6455 §5.1: a server's frames are not masked. */
+    frame = build_frame(first, (const unsigned char *)payload, length, NULL);
+    Py_XDECREF(encoded);
+    if (frame == NULL) {
+        return -1;
+    }
+    appended = PyList_Append(out, frame);
+    Py_DECREF(frame);
+    return appended;
+}
+
+PyDoc_STRVAR(answer_messages_doc,
+"answer_messages(buffer, pos, expect_masked, max_frame_size, rsv_mask, handler, environ,\n"
+"                connection, open_state, out, /) -> (int, int, object)\n"
+"--\n"
+"\n"
+"For each whole message in one frame from buffer[pos:] (what parse_messages makes of it),\n"
+"call handler.on_message(environ, message), and append the server's unmasked frame for an\n"
+"exact str (text) or bytes (binary) reply to the list out while connection.state is\n"
+"open_state. Returns (end, outcome, value): end is where the first frame not handled\n"
+"starts; outcome 0 when it stopped at a frame that is not such a message (or the end),\n"
+"1 when the hook returned value, a reply of another kind, for the caller to send, 2 when\n"
+"the hook raised value, 3 when value is an error of ours met after a hook ran. An error\n"
+"before any hook ran raises.");
+
+static PyObject *
+speedups_answer_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    header_rules rules;
+    header_info header;
+    PyObject *out, *call[4], *value = NULL;
+    const unsigned char *base;
+    int outcome = ANSWER_STOPPED, called = 0;
+
+    (void)module;
+    out = out_list("answer_messages", args, nargs, 10);
+    if (out == NULL) {
+        return NULL;
+    }
+    if (parse_arguments("answer_messages", args, 5, 5, &view, &pos, &rules) < 0) {
+        return NULL;
+    }
+    base = (const unsigned char *)view.buf;
+    /* call[0] is free for the vectorcall protocol's own use (PY_VECTORCALL_ARGUMENTS_OFFSET). */
+    call[1] = args[5];
+    call[2] = args[6];
+    while (parse_header(base + pos, view.len - pos, &rules, &header) == HEADER_OK) {
+        PyObject *data, *reply, *state;
+        int open, sent, not_text;
+
+        if ((header.first != 0x81 && header.first != 0x82) ||
+            header.length > (unsigned long long)(view.len - pos - header.header_size)) {
+            break; /* not a whole message in one frame, or not all here yet */
+        }
+        data = whole_message_data(base + pos, &header, &not_text);
+        if (not_text) {
+            break; /* not UTF-8: the caller fails the connection with 1007 */
+        }
+        if (data == NULL) {
+            goto fault;
+        }
+        call[0] = NULL;
+        call[3] = data;
+        /* The frame is handled once its hook runs, whatever the hook does. */
+        pos += header.header_size + (Py_ssize_t)header.length;
+        called = 1;
+        reply = PyObject_VectorcallMethod(on_message_name, call + 1,
+                                          3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(data);
+        if (reply == NULL) {
+            PyObject *type, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            PyErr_NormalizeException(&type, &value, &traceback);
+            if (traceback != NULL) {
+                PyException_SetTraceback(value, traceback);
+            }
+            Py_XDECREF(type);
+            Py_XDECREF(traceback);
+            outcome = ANSWER_RAISED;
+            break;
+        }
+        if (reply != Py_None && !PyUnicode_CheckExact(reply) && !PyBytes_CheckExact(reply)) {
+            value = reply; /* awaitable, or bytes-like: the caller's to send */
+            outcome = ANSWER_REPLY;
+            break;
+        }
+        /* The hook may have closed the connection: nothing follows our Close (§5.5.1), but
+         * the messages that arrived with this one are still handed out, as the connection
+         * hands out the whole messages it parsed from one read. */
+        state = PyObject_GetAttr(args[7], state_name);
+        if (state == NULL) {
+            Py_DECREF(reply);
+            goto fault;
+        }
+        open = state == args[8];
+        Py_DECREF(state);
+        sent = 0;
+        if (open && reply != Py_None) {
+            sent = append_reply(out, reply);
+            if (sent == 1) {
+                value = reply; /* a str that is not UTF-8: the caller sends it, and raises */
+                outcome = ANSWER_REPLY;
+                break;
+            }
+        }
+        Py_DECREF(reply);
+        if (sent < 0) {
+            goto fault;
+        }
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(niN)", pos, outcome, value != NULL ? value : Py_NewRef(Py_None));
+
+fault:
+    PyBuffer_Release(&view);
+    if (!called) {
+        return NULL; /* nothing consumed: the caller takes the normal path */
+    }
+    {
+        PyObject *type, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+    }
+    return Py_BuildValue("(niN)", pos, ANSWER_FAULT, value);
 }
 
 static PyMethodDef speedups_methods[] = {
@@ -954,6 +1171,8 @@ static PyMethodDef speedups_methods[] = {
      parse_messages_doc},
     {"wire_frame", (PyCFunction)(void (*)(void))speedups_wire_frame, METH_FASTCALL,
      wire_frame_doc},
+    {"answer_messages", (PyCFunction)(void (*)(void))speedups_answer_messages, METH_FASTCALL,
+     answer_messages_doc},
     {"utf8_check", (PyCFunction)(void (*)(void))speedups_utf8_check, METH_FASTCALL,
      utf8_check_doc},
     {NULL, NULL, 0, NULL},
@@ -977,5 +1196,17 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    if (on_message_name == NULL) {
+        on_message_name = PyUnicode_InternFromString("on_message");
+        if (on_message_name == NULL) {
+            return NULL;
+        }
+    }
+    if (state_name == NULL) {
+        state_name = PyUnicode_InternFromString("state");
+        if (state_name == NULL) {
+            return NULL;
+        }
+    }
     return PyModuleDef_Init(&speedups_module);
 }

@@ -52,6 +52,8 @@ from .errors import CloseCode, InvalidState, ProtocolError, close_code_for
 from .events import BinaryMessage, Closed, CloseReceived, Event, Ping, Pong, TextMessage
 from .extensions import Extension
 from .frame import (
+    ANSWER_FAULT,
+    ANSWER_STOPPED,
     Frame,
     FrameParser,
     Opcode,
@@ -81,6 +83,12 @@ class State(Enum):
     OPEN = "OPEN"
     CLOSING = "CLOSING"  # we sent Close and wait for the peer's
     CLOSED = "CLOSED"
+
+
+# The members the per-message paths test, as module globals: on Python 3.11 an Enum member
+# read off its class goes through the metaclass's ``__getattr__`` hook, about ten times the
+# cost of a global.
+_OPEN = State.OPEN
 
 
 class Connection:
@@ -177,19 +185,79 @@ class Connection:
         if not self._reading or not data:
             return
         if parse and self._frame_index == len(self._frames):
-            plain = self._plain_data and self._messages.passthrough
-            try:
-                frames = self._parser.parse_from(data, self._events if plain else None)
-            except Exception:
-                # Our own fault in the codec (nothing was consumed): buffered instead, the
-                # same parse fails again in ``next_event``, which fails the connection.
-                self._parser.feed(data)
-                return
-            if frames:
-                self._frames = frames
-                self._frame_index = 0
+            self._parse_now(data)
         else:
             self._parser.feed(data)
+
+    def _parse_now(self, data: bytes | bytearray | memoryview) -> None:
+        """``receive_data(data, parse=True)`` with no parsed frame waiting."""
+        plain = self._plain_data and self._messages.passthrough
+        try:
+            frames = self._parser.parse_from(data, self._events if plain else None)
+        except Exception:
+            # Our own fault in the codec (nothing was consumed): buffered instead, the
+            # same parse fails again in ``next_event``, which fails the connection.
+            self._parser.feed(data)
+            return
+        if frames:
+            self._frames = frames
+            self._frame_index = 0
+
+    def receive_answering(
+        self, data: bytes | bytearray | memoryview, handler: Any, environ: Any
+    ) -> bytes | tuple[int, Any] | None:
+        """The server's fast read: ``receive_data(data, parse=True)`` with the whole messages
+        in one frame at its start handed to ``handler.on_message(environ, message)`` as they
+        are parsed and an exact ``str`` / ``bytes`` reply queued as its frame (what the shell
+        does with each message ``next_event`` gives, without the event), in one pass
+        (``FrameParser.answer_from``); the bytes after them are received as usual.
+
+        ``None`` when this does not apply (not the server, an extension, a message or
+        anything else pending), and nothing was taken: the caller receives ``data`` the
+        usual way. When every byte was answered and the connection is still open with
+        nothing pending, what ``data_to_send`` gives: all there is left to do is write it.
+        Else (outcome, value): one of ``frame``'s ``ANSWER_*`` codes, with the reply the
+        caller sends (``ANSWER_REPLY``) or the hook's exception (``ANSWER_RAISED``), and
+        ``next_event`` has what is left.
+        """
+        if (
+            self.state is not _OPEN
+            or self._client
+            or self._events
+            or self._frames
+            or not self._plain_data
+            or not self._messages.passthrough
+        ):
+            return None
+        answered = self._parser.answer_from(data, handler, environ, self, _OPEN, self._out)
+        if answered is None:
+            return None
+        end, outcome, value = answered
+        if end < len(data):
+            # The rest as ``receive_data`` parses it, even after a hook closed or failed the
+            # connection, and queued before what the hooks queued (``Closed``): as if the
+            # whole read had been parsed before any hook ran, so its whole messages are
+            # still handed out, and first.
+            queued = self._events
+            self._events = []
+            self._parse_now(data[end:])
+            self._events += queued
+        elif outcome == ANSWER_STOPPED and self.state is _OPEN:
+            out = self._out  # (``data_to_send``, inline: once per read)
+            if not out:
+                return b""
+            sent = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            return sent
+        if outcome == ANSWER_FAULT:
+            # RFC 6455 §7.4.1: 1011, as for any fault of ours in ``next_event``.
+            logger.error(
+                "the server connection failed on an internal error; sending Close 1011",
+                exc_info=value,
+            )
+            self._fail_on(value)
+            return ANSWER_STOPPED, None
+        return outcome, value
 
     def receive_eof(self) -> None:
         """The peer closed TCP."""
@@ -347,7 +415,7 @@ class Connection:
 
     def send(self, data: str | bytes | bytearray | memoryview) -> None:
         """Send one message: ``str`` as text, bytes-like as binary."""
-        if self.state is State.OPEN and not self.extensions:
+        if self.state is _OPEN and not self.extensions:
             # Once per message (every reply): the frame is built directly (RFC 6455 §5.2),
             # masked with a fresh unpredictable key by a client (§5.3).
             if isinstance(data, str):
@@ -366,7 +434,7 @@ class Connection:
     def send_binary(
         self, data: bytes | bytearray | memoryview, fragment_size: int | None = None
     ) -> None:
-        if fragment_size is None and self.state is State.OPEN and not self.extensions:
+        if fragment_size is None and self.state is _OPEN and not self.extensions:
             # Once per message: the frame is built directly (RFC 6455 §5.2), masked with a
             # fresh unpredictable key by a client (§5.3).
             key = os.urandom(4) if self._client else None
@@ -445,14 +513,14 @@ class Connection:
 
     # -- sending -----------------------------------------------------------------------------
     def _check_can_send(self, what: str) -> None:
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             raise InvalidState(
                 f"cannot send {what}: the {self.role.name.lower()} connection is "
                 f"{self.state.value} (RFC 6455 §5.5.1: nothing follows a Close)"
             )
 
     def _send_message(self, opcode: Opcode, payload: bytes, fragment_size: int | None) -> None:
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             self._check_can_send(f"a {opcode.name.lower()} message")
         if fragment_size is None or len(payload) <= fragment_size:
             # Once per message: without an extension the frame is built directly.

@@ -19,6 +19,8 @@ Invariants:
   frame (FIN, no RSV bit, TEXT or BINARY, valid UTF-8 for text) becomes its message, or the
   event holding it, in one call (compiled when the accelerator is built); it stops, without
   consuming it, at the first frame that is anything else, so it decides no error.
+  ``FrameParser.answer_from`` is the server's read in the same pass, with each message
+  handed to the handler's ``on_message`` and its reply framed as it comes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from enum import IntEnum
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, Protocol
 
 from . import speedups
 from .errors import (
@@ -268,6 +270,39 @@ _WHOLE_TEXT = 0x80 | Opcode.TEXT
 _WHOLE_BINARY = 0x80 | Opcode.BINARY
 
 
+def _whole_message_at(
+    buf: bytearray | bytes | memoryview,
+    pos: int,
+    expect_masked: bool,
+    max_frame_size: int | None,
+    rsv_mask: int,
+) -> tuple[bytes | str, int] | None:
+    """The whole message in one frame at ``buf[pos:]`` (FIN, no RSV bit, TEXT or BINARY,
+    valid UTF-8 for text) as (its ``str`` for text, bytes for binary; the frame's end), or
+    ``None`` when that frame is anything else, has not fully arrived or has a header
+    ``_read_header_python`` raises for: the caller handles it."""
+    try:
+        header = _read_header_python(buf, pos, expect_masked, max_frame_size, rsv_mask)
+    except ProtocolError:
+        return None
+    if not header:  # (``None``: incomplete; the annotation shares the compiled twin's)
+        return None
+    first, length, start, masking_key = header
+    end = start + length
+    if (first != _WHOLE_TEXT and first != _WHOLE_BINARY) or len(buf) < end:
+        return None
+    if masking_key is None:
+        payload = bytes(buf[start:end])
+    else:
+        payload = _mask_slice_python(buf, masking_key, start, end)
+    if first == _WHOLE_BINARY:
+        return payload, end
+    try:
+        return payload.decode("utf-8"), end
+    except UnicodeDecodeError:
+        return None
+
+
 def _parse_messages_python(
     buf: bytearray | bytes | memoryview,
     pos: int,
@@ -289,30 +324,13 @@ def _parse_messages_python(
     """
     if type(out) is not list:
         raise TypeError("parse_messages() appends to a list")
-    while True:
-        try:
-            header = _read_header_python(buf, pos, expect_masked, max_frame_size, rsv_mask)
-        except ProtocolError:
-            return pos
-        if not header:  # (``None``: incomplete; the annotation shares the compiled twin's)
-            return pos
-        first, length, start, masking_key = header
-        end = start + length
-        if (first != _WHOLE_TEXT and first != _WHOLE_BINARY) or len(buf) < end:
-            return pos
-        if masking_key is None:
-            payload = bytes(buf[start:end])
+    while found := _whole_message_at(buf, pos, expect_masked, max_frame_size, rsv_mask):
+        message, pos = found
+        if isinstance(message, bytes):
+            out.append(message if binary_type is None else binary_type(message))
         else:
-            payload = _mask_slice_python(buf, masking_key, start, end)
-        if first == _WHOLE_BINARY:
-            out.append(payload if binary_type is None else binary_type(payload))
-        else:
-            try:
-                text = payload.decode("utf-8")
-            except UnicodeDecodeError:
-                return pos
-            out.append(text if text_type is None else text_type(text))
-        pos = end
+            out.append(message if text_type is None else text_type(message))
+    return pos
 
 
 #: The whole-message batch parser: compiled, or ``_parse_messages_python``.
@@ -360,6 +378,71 @@ def _wire_frame_python(
 #: built in one allocation by the compiled accelerator when it is in use. What every message
 #: without an extension is sent as, without a ``Frame`` object.
 wire_frame = speedups.choose("wire_frame", _wire_frame_python)
+
+
+#: What ``answer_messages`` stopped on, the second item of its result: a frame it does not
+#: answer (or the end of the input);
+#: a reply it does not send itself (the caller does); the hook's exception; an error of
+#: ours met after a hook ran (the connection fails with 1011).
+ANSWER_STOPPED, ANSWER_REPLY, ANSWER_RAISED, ANSWER_FAULT = 0, 1, 2, 3
+
+
+class _Answering(Protocol):
+    """What ``answer_messages`` calls: the server's ``WS`` handler (``rfc6455.handler``)."""
+
+    def on_message(self, environ: Any, message: str | bytes) -> object: ...
+
+
+def _answer_messages_python(
+    buf: bytearray | bytes | memoryview,
+    pos: int,
+    expect_masked: bool,
+    max_frame_size: int | None,
+    rsv_mask: int,
+    handler: _Answering,
+    environ: Any,
+    connection: Any,
+    open_state: object,
+    out: list[Any],
+) -> tuple[int, int, Any]:
+    """The server's read, answered: for each whole message in one frame from ``buf[pos:]``
+    (what ``_parse_messages_python`` makes of it) call ``handler.on_message(environ,
+    message)``, and append to ``out`` the unmasked frame (RFC 6455 §5.1) of an exact ``str``
+    (text) or ``bytes`` (binary) reply while ``connection.state is open_state`` (§5.5.1:
+    nothing follows our Close).
+
+    Returns (end, outcome, value): ``end`` is where the first frame not handled starts; the
+    outcome is one of the ``ANSWER_*`` codes, with the reply or the exception as ``value``.
+    A hook that closes or fails the connection stops its replies, not the messages that
+    came with its own (as ``Connection.next_event`` hands out what one read held). The
+    reference for
+    the compiled ``answer_messages``; neither decides an error: a frame that is not a whole
+    valid message is left at ``end`` for the connection."""
+    if type(out) is not list:
+        raise TypeError("answer_messages() appends to a list")
+    while found := _whole_message_at(buf, pos, expect_masked, max_frame_size, rsv_mask):
+        message, pos = found
+        try:
+            reply = handler.on_message(environ, message)
+        except BaseException as exc:  # (handed back: the caller re-raises what it must)
+            return pos, ANSWER_RAISED, exc
+        if reply is not None and type(reply) is not str and type(reply) is not bytes:
+            return pos, ANSWER_REPLY, reply
+        if connection.state is not open_state:
+            continue  # (the messages that came with it are still handed out)
+        if type(reply) is str:
+            try:
+                encoded = reply.encode("utf-8")
+            except UnicodeEncodeError:
+                return pos, ANSWER_REPLY, reply  # sent the caller's way, which raises
+            out.append(_wire_frame_python(_WHOLE_TEXT, encoded, None))
+        elif type(reply) is bytes:
+            out.append(_wire_frame_python(_WHOLE_BINARY, reply, None))
+    return pos, ANSWER_STOPPED, None
+
+
+#: The server's answering pass over a read: compiled, or ``_answer_messages_python``.
+_answer_messages = speedups.choose("answer_messages", _answer_messages_python)
 
 
 def unmasked_frame(opcode: int, payload: bytes) -> bytes:
@@ -809,6 +892,37 @@ class FrameParser:
         if end < len(data):
             self.feed(data[end:])
         return items
+
+    def answer_from(
+        self,
+        data: bytes | bytearray | memoryview,
+        handler: _Answering,
+        environ: Any,
+        connection: Any,
+        open_state: object,
+        out: list[Any],
+    ) -> tuple[int, int, Any] | None:
+        """The server's fast read: ``answer_messages`` over ``data`` (see
+        ``_answer_messages_python``), when nothing is buffered; ``None`` when something is,
+        or when the pass failed before any hook ran (a fault of ours: nothing consumed).
+        The caller takes the bytes from ``end`` on the usual way."""
+        if len(self._buffer) - self._pos or self._pending_header is not None:
+            return None
+        try:
+            return _answer_messages(
+                data,
+                0,
+                self._expect_masked,
+                self.max_frame_size,
+                self.rsv_mask,
+                handler,
+                environ,
+                connection,
+                open_state,
+                out,
+            )
+        except Exception:
+            return None
 
     def pending_frame(self) -> tuple[int, int] | None:
         """(first header byte, payload length) of a frame whose header has arrived and whose

@@ -55,6 +55,7 @@ class WebSocketSession(Shell):
     )
 
     _logger = logging.getLogger("rfc6455.session")
+    _answer_reads = True
 
     def __init__(
         self,

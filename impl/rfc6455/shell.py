@@ -12,7 +12,10 @@ Invariants:
   callback; a hook that returns an awaitable suspends event handling: a task awaits it,
   then handles the events that arrived meanwhile. No task or future exists per read. A
   role that pulls on demand (the client's ``recv()``) suspends the same way until an event
-  is wanted.
+  is wanted. The server's read of whole messages in one frame skips the events: they go to
+  ``on_message`` as they are parsed and the plain replies are framed as they come
+  (``Connection.receive_answering``, compiled), the same hooks in the same order; whatever
+  else the read holds goes through the events from where that pass stopped.
 - Writes happen once per batch of events read together. While the transport's write buffer
   is above its high-water mark reading pauses (backpressure: a peer that does not read
   stops being read) until it falls to the low-water mark; a peer that leaves it there for
@@ -55,6 +58,7 @@ from .endings import Ending, failure_level, note, protocol_failure
 from .errors import CloseCode
 from .events import Closed, Ping, Pong
 from .extensions import Extension
+from .frame import ANSWER_RAISED, ANSWER_REPLY
 from .handler import WS
 from .readbuffer import ReceiveBuffer
 
@@ -398,6 +402,10 @@ class Shell(_TcpSide):
 
     #: Whether events are parsed only while someone wants one (``_wants_events``).
     _pull = False
+    #: Whether a read's whole messages go to ``on_message`` in one pass, replies queued as
+    #: they come (``Connection.receive_answering``, the server's): the same hooks in the same
+    #: order as through ``_process``, which handles everything else.
+    _answer_reads = False
     _logger = logging.getLogger("rfc6455.session")
 
     def __init__(
@@ -480,8 +488,27 @@ class Shell(_TcpSide):
             return  # lingering until the peer's EOF: nothing is processed now
         data = self.get_buffer.view[:nbytes]
         if self._task is None:
+            connection = self.connection
+            handler = self.handler
+            if self._answer_reads and handler is not None:
+                # The common read, whole messages answered in one pass (``_answered``).
+                answered = connection.receive_answering(data, handler, self.environ)
+                if type(answered) is bytes:
+                    # All answered, the connection still open: ``_flush``, inline.
+                    transport = self._transport
+                    if (
+                        answered
+                        and transport is not None
+                        and self._stage is _OPEN
+                        and not transport.is_closing()
+                    ):
+                        transport.write(answered)
+                    return
+                if answered is not None:
+                    self._answered(*answered)
+                    return
             # Events are pulled at once, unless the role pulls on demand.
-            self.connection.receive_data(data, parse=not self._pull)
+            connection.receive_data(data, parse=not self._pull)
             self._process()
         else:
             self.connection.receive_data(data)
@@ -543,12 +570,8 @@ class Shell(_TcpSide):
                     except Exception:
                         self._hook_failed("on_message")
                         reply = None
-                    if reply is not None:
-                        if not isinstance(reply, _PLAIN_REPLIES) and inspect.isawaitable(reply):
-                            self._suspend(self._await_reply(reply))
-                            return
-                        if connection.state is _STATE_OPEN:  # (``_send_reply``, inline)
-                            connection.send(reply)
+                    if reply is not None and self._take_reply(reply):
+                        return
             elif isinstance(event, Ping):
                 if handler is not None and self._run_hook(
                     "on_ping", handler.on_ping, environ, event.payload
@@ -568,6 +591,29 @@ class Shell(_TcpSide):
         self._flush()
         if connection.state is _STATE_CLOSED:
             self._close_transport()
+
+    def _answered(self, outcome: int, value: Any) -> None:
+        """Finish a read ``Connection.receive_answering`` answered in part: what it stopped
+        on, as ``_process`` would have handled it, then the events after it."""
+        if outcome == ANSWER_REPLY:
+            if self._take_reply(value):
+                return
+        elif outcome == ANSWER_RAISED:
+            if not isinstance(value, Exception):
+                raise value  # (as ``_process`` lets it escape)
+            self._hook_failed("on_message", value)
+        self._process()
+
+    def _take_reply(self, reply: Any) -> bool:
+        """``on_message`` returned ``reply`` (not ``None``): send it, or await it first;
+        ``True`` if it is awaited and event handling is suspended."""
+        if not isinstance(reply, _PLAIN_REPLIES) and inspect.isawaitable(reply):
+            self._suspend(self._await_reply(reply))
+            return True
+        connection = self.connection
+        if connection.state is _STATE_OPEN:  # (``_send_reply``, inline)
+            connection.send(reply)
+        return False
 
     def _send_reply(self, reply: str | bytes | bytearray | memoryview) -> None:
         """A hook's reply goes out as a message, unless our Close already has (RFC 6455
@@ -654,9 +700,14 @@ class Shell(_TcpSide):
         except Exception:
             self._hook_failed(name)
 
-    def _hook_failed(self, name: str) -> None:
-        """A hook raised: log it and close with 1011, telling the peer nothing more."""
-        self._logger.exception("the WS.%s hook failed; closing the connection with 1011", name)
+    def _hook_failed(self, name: str, exc: BaseException | None = None) -> None:
+        """A hook raised (``exc``, or the exception being handled): log it and close with
+        1011, telling the peer nothing more."""
+        self._logger.error(
+            "the WS.%s hook failed; closing the connection with 1011",
+            name,
+            exc_info=True if exc is None else exc,
+        )
         self._note_ending(f"WS.{name} raised", self.connection.state, logging.WARNING)
         if self.connection.state is State.OPEN:
             # RFC 6455 §7.4.1: 1011, "an unexpected condition that prevented it from

@@ -318,3 +318,66 @@ def test_a_client_receives_unmasked_messages_in_one_list() -> None:
     client = Connection(Role.CLIENT)
     client.receive_data(Frame("hi", final=True).build_frame() * 3)
     assert client.events_received() == [TextMessage("hi")] * 3
+
+
+class Echo:
+    """A handler for ``receive_answering``: records each message, answers with ``reply``."""
+
+    def __init__(self, reply: object = "echo") -> None:
+        self.reply = reply
+        self.seen: list[str | bytes] = []
+
+    def on_message(self, environ: object, message: str | bytes) -> object:
+        self.seen.append(message)
+        return message if self.reply == "echo" else self.reply
+
+
+def test_server_answers_the_whole_messages_of_a_read_and_hands_back_their_frames() -> None:
+    conn = Connection(Role.SERVER)
+    handler = Echo()
+    sent = conn.receive_answering(client_frame("héllo") + client_frame(b"\x00\x01"), handler, {})
+    assert handler.seen == ["héllo", b"\x00\x01"]
+    assert isinstance(sent, bytes)
+    assert [(f.opcode, f.payload, f.masking_key) for f in sent_frames(sent)] == [
+        (Opcode.TEXT, "héllo".encode(), None),  # RFC 6455 §5.1: a server does not mask
+        (Opcode.BINARY, b"\x00\x01", None),
+    ]
+    assert conn.data_to_send() == b""
+
+
+def test_server_answering_leaves_a_ping_after_the_messages_to_next_event() -> None:
+    conn = Connection(Role.SERVER)
+    handler = Echo(reply=None)
+    answered = conn.receive_answering(
+        client_frame(b"m") + client_frame(b"p", Opcode.PING), handler, {}
+    )
+    assert answered == (0, None)  # ``frame.ANSWER_STOPPED``: the rest is for ``next_event``
+    assert handler.seen == [b"m"]
+    assert list(conn.events()) == [Ping(b"p")]
+    assert [f.opcode for f in sent_frames(conn.data_to_send())] == [Opcode.PONG]
+
+
+def test_server_answering_takes_nothing_while_a_fragmented_message_is_in_progress() -> None:
+    conn = Connection(Role.SERVER)
+    conn.receive_data(client_frame(b"part", Opcode.BINARY, final=False))
+    assert list(conn.events()) == []
+    handler = Echo()
+    rest = client_frame(b"end", Opcode.CONTINUATION)
+    assert conn.receive_answering(rest, handler, {}) is None
+    assert handler.seen == []
+    conn.receive_data(rest)
+    assert list(conn.events()) == [BinaryMessage(b"partend")]
+
+
+def test_client_does_not_answer_reads() -> None:
+    conn = Connection(Role.CLIENT)
+    unmasked = Frame(b"m", Opcode.BINARY, final=True).build_frame()
+    assert conn.receive_answering(unmasked, Echo(), {}) is None
+
+
+def test_server_answering_hands_back_a_reply_it_does_not_frame_itself() -> None:
+    conn = Connection(Role.SERVER)
+    reply = bytearray(b"ba")
+    answered = conn.receive_answering(client_frame(b"m") + client_frame(b"n"), Echo(reply), {})
+    assert answered == (1, reply)  # ``frame.ANSWER_REPLY``, after the first message
+    assert [event.data for event in conn.events()] == [b"n"]  # type: ignore[attr-defined]
