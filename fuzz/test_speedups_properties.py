@@ -274,11 +274,16 @@ def test_compiled_parse_messages_equals_python(
         assert datas == items[1 : 2 * len(datas) : 2]
 
 
-@given(
-    buffer=st.one_of(st.binary(max_size=8), st.none()),
-    pos=st.one_of(st.integers(-3, 12), st.none()),
-    out=st.one_of(st.just([]), st.just(()), st.none()),
-)
+# Arguments of the wrong type or range for a compiled entry point, which must refuse them as
+# its Python twin does (a buffer, a position, an output list).
+MALFORMED_CALL = {
+    "buffer": st.one_of(st.binary(max_size=8), st.none()),
+    "pos": st.one_of(st.integers(-3, 12), st.none()),
+    "out": st.one_of(st.just([]), st.just(()), st.none()),
+}
+
+
+@given(**MALFORMED_CALL)
 def test_compiled_parse_messages_fails_like_python(
     buffer: object, pos: object, out: object
 ) -> None:
@@ -575,11 +580,7 @@ def test_compiled_answer_messages_equals_python(inputs: BatchInput, actions: lis
     assert seen == messages[: len(seen)]
 
 
-@given(
-    buffer=st.one_of(st.binary(max_size=8), st.none()),
-    pos=st.one_of(st.integers(-3, 12), st.none()),
-    out=st.one_of(st.just([]), st.just(()), st.none()),
-)
+@given(**MALFORMED_CALL)
 def test_compiled_answer_messages_fails_like_python(
     buffer: object, pos: object, out: object
 ) -> None:
