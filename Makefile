@@ -63,7 +63,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := frame handshake inflate connection
 FUZZ_RUNS ?= 1000000
 NATIVE_TARGETS := native-mask native-read-header native-parse-frames native-parse-messages \
-  native-answer-messages native-utf8 native-wire-frame
+  native-answer-messages native-server-read native-utf8 native-wire-frame
 FUZZ_BUILD := build/fuzz-asan
 FUZZ_CC ?= $(firstword $(shell for cc in clang clang-19 clang-18 clang-17 clang-16 clang-15 clang-14; do command -v $$cc; done))
 
@@ -78,7 +78,7 @@ fuzz-native: install $(FUZZ_BUILD)/_speedups.so
 	set -e; runtime="$$($(PY) -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so"; \
 	for target in $(NATIVE_TARGETS); do \
 	  LD_PRELOAD="$$runtime" ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
-	  RFC6455_FUZZ_SPEEDUPS=$(FUZZ_BUILD)/_speedups.so \
+	  RFC6455_FUZZ_SPEEDUPS=$(FUZZ_BUILD)/_speedups.so RFC6455_NO_SPEEDUPS=1 \
 	  $(PY) fuzz/atheris_targets.py $$target -runs=$(FUZZ_RUNS) -print_final_stats=1; \
 	done
 

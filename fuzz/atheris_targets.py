@@ -22,11 +22,11 @@ Targets (each input is one byte string; its first bytes choose the configuration
   in chunks: no exception escapes, nothing follows ``Closed``, a failure closes with its
   code.
 - ``native-mask``, ``native-read-header``, ``native-parse-frames``,
-  ``native-parse-messages``, ``native-answer-messages``, ``native-utf8``,
-  ``native-wire-frame``: each function of the compiled accelerator against its pure-Python
-  twin (``native_targets``), meant to run on a build with AddressSanitizer: ``make fuzz``
-  builds one into ``build/fuzz-asan`` and runs each for ``FUZZ_RUNS`` executions with the
-  ASan runtime preloaded.
+  ``native-parse-messages``, ``native-answer-messages``, ``native-server-read``,
+  ``native-utf8``, ``native-wire-frame``: each function of the compiled accelerator against
+  its pure-Python twin (``native_targets``), meant to run on a build with
+  AddressSanitizer: ``make fuzz`` builds one into ``build/fuzz-asan`` and runs each for
+  ``FUZZ_RUNS`` executions with the ASan runtime preloaded.
 
 Without a corpus directory on the command line each target keeps its corpus in
 ``reports/fuzz/TARGET/corpus`` (seeded with a few valid inputs, grown by every run); crashes
@@ -349,6 +349,7 @@ NATIVE_TARGETS = (
     "native-read-header",
     "native-parse-frames",
     "native-parse-messages",
+    "native-server-read",
     "native-utf8",
     "native-wire-frame",
 )

@@ -3,8 +3,11 @@
 Invariants:
 - Each target calls a function of ``rfc6455._speedups`` directly and holds its answer to its
   pure-Python twin (the reference, which never calls the accelerator): a difference is a
-  finding, like a crash. Inputs a twin refuses must be refused alike (the same exception
-  type, or ``False`` where the twin raises the connection's error).
+  finding, like a crash. ``server_read``'s twin is a whole server session: one whose read
+  is this build's against one that takes every event in turn (``sessions``), on the
+  package's pure-Python codec when ``RFC6455_NO_SPEEDUPS=1`` (as ``make fuzz`` runs it).
+  Inputs a twin refuses must be refused alike (the same exception type, or ``False`` where
+  the twin raises the connection's error).
 - The module under test is the one ``RFC6455_FUZZ_SPEEDUPS`` names (``make fuzz`` builds it
   with AddressSanitizer and libFuzzer's coverage instrumentation into ``build/fuzz-asan``);
   without it, the accelerator the package itself imports. It is loaded under its own name,
@@ -18,9 +21,14 @@ import os
 from collections.abc import Callable
 from types import ModuleType
 
+from sessions import ACTIONS, run_session
+
 from rfc6455 import frame, speedups, utf8
+from rfc6455.connection import State
 from rfc6455.errors import MessageTooBig, ProtocolError
 from rfc6455.events import BinaryMessage, TextMessage
+from rfc6455.session import WebSocketSession
+from rfc6455.shell import Shell, Stage
 
 #: The path of an extension module built for fuzzing (``make fuzz`` sets it).
 BUILD_ENV = "RFC6455_FUZZ_SPEEDUPS"
@@ -248,12 +256,41 @@ def targets(native: ModuleType) -> dict[str, Callable[[bytes], None]]:
             "answer_messages",
         )
 
+    class NativeReadSession(WebSocketSession):
+        """A server session whose read is this build's ``server_read``."""
+
+        __slots__ = ()
+
+    NativeReadSession.buffer_updated = native.server_read(  # type: ignore[method-assign]
+        NativeReadSession, Stage.OPEN, State.OPEN, Shell.buffer_updated
+    )
+
+    def fuzz_server_read(data: bytes) -> None:
+        """Bytes 0-1: what the hook does with each message, in turn (``sessions.ACTIONS``);
+        byte 2: the read size (bits 0-5, 0 for the whole stream in one read) and the
+        message size limit (bits 6-7); the rest: the client's stream. The same hook calls,
+        bytes written, ending, close code, escaped exceptions and error lines as a session
+        that takes every event in turn."""
+        if len(data) < 3:
+            return
+        actions = [ACTIONS[byte % len(ACTIONS)] for byte in data[:2]]
+        size, limit = data[2] & 0x3F, (None, 0, 125, 0x10000)[data[2] >> 6]
+        stream = data[3:]
+        step = size or max(len(stream), 1)
+        chunks = [stream[at : at + step] for at in range(0, len(stream), step)]
+        _same(
+            run_session(NativeReadSession, chunks, actions, limit),
+            run_session("reference", chunks, actions, limit),
+            "server_read",
+        )
+
     return {
         "native-answer-messages": fuzz_answer_messages,
         "native-mask": fuzz_mask,
         "native-read-header": fuzz_read_header,
         "native-parse-frames": fuzz_parse_frames,
         "native-parse-messages": fuzz_parse_messages,
+        "native-server-read": fuzz_server_read,
         "native-utf8": fuzz_utf8_check,
         "native-wire-frame": fuzz_wire_frame,
     }

@@ -983,6 +983,68 @@ done:
     return result;
 }
 
+/* -- Attributes read from C: the names, and the slots found for them --------------------- */
+
+enum {
+    R_STAGE, R_TASK, R_ANSWER_READS, R_HANDLER, R_ENVIRON, R_CONNECTION, R_GET_BUFFER, R_VIEW,
+    R_STATE, R_CLIENT, R_EVENTS, R_FRAMES, R_PLAIN_DATA, R_MESSAGES, R_PASSTHROUGH, R_PARSER,
+    R_BUFFER, R_POS, R_PENDING_HEADER, R_EXPECT_MASKED, R_MAX_FRAME_SIZE, R_RSV_MASK, R_OUT,
+    R_TRANSPORT, R_IS_CLOSING, R_WRITE, R_ANSWERED_READ, R_NAMES
+};
+
+static const char *const read_name_text[R_NAMES] = {
+    "_stage", "_task", "_answer_reads", "handler", "environ", "connection", "get_buffer",
+    "view", "state", "_client", "_events", "_frames", "_plain_data", "_messages",
+    "passthrough", "_parser", "_buffer", "_pos", "_pending_header", "_expect_masked",
+    "max_frame_size", "rsv_mask", "_out", "_transport", "is_closing", "write",
+    "_answered_read",
+};
+
+static PyObject *read_names[R_NAMES];
+
+/* Where a name is found on the instances of one type, as CPython's own attribute caches
+ * keep it: the slot's offset when the type's attribute is a slot (a member descriptor,
+ * which nothing in an instance can shadow), -1 for any other attribute. Valid while the
+ * type's version tag is unchanged (a class attribute set anew changes it; tags are never
+ * reused, so a type freed and another made at its address cannot match). */
+typedef struct {
+    PyTypeObject *type;
+    unsigned int version;
+    Py_ssize_t offset;
+} slot_cache;
+
+static slot_cache read_slots[R_NAMES];
+
+/* obj.<name> (a new reference), or NULL with an exception: read straight from its slot
+ * when it is one, else the generic way. */
+static PyObject *
+get_attr(PyObject *obj, int name)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    slot_cache *cache = &read_slots[name];
+
+    if (cache->type != type || cache->version != type->tp_version_tag ||
+        !(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        PyObject *descr = _PyType_Lookup(type, read_names[name]); /* borrowed */
+
+        cache->type = (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ? type : NULL;
+        cache->version = type->tp_version_tag;
+        cache->offset = -1;
+        if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX) {
+                cache->offset = member->offset;
+            }
+        }
+    }
+    if (cache->offset >= 0) {
+        PyObject *value = *(PyObject **)((char *)obj + cache->offset);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+    }
+    return PyObject_GetAttr(obj, read_names[name]); /* (an empty slot raises there) */
+}
 /* What answer_messages stopped on, its result's second item (frame.py names them). */
 enum {
     ANSWER_STOPPED = 0, /* at a frame it does not answer, or the end */
@@ -991,8 +1053,8 @@ enum {
     ANSWER_FAULT = 3,   /* our own fault after a hook ran (no memory): the caller fails 1011 */
 };
 
-/* Interned once: the hook's and the state attribute's names. */
-static PyObject *on_message_name, *state_name;
+/* Interned once: the hook's name. */
+static PyObject *on_message_name;
 
 /* The server's frame for reply, an exact str or bytes, appended to out: 0 when appended,
  * 1 when a str cannot be encoded (the caller sends it, and meets the error, the Python
@@ -1054,38 +1116,47 @@ PyDoc_STRVAR(answer_messages_doc,
 "the hook raised value, 3 when value is an error of ours met after a hook ran. An error\n"
 "before any hook ran raises.");
 
+/* The fetched exception, normalised with its traceback attached (a new reference). */
 static PyObject *
-speedups_answer_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+fetch_exception(int keep_traceback)
 {
-    Py_buffer view;
-    Py_ssize_t pos;
-    header_rules rules;
-    header_info header;
-    PyObject *out, *call[4], *value = NULL;
-    const unsigned char *base;
-    int outcome = ANSWER_STOPPED, called = 0;
+    PyObject *type, *value, *traceback;
 
-    (void)module;
-    out = out_list("answer_messages", args, nargs, 10);
-    if (out == NULL) {
-        return NULL;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (keep_traceback && traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
     }
-    if (parse_arguments("answer_messages", args, 5, 5, &view, &pos, &rules) < 0) {
-        return NULL;
-    }
-    base = (const unsigned char *)view.buf;
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return value;
+}
+
+/* The loop of answer_messages over base[*pos:len]: *pos ends where the first frame not
+ * handled starts, and the outcome is returned with *value (a new reference or NULL). -1
+ * with an exception set when a fault of ours came before any hook ran (nothing consumed). */
+static int
+answer_loop(const unsigned char *base, Py_ssize_t len, Py_ssize_t *pos,
+            const header_rules *rules, PyObject *handler, PyObject *environ,
+            PyObject *connection, PyObject *open_state, PyObject *out, PyObject **value)
+{
+    header_info header;
+    PyObject *call[4];
+    int called = 0;
+
+    *value = NULL;
     /* call[0] is free for the vectorcall protocol's own use (PY_VECTORCALL_ARGUMENTS_OFFSET). */
-    call[1] = args[5];
-    call[2] = args[6];
-    while (parse_header(base + pos, view.len - pos, &rules, &header) == HEADER_OK) {
+    call[1] = handler;
+    call[2] = environ;
+    while (parse_header(base + *pos, len - *pos, rules, &header) == HEADER_OK) {
         PyObject *data, *reply, *state;
         int open, sent, not_text;
 
         if ((header.first != 0x81 && header.first != 0x82) ||
-            header.length > (unsigned long long)(view.len - pos - header.header_size)) {
+            header.length > (unsigned long long)(len - *pos - header.header_size)) {
             break; /* not a whole message in one frame, or not all here yet */
         }
-        data = whole_message_data(base + pos, &header, &not_text);
+        data = whole_message_data(base + *pos, &header, &not_text);
         if (not_text) {
             break; /* not UTF-8: the caller fails the connection with 1007 */
         }
@@ -1095,45 +1166,35 @@ speedups_answer_messages(PyObject *module, PyObject *const *args, Py_ssize_t nar
         call[0] = NULL;
         call[3] = data;
         /* The frame is handled once its hook runs, whatever the hook does. */
-        pos += header.header_size + (Py_ssize_t)header.length;
+        *pos += header.header_size + (Py_ssize_t)header.length;
         called = 1;
         reply = PyObject_VectorcallMethod(on_message_name, call + 1,
                                           3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         Py_DECREF(data);
         if (reply == NULL) {
-            PyObject *type, *traceback;
-            PyErr_Fetch(&type, &value, &traceback);
-            PyErr_NormalizeException(&type, &value, &traceback);
-            if (traceback != NULL) {
-                PyException_SetTraceback(value, traceback);
-            }
-            Py_XDECREF(type);
-            Py_XDECREF(traceback);
-            outcome = ANSWER_RAISED;
-            break;
+            *value = fetch_exception(1);
+            return ANSWER_RAISED;
         }
         if (reply != Py_None && !PyUnicode_CheckExact(reply) && !PyBytes_CheckExact(reply)) {
-            value = reply; /* awaitable, or bytes-like: the caller's to send */
-            outcome = ANSWER_REPLY;
-            break;
+            *value = reply; /* awaitable, or bytes-like: the caller's to send */
+            return ANSWER_REPLY;
         }
         /* The hook may have closed the connection: nothing follows our Close (§5.5.1), but
          * the messages that arrived with this one are still handed out, as the connection
          * hands out the whole messages it parsed from one read. */
-        state = PyObject_GetAttr(args[7], state_name);
+        state = get_attr(connection, R_STATE);
         if (state == NULL) {
             Py_DECREF(reply);
             goto fault;
         }
-        open = state == args[8];
+        open = state == open_state;
         Py_DECREF(state);
         sent = 0;
         if (open && reply != Py_None) {
             sent = append_reply(out, reply);
             if (sent == 1) {
-                value = reply; /* a str that is not UTF-8: the caller sends it, and raises */
-                outcome = ANSWER_REPLY;
-                break;
+                *value = reply; /* a str that is not UTF-8: the caller sends it, and raises */
+                return ANSWER_REPLY;
             }
         }
         Py_DECREF(reply);
@@ -1141,23 +1202,454 @@ speedups_answer_messages(PyObject *module, PyObject *const *args, Py_ssize_t nar
             goto fault;
         }
     }
-    PyBuffer_Release(&view);
-    return Py_BuildValue("(niN)", pos, outcome, value != NULL ? value : Py_NewRef(Py_None));
+    return ANSWER_STOPPED;
 
 fault:
-    PyBuffer_Release(&view);
     if (!called) {
+        return -1;
+    }
+    *value = fetch_exception(0);
+    return ANSWER_FAULT;
+}
+
+static PyObject *
+speedups_answer_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    header_rules rules;
+    PyObject *out, *value;
+    int outcome;
+
+    (void)module;
+    out = out_list("answer_messages", args, nargs, 10);
+    if (out == NULL) {
+        return NULL;
+    }
+    if (parse_arguments("answer_messages", args, 5, 5, &view, &pos, &rules) < 0) {
+        return NULL;
+    }
+    outcome = answer_loop((const unsigned char *)view.buf, view.len, &pos, &rules, args[5],
+                          args[6], args[7], args[8], out, &value);
+    PyBuffer_Release(&view);
+    if (outcome < 0) {
         return NULL; /* nothing consumed: the caller takes the normal path */
     }
-    {
-        PyObject *type, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        PyErr_NormalizeException(&type, &value, &traceback);
-        Py_XDECREF(type);
-        Py_XDECREF(traceback);
-    }
-    return Py_BuildValue("(niN)", pos, ANSWER_FAULT, value);
+    return Py_BuildValue("(niN)", pos, outcome, value != NULL ? value : Py_NewRef(Py_None));
 }
+
+/* -- The server's read, compiled: rfc6455.shell's buffer_updated for the common read ------
+ *
+ * server_read(cls, stage_open, state_open, reference) gives a method for cls, a subclass of
+ * rfc6455.shell.Shell: buffer_updated(nbytes) as the Python one (reference) does it for a
+ * read that connection.receive_answering answers whole, with no Python frame of ours in
+ * between (the transport calls it, it calls the hook). Whatever else a read is goes to the
+ * Python code it would have reached: reference itself when the answering pass does not apply
+ * (tested before any hook runs), shell._answered_read(data, end, outcome, value) with what
+ * the pass left when it did not answer every byte or the connection is no longer open. The
+ * objects are read through their attributes, the names the Python code gives them; the
+ * answering differential tests (fuzz/test_answering_properties.py) run sessions through this
+ * method and through the events one at a time. One binding per process (the last call). */
+
+/* Set by server_read: Stage.OPEN, State.OPEN and the Python buffer_updated. */
+static PyObject *read_stage_open, *read_state_open, *read_reference;
+
+/* Whether obj.<name> is true (1), false (0), or -1 with an exception. */
+static int
+attr_true(PyObject *obj, int name)
+{
+    PyObject *value = get_attr(obj, name);
+    int truth;
+
+    if (value == NULL) {
+        return -1;
+    }
+    truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* Whether obj.<name> is expected (1), not (0), or -1 with an exception. */
+static int
+attr_is(PyObject *obj, int name, PyObject *expected)
+{
+    PyObject *value = get_attr(obj, name);
+
+    if (value == NULL) {
+        return -1;
+    }
+    Py_DECREF(value);
+    return value == expected;
+}
+
+/* The parser's rules, when it holds nothing (no byte buffered, no header pending): 1, with
+ * *rules set; 0 when it holds something; -1 with an exception. */
+static int
+idle_parser_rules(PyObject *parser, header_rules *rules)
+{
+    PyObject *buffer, *pos, *args[5] = {NULL, NULL, NULL, NULL, NULL};
+    Py_ssize_t held, start;
+    Py_buffer unused;
+    int idle = -1;
+
+    buffer = get_attr(parser, R_BUFFER);
+    if (buffer == NULL) {
+        return -1;
+    }
+    held = PyObject_Size(buffer);
+    Py_DECREF(buffer);
+    pos = get_attr(parser, R_POS);
+    if (held < 0 || pos == NULL) {
+        Py_XDECREF(pos);
+        return -1;
+    }
+    start = PyLong_AsSsize_t(pos);
+    Py_DECREF(pos);
+    if (start == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (held - start) {
+        return 0;
+    }
+    idle = attr_is(parser, R_PENDING_HEADER, Py_None);
+    if (idle != 1) {
+        return idle;
+    }
+    /* The rules as parse_arguments reads them, over an empty buffer. */
+    args[0] = PyBytes_FromStringAndSize(NULL, 0);
+    args[1] = PyLong_FromLong(0);
+    args[2] = get_attr(parser, R_EXPECT_MASKED);
+    args[3] = get_attr(parser, R_MAX_FRAME_SIZE);
+    args[4] = get_attr(parser, R_RSV_MASK);
+    idle = -1;
+    if (args[0] && args[1] && args[2] && args[3] && args[4] &&
+        parse_arguments("server_read", args, 5, 5, &unused, &start, rules) == 0) {
+        PyBuffer_Release(&unused);
+        idle = 1;
+    }
+    for (int i = 0; i < 5; i++) {
+        Py_XDECREF(args[i]);
+    }
+    return idle;
+}
+
+/* Whether connection.receive_answering applies to a read (the tests it makes, in its
+ * order): 1 with *parser and *out (new references) and *rules set, 0 if not, -1 with an
+ * exception. */
+static int
+answering_applies(PyObject *connection, PyObject **parser, PyObject **out,
+                  header_rules *rules)
+{
+    int test;
+
+    *parser = *out = NULL;
+    if ((test = attr_is(connection, R_STATE, read_state_open)) != 1 ||
+        (test = attr_true(connection, R_CLIENT)) != 0 ||
+        (test = attr_true(connection, R_EVENTS)) != 0 ||
+        (test = attr_true(connection, R_FRAMES)) != 0 ||
+        (test = attr_true(connection, R_PLAIN_DATA)) != 1) {
+        return test < 0 ? -1 : 0;
+    }
+    {
+        PyObject *messages = get_attr(connection, R_MESSAGES);
+        if (messages == NULL) {
+            return -1;
+        }
+        test = attr_true(messages, R_PASSTHROUGH);
+        Py_DECREF(messages);
+        if (test != 1) {
+            return test;
+        }
+    }
+    *parser = get_attr(connection, R_PARSER);
+    if (*parser == NULL) {
+        return -1;
+    }
+    test = idle_parser_rules(*parser, rules);
+    if (test == 1) {
+        *out = get_attr(connection, R_OUT);
+        if (*out == NULL || !PyList_Check(*out)) {
+            if (*out != NULL) {
+                PyErr_SetString(PyExc_TypeError, "the connection's output is a list");
+            }
+            test = -1;
+        }
+    }
+    if (test != 1) {
+        Py_CLEAR(*parser);
+        Py_CLEAR(*out);
+    }
+    return test;
+}
+
+/* Write what out holds as one bytes to the shell's transport, unless TCP is going away
+ * (the shell's _flush, inline); out is emptied. 0, or -1 with an exception. */
+static int
+write_out(PyObject *shell, PyObject *out)
+{
+    PyObject *sent, *transport, *result;
+    Py_ssize_t count = PyList_GET_SIZE(out);
+    int ok;
+
+    if (count == 0) {
+        return 0;
+    }
+    if (count == 1) {
+        sent = Py_NewRef(PyList_GET_ITEM(out, 0));
+    }
+    else {
+        PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+        sent = empty == NULL ? NULL : PyObject_CallMethod(empty, "join", "O", out);
+        Py_XDECREF(empty);
+    }
+    if (sent == NULL || PyList_SetSlice(out, 0, count, NULL) < 0) {
+        Py_XDECREF(sent);
+        return -1;
+    }
+    ok = PyBytes_GET_SIZE(sent) > 0 ? 1 : 0;
+    transport = ok ? get_attr(shell, R_TRANSPORT) : NULL;
+    if (ok && transport == NULL) {
+        Py_DECREF(sent);
+        return -1;
+    }
+    if (ok && transport != Py_None && (ok = attr_is(shell, R_STAGE, read_stage_open)) == 1) {
+        result = PyObject_CallMethodNoArgs(transport, read_names[R_IS_CLOSING]);
+        ok = result == NULL ? -1 : PyObject_Not(result);
+        Py_XDECREF(result);
+        if (ok == 1) {
+            result = PyObject_CallMethodOneArg(transport, read_names[R_WRITE], sent);
+            ok = result == NULL ? -1 : 0;
+            Py_XDECREF(result);
+        }
+    }
+    Py_XDECREF(transport);
+    Py_DECREF(sent);
+    return ok < 0 ? -1 : 0;
+}
+
+/* The read as the Python buffer_updated takes it: one this method does not answer, or
+ * one it met an error on before any hook ran (nothing consumed; the Python code meets the
+ * same error where it would, and handles it as it does: a broken codec fails with 1011). */
+static PyObject *
+read_by_reference(PyObject *shell, PyObject *nbytes)
+{
+    PyObject *args[2] = {shell, nbytes};
+
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL; /* (KeyboardInterrupt and the like are not ours to drop) */
+        }
+        PyErr_Clear();
+    }
+    return PyObject_Vectorcall(read_reference, args, 2, NULL);
+}
+
+/* The answering pass over base[:len] for the shell, then the write or the rest. */
+static PyObject *
+answer_read(PyObject *shell, PyObject *connection, PyObject *view_obj, Py_ssize_t len,
+            PyObject *nbytes)
+{
+    PyObject *parser, *out, *handler = NULL, *environ = NULL, *value = NULL, *result = NULL;
+    Py_buffer view;
+    header_rules rules;
+    Py_ssize_t end = 0;
+    int outcome, open;
+
+    if (answering_applies(connection, &parser, &out, &rules) != 1) {
+        return read_by_reference(shell, nbytes);
+    }
+    Py_DECREF(parser);
+    handler = get_attr(shell, R_HANDLER);
+    environ = handler == NULL ? NULL : get_attr(shell, R_ENVIRON);
+    if (environ == NULL || PyObject_GetBuffer(view_obj, &view, PyBUF_SIMPLE) < 0) {
+        result = read_by_reference(shell, nbytes);
+        goto done;
+    }
+    if (len > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "more bytes read than the receive buffer holds");
+        goto done;
+    }
+    outcome = answer_loop((const unsigned char *)view.buf, len, &end, &rules, handler,
+                          environ, connection, read_state_open, out, &value);
+    PyBuffer_Release(&view);
+    if (outcome < 0) {
+        /* A fault of ours before any hook ran (where the Python pass fails again, and the
+         * bytes are received the usual way). */
+        result = read_by_reference(shell, nbytes);
+        goto done;
+    }
+    open = attr_is(connection, R_STATE, read_state_open);
+    if (open < 0) {
+        goto done;
+    }
+    if (end == len && outcome == ANSWER_STOPPED && open) {
+        if (write_out(shell, out) == 0) {
+            result = Py_NewRef(Py_None);
+        }
+        goto done;
+    }
+    {
+        PyObject *data = PySequence_GetSlice(view_obj, 0, len);
+        PyObject *call[5] = {shell, data, NULL, NULL, value != NULL ? value : Py_None};
+
+        call[2] = PyLong_FromSsize_t(end);
+        call[3] = PyLong_FromLong(outcome);
+        if (data != NULL && call[2] != NULL && call[3] != NULL) {
+            result = PyObject_VectorcallMethod(read_names[R_ANSWERED_READ], call,
+                                               5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+        Py_XDECREF(data);
+        Py_XDECREF(call[2]);
+        Py_XDECREF(call[3]);
+    }
+done:
+    Py_XDECREF(value);
+    Py_XDECREF(handler);
+    Py_XDECREF(environ);
+    Py_DECREF(out);
+    return result;
+}
+
+static PyObject *
+server_buffer_updated(PyObject *shell, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *connection, *receiver, *view_obj, *result;
+    Py_ssize_t len;
+    int test;
+
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "buffer_updated() takes 1 argument (%zd given)", nargs);
+        return NULL;
+    }
+    len = PyLong_AsSsize_t(args[0]);
+    if (len == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    /* Lingering until the peer's EOF (or not started): nothing is processed now. */
+    if ((test = attr_is(shell, R_STAGE, read_stage_open)) == 0) {
+        Py_RETURN_NONE;
+    }
+    /* Handling suspended, no handler, or answering off: the reference's read. */
+    if (test < 0 || (test = attr_is(shell, R_TASK, Py_None)) != 1 ||
+        (test = attr_true(shell, R_ANSWER_READS)) != 1 ||
+        (test = attr_is(shell, R_HANDLER, Py_None)) != 0) {
+        return read_by_reference(shell, args[0]);
+    }
+    connection = get_attr(shell, R_CONNECTION);
+    receiver = connection == NULL ? NULL : get_attr(shell, R_GET_BUFFER);
+    view_obj = receiver == NULL ? NULL : get_attr(receiver, R_VIEW);
+    Py_XDECREF(receiver);
+    if (view_obj == NULL) {
+        Py_XDECREF(connection);
+        return read_by_reference(shell, args[0]);
+    }
+    result = answer_read(shell, connection, view_obj, len, args[0]);
+    Py_DECREF(view_obj);
+    Py_DECREF(connection);
+    return result;
+}
+
+static PyMethodDef server_buffer_updated_def = {
+    "buffer_updated", (PyCFunction)(void (*)(void))server_buffer_updated, METH_FASTCALL,
+    "buffer_updated(nbytes, /)\n--\n\n"
+    "The server's read, compiled: rfc6455.shell.Shell.buffer_updated's answering path.",
+};
+
+PyDoc_STRVAR(server_read_doc,
+"server_read(cls, stage_open, state_open, reference, /) -> method descriptor\n"
+"--\n"
+"\n"
+"A compiled buffer_updated for cls, a subclass of rfc6455.shell.Shell: a read that\n"
+"connection.receive_answering answers whole is answered and written here; any other read\n"
+"goes to reference (the Python buffer_updated) or, after the pass, to\n"
+"shell._answered_read(data, end, outcome, value). stage_open and state_open are\n"
+"Stage.OPEN and State.OPEN.");
+
+static PyObject *
+speedups_server_read(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "server_read() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (!PyType_Check(args[0]) || !PyCallable_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "server_read() takes a class and a function");
+        return NULL;
+    }
+    Py_XSETREF(read_stage_open, Py_NewRef(args[1]));
+    Py_XSETREF(read_state_open, Py_NewRef(args[2]));
+    Py_XSETREF(read_reference, Py_NewRef(args[3]));
+    return PyDescr_NewMethod((PyTypeObject *)args[0], &server_buffer_updated_def);
+}
+
+/* -- The receive buffer: rfc6455.readbuffer.ReceiveBuffer's twin -------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *view;
+    vectorcallfunc vectorcall;
+} ReceiveBuffer;
+
+static PyObject *
+receive_buffer_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    (void)args;
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "get_buffer() takes one size hint");
+        return NULL;
+    }
+    return Py_NewRef(((ReceiveBuffer *)self)->view);
+}
+
+static PyObject *
+receive_buffer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *view;
+    ReceiveBuffer *self;
+
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "ReceiveBuffer() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!:ReceiveBuffer", &PyMemoryView_Type, &view)) {
+        return NULL;
+    }
+    self = (ReceiveBuffer *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->view = Py_NewRef(view);
+        self->vectorcall = receive_buffer_call;
+    }
+    return (PyObject *)self;
+}
+
+static void
+receive_buffer_dealloc(PyObject *self)
+{
+    Py_CLEAR(((ReceiveBuffer *)self)->view);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyMemberDef receive_buffer_members[] = {
+    {"view", T_OBJECT_EX, offsetof(ReceiveBuffer, view), READONLY,
+     "The buffer the transport reads into."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ReceiveBuffer_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rfc6455._speedups.ReceiveBuffer",
+    .tp_basicsize = sizeof(ReceiveBuffer),
+    .tp_dealloc = receive_buffer_dealloc,
+    .tp_vectorcall_offset = offsetof(ReceiveBuffer, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = PyDoc_STR("ReceiveBuffer(view): a protocol's get_buffer as an object, called "
+                        "with any size hint it gives view (rfc6455.readbuffer)."),
+    .tp_members = receive_buffer_members,
+    .tp_new = receive_buffer_new,
+};
 
 static PyMethodDef speedups_methods[] = {
     {"mask", (PyCFunction)(void (*)(void))speedups_mask, METH_FASTCALL, mask_doc},
@@ -1175,10 +1667,28 @@ static PyMethodDef speedups_methods[] = {
      answer_messages_doc},
     {"utf8_check", (PyCFunction)(void (*)(void))speedups_utf8_check, METH_FASTCALL,
      utf8_check_doc},
+    {"server_read", (PyCFunction)(void (*)(void))speedups_server_read, METH_FASTCALL,
+     server_read_doc},
     {NULL, NULL, 0, NULL},
 };
 
+static int
+speedups_exec(PyObject *module)
+{
+    for (int i = 0; i < R_NAMES; i++) {
+        if (read_names[i] == NULL &&
+            (read_names[i] = PyUnicode_InternFromString(read_name_text[i])) == NULL) {
+            return -1;
+        }
+    }
+    if (PyType_Ready(&ReceiveBuffer_Type) < 0) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, "ReceiveBuffer", (PyObject *)&ReceiveBuffer_Type);
+}
+
 static struct PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
     {0, NULL},
 };
 
@@ -1199,12 +1709,6 @@ PyInit__speedups(void)
     if (on_message_name == NULL) {
         on_message_name = PyUnicode_InternFromString("on_message");
         if (on_message_name == NULL) {
-            return NULL;
-        }
-    }
-    if (state_name == NULL) {
-        state_name = PyUnicode_InternFromString("state");
-        if (state_name == NULL) {
             return NULL;
         }
     }

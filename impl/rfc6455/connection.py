@@ -233,6 +233,22 @@ class Connection:
         if answered is None:
             return None
         end, outcome, value = answered
+        if end == len(data) and outcome == ANSWER_STOPPED and self.state is _OPEN:
+            out = self._out  # (``data_to_send``, inline: once per read)
+            if not out:
+                return b""
+            sent = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            return sent
+        return self.answered_rest(data, end, outcome, value)
+
+    def answered_rest(
+        self, data: bytes | bytearray | memoryview, end: int, outcome: int, value: Any
+    ) -> tuple[int, Any]:
+        """``receive_answering`` after a pass (``FrameParser.answer_from``) that stopped at
+        ``end`` on ``outcome`` short of answering every byte with the connection still open:
+        the bytes after it received, and what the caller does next (the compiled server
+        read, ``rfc6455._speedups.server_read``, comes here too)."""
         if end < len(data):
             # The rest as ``receive_data`` parses it, even after a hook closed or failed the
             # connection, and queued before what the hooks queued (``Closed``): as if the
@@ -242,13 +258,6 @@ class Connection:
             self._events = []
             self._parse_now(data[end:])
             self._events += queued
-        elif outcome == ANSWER_STOPPED and self.state is _OPEN:
-            out = self._out  # (``data_to_send``, inline: once per read)
-            if not out:
-                return b""
-            sent = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
-            return sent
         if outcome == ANSWER_FAULT:
             # RFC 6455 §7.4.1: 1011, as for any fault of ours in ``next_event``.
             logger.error(

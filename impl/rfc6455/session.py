@@ -14,6 +14,10 @@ Invariants:
   be waiting, unread, behind the message being handled). Both deadlines are entries in the
   loop's shared ``rfc6455.deadlines.Deadlines``, not a timer per connection; they are
   dropped when TCP closes.
+- With the compiled accelerator, ``buffer_updated`` is ``rfc6455._speedups.server_read``'s:
+  the shell's read as the Python one does it, compiled for a read answered whole (no
+  Python frame of ours between the transport and ``on_message``); any other read goes to
+  the Python code (``Shell.buffer_updated``, ``Shell._answered_read``).
 - Every method is for the event loop's thread; from another thread use
   ``loop.call_soon_threadsafe(session.send, data)``.
 """
@@ -36,6 +40,7 @@ from .handler import WS
 from .limits import DEFAULT_LIMITS, MAX_MESSAGE_SIZE, Limits
 from .readbuffer import receive_buffer
 from .shell import Shell, Stage
+from .speedups import compiled
 
 __all__ = ["WebSocketSession"]
 
@@ -225,3 +230,9 @@ class WebSocketSession(Shell):
         self.connection.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
         self._flush()
         self._close_transport()
+
+
+if compiled is not None:
+    WebSocketSession.buffer_updated = compiled.server_read(  # type: ignore[method-assign]
+        WebSocketSession, Stage.OPEN, State.OPEN, Shell.buffer_updated
+    )

@@ -592,6 +592,14 @@ class Shell(_TcpSide):
         if connection.state is _STATE_CLOSED:
             self._close_transport()
 
+    def _answered_read(
+        self, data: bytes | bytearray | memoryview, end: int, outcome: int, value: Any
+    ) -> None:
+        """The compiled server read (``rfc6455._speedups.server_read``) answered ``data`` up
+        to ``end`` and stopped on ``outcome`` short of a whole answer: the rest, as
+        ``buffer_updated`` does it."""
+        self._answered(*self.connection.answered_rest(data, end, outcome, value))
+
     def _answered(self, outcome: int, value: Any) -> None:
         """Finish a read ``Connection.receive_answering`` answered in part: what it stopped
         on, as ``_process`` would have handled it, then the events after it."""

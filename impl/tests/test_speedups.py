@@ -62,6 +62,42 @@ def test_frame_mask_is_the_chosen_implementation() -> None:
     assert speedups.ACCELERATED is (speedups.compiled is not None)
 
 
+def test_the_server_read_and_receive_buffer_are_the_chosen_implementation() -> None:
+    # The server's read and the transports' ``get_buffer`` are compiled with the codec, or
+    # both Python: a binding that silently failed would leave the echo path slow (or a
+    # pure-Python run on compiled code).
+    from rfc6455.readbuffer import ReceiveBuffer, receive_buffer
+    from rfc6455.session import WebSocketSession
+    from rfc6455.shell import Shell
+
+    read = WebSocketSession.__dict__.get("buffer_updated")
+    if speedups.compiled is None:
+        assert read is None and WebSocketSession.buffer_updated is Shell.buffer_updated
+        assert type(receive_buffer()) is ReceiveBuffer
+    else:
+        assert type(read).__name__ == "method_descriptor" and read.__objclass__ is WebSocketSession
+        assert type(receive_buffer()) is speedups.compiled.ReceiveBuffer
+
+
+@pytest.mark.skipif(_speedups is None, reason="the compiled accelerator is not built here")
+def test_the_compiled_receive_buffer_gives_its_view_for_any_size_hint() -> None:
+    view = memoryview(bytearray(16))
+    buffer = _speedups.ReceiveBuffer(view)
+    assert buffer(-1) is view and buffer(1 << 20) is view and buffer.view is view
+    with pytest.raises(TypeError):
+        buffer()
+    with pytest.raises(TypeError):
+        _speedups.ReceiveBuffer(b"not a memoryview")
+
+
+@pytest.mark.skipif(_speedups is None, reason="the compiled accelerator is not built here")
+def test_server_read_binds_only_to_a_class_with_a_function() -> None:
+    with pytest.raises(TypeError):
+        _speedups.server_read(object(), None, None, print)
+    with pytest.raises(TypeError):
+        _speedups.server_read(object, None, None)
+
+
 def _chosen_in_subprocess(disable: str | None) -> str:
     env = dict(os.environ)
     env.pop(speedups.DISABLE_ENV, None)
