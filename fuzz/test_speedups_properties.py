@@ -14,6 +14,7 @@ error cases, which must raise the same exception type from both.
 from __future__ import annotations
 
 import os
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -490,16 +491,25 @@ HOOK_ACTIONS = (
     "close",  # the connection leaves the open state, no reply
     "close-echo",  # ... and a reply, which is not sent
     "awaitable",  # handed back
+    "fault",  # reading the connection's state then fails: a fault of ours after a hook ran
 )
 #: A reply the pass hands back as it is (a stand-in for a coroutine).
 AWAITABLE = object()
 
 
 class OpenFlag:
-    """A stand-in connection: its ``state`` is all the pass reads."""
+    """A stand-in connection: its ``state`` is all the pass reads; once ``broken``, reading
+    it fails as running out of memory would."""
 
     def __init__(self) -> None:
-        self.state = "open"
+        self.flag = "open"
+        self.broken = False
+
+    @property
+    def state(self) -> str:
+        if self.broken:
+            raise MemoryError("no memory left to read the state")
+        return self.flag
 
 
 class ScriptedHandler:
@@ -527,8 +537,11 @@ class ScriptedHandler:
         if action == "stop":
             raise Stopped()
         if action.startswith("close"):
-            self.connection.state = "closing"
+            self.connection.flag = "closing"
             return message if action == "close-echo" else None
+        if action == "fault":
+            self.connection.broken = True
+            return message
         return replies[action]
 
 
@@ -545,7 +558,7 @@ def answered(answer: object, inputs: BatchInput, actions: list[str]) -> tuple[ob
         if isinstance(value, BaseException):
             value = (type(value), value.args, value.__traceback__ is not None)
         result = (end, code, value)
-    return result, handler.seen, out, connection.state
+    return result, handler.seen, out, connection.flag
 
 
 @st.composite
@@ -578,6 +591,24 @@ def test_compiled_answer_messages_equals_python(inputs: BatchInput, actions: lis
     python_parse_messages(*inputs, None, None, messages)
     seen = [message for _, message in compiled[1]]
     assert seen == messages[: len(seen)]
+
+
+@pytest.mark.parametrize(
+    "answer", [compiled_answer_messages, python_answer_messages], ids=["compiled", "python"]
+)
+def test_a_fault_after_a_hook_ran_keeps_what_was_handled(answer: Any) -> None:
+    # Handed back as ANSWER_FAULT where the hook's frame ends: a second pass over the read
+    # would call the hook again for the same message.
+    first = frame.Frame(b"one", frame.Opcode.BINARY, masking_key=b"abcd", final=True).msg
+    second = frame.Frame(b"two", frame.Opcode.BINARY, masking_key=b"abcd", final=True).msg
+    connection = OpenFlag()
+    handler = ScriptedHandler(["fault"], connection)
+    out: list[object] = []
+    end, code, value = answer(
+        bytearray(first + second), 0, True, None, 0, handler, {}, connection, "open", out
+    )
+    assert (end, code, type(value)) == (len(first), frame.ANSWER_FAULT, MemoryError)
+    assert handler.seen == [({}, b"one")] and out == []
 
 
 @given(**MALFORMED_CALL)

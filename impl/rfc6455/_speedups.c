@@ -1118,13 +1118,13 @@ PyDoc_STRVAR(answer_messages_doc,
 
 /* The fetched exception, normalised with its traceback attached (a new reference). */
 static PyObject *
-fetch_exception(int keep_traceback)
+fetch_exception(void)
 {
     PyObject *type, *value, *traceback;
 
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
-    if (keep_traceback && traceback != NULL) {
+    if (traceback != NULL) {
         PyException_SetTraceback(value, traceback);
     }
     Py_XDECREF(type);
@@ -1172,7 +1172,7 @@ answer_loop(const unsigned char *base, Py_ssize_t len, Py_ssize_t *pos,
                                           3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         Py_DECREF(data);
         if (reply == NULL) {
-            *value = fetch_exception(1);
+            *value = fetch_exception();
             return ANSWER_RAISED;
         }
         if (reply != Py_None && !PyUnicode_CheckExact(reply) && !PyBytes_CheckExact(reply)) {
@@ -1208,7 +1208,7 @@ fault:
     if (!called) {
         return -1;
     }
-    *value = fetch_exception(0);
+    *value = fetch_exception();
     return ANSWER_FAULT;
 }
 

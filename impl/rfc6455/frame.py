@@ -420,24 +420,32 @@ def _answer_messages_python(
     valid message is left at ``end`` for the connection."""
     if type(out) is not list:
         raise TypeError("answer_messages() appends to a list")
-    while found := _whole_message_at(buf, pos, expect_masked, max_frame_size, rsv_mask):
-        message, pos = found
-        try:
-            reply = handler.on_message(environ, message)
-        except BaseException as exc:  # (handed back: the caller re-raises what it must)
-            return pos, ANSWER_RAISED, exc
-        if reply is not None and type(reply) is not str and type(reply) is not bytes:
-            return pos, ANSWER_REPLY, reply
-        if connection.state is not open_state:
-            continue  # (the messages that came with it are still handed out)
-        if type(reply) is str:
+    start = pos
+    try:
+        while found := _whole_message_at(buf, pos, expect_masked, max_frame_size, rsv_mask):
+            message, pos = found
             try:
-                encoded = reply.encode("utf-8")
-            except UnicodeEncodeError:
-                return pos, ANSWER_REPLY, reply  # sent the caller's way, which raises
-            out.append(_wire_frame_python(_WHOLE_TEXT, encoded, None))
-        elif type(reply) is bytes:
-            out.append(_wire_frame_python(_WHOLE_BINARY, reply, None))
+                reply = handler.on_message(environ, message)
+            except BaseException as exc:  # (handed back: the caller re-raises what it must)
+                return pos, ANSWER_RAISED, exc
+            if reply is not None and type(reply) is not str and type(reply) is not bytes:
+                return pos, ANSWER_REPLY, reply
+            if connection.state is not open_state:
+                continue  # (the messages that came with it are still handed out)
+            if type(reply) is str:
+                try:
+                    encoded = reply.encode("utf-8")
+                except UnicodeEncodeError:
+                    return pos, ANSWER_REPLY, reply  # sent the caller's way, which raises
+                out.append(_wire_frame_python(_WHOLE_TEXT, encoded, None))
+            elif type(reply) is bytes:
+                out.append(_wire_frame_python(_WHOLE_BINARY, reply, None))
+    except BaseException as exc:
+        if pos == start:
+            raise  # before any hook ran: nothing consumed, the caller reads the usual way
+        # A fault of ours (no memory) after a hook ran: what it handled stays handled (a
+        # second pass would call the hooks again); the caller fails the connection, 1011.
+        return pos, ANSWER_FAULT, exc
     return pos, ANSWER_STOPPED, None
 
 
