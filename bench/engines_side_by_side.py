@@ -44,8 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import engine_waits
-from measure import Table
-from run import RESULTS_MARKER as RUN_PY_MARKER
+from measure import Table, write_section
 
 from wsconform import backends, testee
 
@@ -317,23 +316,6 @@ def _load() -> str:
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def write_section(path: Path, text: str, profile: str = "no-deflate") -> None:
-    """Put `text` between the `profile`'s markers in `path` (a new section goes just above
-    ``bench/run.py``'s part, so below any other of this bench's)."""
-    begin, end = MARKERS[profile]
-    block = f"{begin}\n\n{text}\n\n{end}"
-    current = path.read_text()
-    if begin in current and end in current:
-        before, rest = current.split(begin, 1)
-        current = before + block + rest.split(end, 1)[1]
-    elif RUN_PY_MARKER in current:
-        before, after = current.split(RUN_PY_MARKER, 1)
-        current = before + block + "\n\n" + RUN_PY_MARKER + after
-    else:
-        current = current.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(current)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", choices=sorted(EXPECTED), default="no-deflate")
@@ -383,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"\nruns kept in {root}", file=sys.stderr)
     if args.write:
-        write_section(args.write, text, args.profile)
+        write_section(args.write, *MARKERS[args.profile], text)
     return 1 if refused else 0
 
 

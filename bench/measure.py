@@ -15,8 +15,17 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["Comparison", "Table", "compare", "format_rate", "format_seconds"]
+__all__ = [
+    "RESULTS_MARKER",
+    "Comparison",
+    "Table",
+    "compare",
+    "format_rate",
+    "format_seconds",
+    "write_section",
+]
 
 
 @dataclass
@@ -167,3 +176,24 @@ def format_seconds(value: float) -> str:
         if value >= factor:
             return f"{value / factor:.3g} {suffix}"
     return f"{value / 1e-9:.3g} ns"
+
+
+#: In ``RESULTS.md``, everything after this line is replaced by ``bench/run.py --write``;
+#: the text above it (how to reproduce, the other benches' sections) is kept.
+RESULTS_MARKER = "<!-- results: everything below is written by bench/run.py --write -->"
+
+
+def write_section(path: Path, begin: str, end: str, text: str) -> None:
+    """Put ``text`` between the markers ``begin`` and ``end`` in ``path``: in place of what
+    they held, or as a new section just above the part ``bench/run.py`` owns."""
+    block = f"{begin}\n\n{text}\n\n{end}"
+    current = path.read_text()
+    if begin in current and end in current:
+        before, rest = current.split(begin, 1)
+        current = before + block + rest.split(end, 1)[1]
+    elif RESULTS_MARKER in current:
+        before, after = current.split(RESULTS_MARKER, 1)
+        current = before + block + "\n\n" + RESULTS_MARKER + after
+    else:
+        current = current.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(current)

@@ -85,9 +85,12 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def running(name: str, command: list[str]) -> Iterator[RunningServer]:
-    """Start a server, wait until it listens, and stop it on exit."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def running(
+    name: str, command: list[str], env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """Start a server (in ``env``, else this process's environment), wait until it
+    listens, and stop it on exit."""
+    env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -163,9 +166,11 @@ def fresh_runs(
     mode: str,
     *options: str,
     warmup_seconds: float = 1.0,
+    envs: dict[str, dict[str, str]] | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """``client.py MODE`` rates, and the server's CPU seconds per operation (from ``/proc``,
-    over the same window): every repeat starts each server afresh, in rotating order.
+    over the same window): every repeat starts each server afresh (in its ``envs`` entry,
+    if any), in rotating order.
 
     One server process can run 10-20% faster or slower than another of the same code for
     its whole life (measured on this machine: memory layout, CPU placement), and the first
@@ -178,7 +183,7 @@ def fresh_runs(
     for repeat in range(repeats):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
-            with running(name, servers[name]) as server:
+            with running(name, servers[name], (envs or {}).get(name)) as server:
                 run_client(mode, server.port, *options, "--duration", str(warmup_seconds))
                 found = run_client(mode, server.port, *options, "--server-pid", str(server.pid))
                 rates[name].append(found["rate"])

@@ -28,7 +28,7 @@ import masking
 import memory
 import parsing
 import serialising
-from measure import Comparison, Table
+from measure import RESULTS_MARKER, Comparison, Table
 
 from rfc6455 import speedups
 
@@ -132,11 +132,6 @@ def goals(results: dict[str, list[Comparison]]) -> Table:
             kib = 1024 / comparison.median("rfc6455")
             table.rows.append(_goal("KiB per idle connection", f"{kib:.1f}", "<= 3.4", kib <= 3.4))
     return table
-
-
-#: In ``RESULTS.md``, everything after this line is replaced by ``--write``; the text above
-#: it (how to reproduce) is kept.
-RESULTS_MARKER = "<!-- results: everything below is written by bench/run.py --write -->"
 
 
 def write_results(path: Path, blocks: list[str]) -> None:

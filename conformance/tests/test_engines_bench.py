@@ -65,8 +65,8 @@ def test_testee_is_told_from_the_engine() -> None:
 def test_section_sits_above_run_py_part_and_survives_it(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text(f"# Results\n\nintro\n\n{bench_run.RESULTS_MARKER}\n\nold tables\n")
-    bench.write_section(results, "first")
-    bench.write_section(results, "second")
+    bench.write_section(results, *bench.MARKERS["no-deflate"], "first")
+    bench.write_section(results, *bench.MARKERS["no-deflate"], "second")
     bench_run.write_results(results, ["new tables"])
     text = results.read_text()
     assert text.count(bench.BEGIN) == 1 and "first" not in text
@@ -76,10 +76,13 @@ def test_section_sits_above_run_py_part_and_survives_it(tmp_path: Path) -> None:
 def test_each_profile_has_its_own_section(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text(f"# Results\n\n{bench_run.RESULTS_MARKER}\n\nold tables\n")
-    bench.write_section(results, "no-deflate one")
-    bench.write_section(results, "full one", "full")
-    bench.write_section(results, "full two", "full")
-    bench.write_section(results, "no-deflate two")
+    for profile, text in [
+        ("no-deflate", "no-deflate one"),
+        ("full", "full one"),
+        ("full", "full two"),
+        ("no-deflate", "no-deflate two"),
+    ]:
+        bench.write_section(results, *bench.MARKERS[profile], text)
     text = results.read_text()
     assert "one" not in text
     full_begin, _ = bench.MARKERS["full"]
