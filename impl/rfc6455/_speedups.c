@@ -1406,9 +1406,9 @@ write_out(PyObject *shell, PyObject *out)
         Py_XDECREF(sent);
         return -1;
     }
-    ok = PyBytes_GET_SIZE(sent) > 0 ? 1 : 0;
-    transport = ok ? get_attr(shell, R_TRANSPORT) : NULL;
-    if (ok && transport == NULL) {
+    ok = PyObject_IsTrue(sent); /* (nothing to write: an empty frame list's join) */
+    transport = ok == 1 ? get_attr(shell, R_TRANSPORT) : NULL;
+    if (ok < 0 || (ok && transport == NULL)) {
         Py_DECREF(sent);
         return -1;
     }
