@@ -10,7 +10,12 @@
  *   (fuzz/test_speedups_properties.py) hold the two to the same answers (wire_frame, which
  *   only our own code calls, may refuse a call with several wrong arguments with another of
  *   the exception types its twin might raise).
- * - No state, no threads, the GIL is held throughout: the work per call is a linear pass.
+ * - No threads, the GIL is held throughout: the work per call is a linear pass. The only
+ *   state is server_read's binding (set once at import) and the per-type slot offsets of
+ *   the attributes it reads (get_attr), each checked against its type's version tag.
+ * - server_read's buffer_updated is the Python rfc6455.shell.Shell.buffer_updated for a read
+ *   of whole messages in one frame: the same tests in the same order, the same hooks, the
+ *   same write; every other read goes to the Python code it would have reached.
  * - Inputs are anything that exposes the buffer protocol (bytes, bytearray, memoryview,
  *   array); masking returns a new bytes object.
  * - UTF-8 (RFC 6455 §8.1): parse_frames decodes a whole text message with CPython's own
